@@ -1,0 +1,3 @@
+import XCTest
+@testable import Torch
+final class T: XCTestCase { func testX() {} }
