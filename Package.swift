@@ -37,13 +37,19 @@ let package = Package(
         .unsafeFlags(torchLinkerFlags),
       ]
     ),
+    .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
     .target(name: "Torch", dependencies: ["CTorch"]),
-    .target(name: "SingleCell", dependencies: ["Torch"]),
+    .target(name: "CellData", dependencies: ["CHDF5"]),
+    .target(name: "Genomics"),
+    .target(name: "CellAnalysis", dependencies: ["Torch", "CellData"]),
+    .target(name: "SingleCell", dependencies: ["Torch", "CellData", "Genomics", "CellAnalysis"]),
     .executableTarget(
       name: "SingleCellCLI",
       dependencies: ["SingleCell", .product(name: "ArgumentParser", package: "swift-argument-parser")]
     ),
     .testTarget(name: "TorchTests", dependencies: ["Torch"]),
+    .testTarget(name: "GenomicsTests", dependencies: ["Genomics"]),
+    .testTarget(name: "CellDataTests", dependencies: ["CellData", "CellAnalysis"]),
   ],
   cxxLanguageStandard: .cxx17
 )

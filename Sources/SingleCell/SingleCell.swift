@@ -1,1 +1,5 @@
+// The umbrella module: `import SingleCell` brings in every public layer.
+@_exported import CellAnalysis
+@_exported import CellData
+@_exported import Genomics
 @_exported import Torch

@@ -1,0 +1,40 @@
+import ArgumentParser
+import SingleCell
+
+/// Options every subcommand accepts: threads, seed and device.
+struct GlobalOptions: ParsableArguments {
+  @Option(help: "Intra-op CPU threads for libtorch (default: libtorch's choice).")
+  var threads: Int?
+
+  @Option(help: "Random seed; the same seed on the same machine gives the same result.")
+  var seed: UInt64 = 0
+
+  @Option(help: "Compute device: cpu or cuda[:index].")
+  var device: String = "cpu"
+
+  /// Applies threads and seed, and resolves the device (a clear error when CUDA is missing).
+  func apply() throws -> Device {
+    if let threads {
+      guard threads > 0 else { throw ValidationError("--threads must be positive") }
+      Runtime.setThreads(threads)
+    }
+    Runtime.seed(seed)
+    return try Device(parsing: device)
+  }
+}
+
+/// `singlecell runtime`: what this build of libtorch can use.
+struct RuntimeCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "runtime", abstract: "Show libtorch's version, threads and CUDA availability.")
+
+  @OptionGroup var global: GlobalOptions
+
+  func run() throws {
+    let device = try global.apply()
+    print("libtorch \(Runtime.libtorchVersion)")
+    print("threads \(Runtime.threads)")
+    print("cuda \(Runtime.cudaAvailable ? "available (\(Runtime.cudaDeviceCount) devices)" : "unavailable")")
+    print("device \(device)")
+  }
+}

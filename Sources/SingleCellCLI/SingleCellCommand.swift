@@ -1,0 +1,16 @@
+import ArgumentParser
+import SingleCell
+
+@main
+struct SingleCellCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "singlecell",
+    abstract: "Deep learning for single-cell omics: scVI, LDVAE, scBasset, scAtlasVAE, scGPT.",
+    version: SingleCellVersion.string,
+    subcommands: [InfoCommand.self, RuntimeCommand.self]
+  )
+}
+
+enum SingleCellVersion {
+  static let string = "0.1.0 (libtorch \(Runtime.libtorchVersion))"
+}

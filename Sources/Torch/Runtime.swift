@@ -1,0 +1,16 @@
+import CTorch
+
+/// Process-wide libtorch settings: threads, seeding, CUDA.
+public enum Runtime {
+  public static var libtorchVersion: String { String(cString: ct_version()) }
+
+  public static var threads: Int { Int(ct_get_num_threads()) }
+  public static func setThreads(_ n: Int) { ct_set_num_threads(Int32(n)) }
+
+  /// Seeds libtorch's generators (CPU and, when loaded, CUDA).
+  public static func seed(_ seed: UInt64) { ct_manual_seed(seed) }
+
+  /// Loads libtorch_cuda.so on first use; false on machines without CUDA.
+  public static var cudaAvailable: Bool { ct_cuda_available() != 0 }
+  public static var cudaDeviceCount: Int { Int(ct_cuda_device_count()) }
+}
