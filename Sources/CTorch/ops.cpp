@@ -73,6 +73,14 @@ at::Tensor scalar_like(double value, const at::Tensor &like) {
   return s;
 }
 
+// A Python-like scalar for an in-place op: integral tensors get an integer scalar.
+at::Scalar scalar_for(const at::Tensor &t, double value) {
+  if (at::isIntegralType(t.scalar_type(), /*includeBool=*/true) && value == std::floor(value)) {
+    return at::Scalar(static_cast<int64_t>(value));
+  }
+  return at::Scalar(value);
+}
+
 }  // namespace
 
 extern "C" {
@@ -235,11 +243,11 @@ CTTensor ct_tril(CTTensor a, int64_t diagonal) { CT_TENSOR(at::tril(ct::ref(a), 
 
 // ---- in-place updates ----
 int ct_copy_(CTTensor dst, CTTensor src) { CT_STATUS(ct::ref(dst).copy_(ct::ref(src));) }
-int ct_fill_(CTTensor a, double v) { CT_STATUS(ct::ref(a).fill_(v);) }
+int ct_fill_(CTTensor a, double v) { CT_STATUS(ct::ref(a).fill_(scalar_for(ct::ref(a), v));) }
 int ct_add_(CTTensor a, CTTensor b, double alpha) { CT_STATUS(ct::ref(a).add_(ct::ref(b), alpha);) }
 int ct_mul_(CTTensor a, CTTensor b) { CT_STATUS(ct::ref(a).mul_(ct::ref(b));) }
-int ct_mul_scalar_(CTTensor a, double s) { CT_STATUS(ct::ref(a).mul_(s);) }
-int ct_add_scalar_(CTTensor a, double s) { CT_STATUS(ct::ref(a).add_(s);) }
+int ct_mul_scalar_(CTTensor a, double s) { CT_STATUS(ct::ref(a).mul_(scalar_for(ct::ref(a), s));) }
+int ct_add_scalar_(CTTensor a, double s) { CT_STATUS(ct::ref(a).add_(scalar_for(ct::ref(a), s));) }
 int ct_lerp_(CTTensor a, CTTensor end, double w) { CT_STATUS(ct::ref(a).lerp_(ct::ref(end), w);) }
 int ct_addcmul_(CTTensor a, CTTensor t1, CTTensor t2, double v) {
   CT_STATUS(ct::ref(a).addcmul_(ct::ref(t1), ct::ref(t2), v);)

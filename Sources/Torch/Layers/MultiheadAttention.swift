@@ -22,7 +22,7 @@ public final class MultiheadAttention: Module {
     inProjWeight = Tensor.uniform([3 * embedDim, embedDim], bound: bound)
     inProjBias = bias ? Tensor.zeros([3 * embedDim]) : nil
     outProj = Linear(embedDim, embedDim, bias: bias)
-    if let b = outProj.bias { b.zero_() }
+    if let b = outProj.bias { withNoGrad { b.zero_() } }
     super.init()
     registerParameter("in_proj_weight", inProjWeight)
     if let inProjBias { registerParameter("in_proj_bias", inProjBias) }

@@ -1,3 +1,0 @@
-import XCTest
-@testable import Torch
-final class T: XCTestCase { func testX() {} }
