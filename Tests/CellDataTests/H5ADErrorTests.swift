@@ -1,0 +1,49 @@
+import Foundation
+import XCTest
+
+@testable import CellData
+
+final class H5ADErrorTests: XCTestCase {
+  func testCorruptFileNamesTheFile() {
+    let path = Fixtures.path("corrupt.h5ad")
+    XCTAssertThrowsMessage(try AnnData.read(h5ad: path), containing: [path, "not an HDF5 file"])
+  }
+
+  func testTruncatedFileIsAClearError() {
+    let path = Fixtures.path("truncated.h5ad")
+    XCTAssertThrowsMessage(try AnnData.read(h5ad: path), containing: [path, "truncated"])
+  }
+
+  func testMissingFile() {
+    XCTAssertThrowsMessage(try AnnData.read(h5ad: "/nonexistent/x.h5ad"), containing: ["/nonexistent/x.h5ad", "no such file"])
+  }
+
+  func testMissingXIsAllowedUnlessRequired() throws {
+    let path = Fixtures.path("no_x.h5ad")
+    let a = try AnnData.read(h5ad: path)
+    XCTAssertNil(a.X)
+    XCTAssertEqual(a.obsNames, ["a", "b"])
+    XCTAssertEqual(a.varNames, ["g"])
+    XCTAssertThrowsMessage(try AnnData.read(h5ad: path, requireX: true), containing: [path, "no X matrix"])
+  }
+
+  func testUnknownEncodingIsSkippedWithAWarning() throws {
+    let log = WarningLog()
+    let a = try AnnData.read(h5ad: Fixtures.path("unknown_encoding.h5ad"), warn: log.handler)
+    XCTAssertNil(a.uns["mystery"])
+    XCTAssertNil(a.obsm["future"])
+    XCTAssertNotNil(a.obsm["X_pca"], "known elements still read")
+    XCTAssertEqual(log.messages.count, 2)
+    XCTAssertTrue(log.messages.contains { $0.contains("/uns/mystery") && $0.contains("awkward-array") })
+    XCTAssertTrue(log.messages.contains { $0.contains("/obsm/future") && $0.contains("tensor-of-the-future") })
+  }
+
+  func testNonAnnDataHDF5File() throws {
+    let dir = try Fixtures.temporaryDirectory()
+    let path = dir + "/plain.h5"
+    let root = try H5Group.createFile(path)
+    try root.write("numbers", .int32([1, 2, 3]), shape: [3])
+    _ = root
+    XCTAssertThrowsMessage(try AnnData.read(h5ad: path), containing: [path, "not an AnnData file"])
+  }
+}
