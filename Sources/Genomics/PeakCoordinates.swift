@@ -50,6 +50,7 @@ public struct Peak: Equatable, Hashable, Sendable {
       || (firstSeparator == "_" && secondSeparator == "_")
     guard validForm, j - 1 > 0 else { return nil }
     let chrom = String(characters[..<(j - 1)])
+    guard let lastOfChrom = chrom.last, !":-_".contains(lastOfChrom) else { return nil }
     guard let start = Int(startDigits), let end = Int(endDigits) else { return nil }
     return (chrom, start, end)
   }
