@@ -240,6 +240,9 @@ CTTensor ct_repeat(CTTensor a, const int64_t *r, int n) { CT_TENSOR(ct::ref(a).r
 CTTensor ct_one_hot(CTTensor indices, int64_t n) { CT_TENSOR(at::one_hot(ct::ref(indices), n)) }
 CTTensor ct_triu(CTTensor a, int64_t diagonal) { CT_TENSOR(at::triu(ct::ref(a), diagonal)) }
 CTTensor ct_tril(CTTensor a, int64_t diagonal) { CT_TENSOR(at::tril(ct::ref(a), diagonal)) }
+CTTensor ct_as_strided(CTTensor a, const int64_t *size, const int64_t *stride, int n, int64_t offset) {
+  CT_TENSOR(ct::ref(a).as_strided(ct::ints(size, n), ct::ints(stride, n), offset))
+}
 
 // ---- in-place updates ----
 int ct_copy_(CTTensor dst, CTTensor src) { CT_STATUS(ct::ref(dst).copy_(ct::ref(src));) }

@@ -118,3 +118,11 @@ extension Tensor {
     withExtendedLifetime((self, index, values)) { check(ct_index_put_(handle, index.handle, values.handle)) }
   }
 }
+
+extension Tensor {
+  /// A view with explicit sizes, strides and storage offset (torch.as_strided).
+  public func asStrided(_ size: [Int], stride: [Int], offset: Int = 0) -> Tensor {
+    let s = size.map(Int64.init), st = stride.map(Int64.init)
+    return withHandle { wrap(ct_as_strided($0, s, st, Int32(s.count), Int64(offset))) }
+  }
+}

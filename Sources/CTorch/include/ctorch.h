@@ -16,7 +16,6 @@ extern "C" {
 #endif
 
 typedef struct CTTensorImpl *CTTensor;
-typedef struct CTNamedTensorsImpl *CTNamedTensors;
 
 // Data types (stable codes; mapped to at::ScalarType in the shim).
 enum {
@@ -148,6 +147,7 @@ CTTensor ct_repeat(CTTensor a, const int64_t *repeats, int n);
 CTTensor ct_one_hot(CTTensor indices, int64_t num_classes);
 CTTensor ct_triu(CTTensor a, int64_t diagonal);
 CTTensor ct_tril(CTTensor a, int64_t diagonal);
+CTTensor ct_as_strided(CTTensor a, const int64_t *size, const int64_t *stride, int n, int64_t offset);
 
 // ---- in-place updates (optimizers, buffers) ---------------------------------
 int ct_copy_(CTTensor dst, CTTensor src);
@@ -208,15 +208,6 @@ int ct_get_num_threads(void);
 int ct_cuda_available(void);
 int ct_cuda_device_count(void);
 const char *ct_version(void);
-
-// ---- serialization ----------------------------------------------------------
-// Reads a torch.save file (zip or legacy pickle). Nested dicts are flattened with "."
-// joined keys; non-tensor leaves are skipped.
-CTNamedTensors ct_load_torch_file(const char *path);
-int64_t ct_named_count(CTNamedTensors list);
-const char *ct_named_key(CTNamedTensors list, int64_t i);
-CTTensor ct_named_tensor(CTNamedTensors list, int64_t i);
-void ct_named_free(CTNamedTensors list);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,33 @@
+# swift-singlecell: the two commands a user needs are `make demo` and `make test`.
+SHELL := /bin/bash
+SWIFT ?= swift
+DEMO_OUT ?= demo-output
+
+.PHONY: bootstrap build demo test test-debug test-release bench clean
+
+bootstrap:
+	@scripts/bootstrap
+
+build: bootstrap
+	$(SWIFT) build -c release --product singlecell
+
+# The main job on the bundled data (see README).
+demo: build
+	@scripts/demo "$(DEMO_OUT)"
+
+# The whole suite, in debug and in release (handle-lifetime bugs show only when optimised).
+test: bootstrap test-debug test-release
+
+test-debug:
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+test-release:
+	$(SWIFT) build -c release --build-tests
+	$(SWIFT) test -c release --skip-build
+
+bench: build
+	@scripts/bench
+
+clean:
+	rm -rf .build $(DEMO_OUT)
