@@ -1,0 +1,40 @@
+import Foundation
+
+extension AnnData {
+  /// scanpy's `pp.scale`: per gene, subtract the mean (when `zeroCenter`) and divide by the
+  /// standard deviation (unbiased; a zero deviation counts as 1), then clip to `maxValue`
+  /// (to ±maxValue when zero-centred). Sparse input becomes dense when zero-centred.
+  /// Stores var["mean"] and var["std"] as scanpy does.
+  public mutating func scale(zeroCenter: Bool = true, maxValue: Double? = nil, layer: String? = nil) throws {
+    let m = try matrix(layer: layer)
+    try m.requireFinite(layer.map { "layer '\($0)'" } ?? "X")
+    if let maxValue, !(maxValue > 0) { throw CellDataError("scale: max value must be positive, got \(maxValue)") }
+    let (mean, variance) = try m.columnMeanVariance()
+    let std = variance.map { $0 > 0 ? $0.squareRoot() : 1 }
+    func transform(_ j: Int, _ v: Double) -> Double {
+      var x = (zeroCenter ? v - mean[j] : v) / std[j]
+      if let maxValue {
+        x = min(x, maxValue)
+        if zeroCenter { x = max(x, -maxValue) }
+      }
+      return x
+    }
+    let result: Matrix
+    if zeroCenter || { if case .dense = m { return true } else { return false } }() {
+      var dense = try m.denseDoubles()
+      let cols = m.nCols
+      for i in 0..<m.nRows { for j in 0..<cols { dense[i * cols + j] = transform(j, dense[i * cols + j]) } }
+      result = .dense(try DenseArray(shape: [m.nRows, cols], data: ArrayData.floating(dense, like: m.data)))
+    } else {
+      guard case .sparse(var s) = m else { fatalError("unreachable") }
+      var columnOfValue = [Int]()
+      try m.forEachStored { _, j, _ in columnOfValue.append(j) }
+      let values = zip(columnOfValue, s.data.doubles!).map { transform($0, $1) }
+      s.data = ArrayData.floating(values, like: s.data)
+      result = .sparse(s)
+    }
+    setMatrix(result, layer: layer)
+    try self.var.set("mean", .array(.float64(mean)))
+    try self.var.set("std", .array(.float64(std)))
+  }
+}
