@@ -1,7 +1,7 @@
 import ArgumentParser
 import SingleCell
 
-/// `singlecell info FILE`: a summary of an .h5ad file (filled in by the data layer).
+/// `singlecell info FILE`: a summary of an .h5ad file.
 struct InfoCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "info", abstract: "Print the shape, X type, obs/var columns, layers and obsm keys of an .h5ad file.")
@@ -9,6 +9,32 @@ struct InfoCommand: ParsableCommand {
   @Argument(help: "An .h5ad file.") var file: String
 
   func run() throws {
-    throw ValidationError("info: reading .h5ad files is not implemented yet")
+    let adata = try AnnData.read(h5ad: file)
+    print("AnnData \(adata.nObs) obs × \(adata.nVars) vars  (\(file))")
+    print("X: \(adata.X?.summary ?? "none")")
+    printFrame("obs", adata.obs)
+    printFrame("var", adata.var)
+    printKeys("layers", adata.layers.mapValues(\.summary))
+    printKeys("obsm", adata.obsm.mapValues(\.typeDescription))
+    printKeys("varm", adata.varm.mapValues(\.typeDescription))
+    printKeys("obsp", adata.obsp.mapValues(\.summary))
+    printKeys("varp", adata.varp.mapValues(\.summary))
+    printKeys("uns", adata.uns.mapValues(\.typeDescription))
+    if let raw = adata.raw {
+      print("raw: \(raw.var.nRows) vars, X: \(raw.X?.summary ?? "none")")
+    }
+  }
+
+  private func printFrame(_ name: String, _ frame: DataFrame) {
+    print("\(name): \(frame.nRows) rows, \(frame.columnNames.count) columns (first names: \(frame.index.prefix(3).joined(separator: ", ")))")
+    for column in frame.columnNames {
+      print("  \(column): \(frame[column]!.typeDescription)")
+    }
+  }
+
+  private func printKeys(_ name: String, _ entries: [String: String]) {
+    guard !entries.isEmpty else { return }
+    print("\(name):")
+    for key in entries.keys.sorted() { print("  \(key): \(entries[key]!)") }
   }
 }

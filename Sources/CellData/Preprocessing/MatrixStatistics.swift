@@ -109,7 +109,7 @@ extension Matrix {
   }
 
   /// Throws when any value is NaN or infinite.
-  func requireFinite(_ what: String) throws {
+  public func requireFinite(_ what: String) throws {
     guard let values = data.doubles else { throw CellDataError("\(what) holds strings, not numbers") }
     if let i = values.firstIndex(where: { !$0.isFinite }) {
       throw CellDataError("\(what) contains a non-finite value (\(values[i])) at storage position \(i)")
@@ -117,7 +117,7 @@ extension Matrix {
   }
 
   /// Throws unless every value is a non-negative integer (counts).
-  func requireCounts(_ what: String) throws {
+  public func requireCounts(_ what: String) throws {
     guard let values = data.doubles else { throw CellDataError("\(what) holds strings, not numbers") }
     if let i = values.firstIndex(where: { !$0.isFinite || $0 < 0 || $0.rounded() != $0 }) {
       throw CellDataError("\(what) must hold non-negative integer counts; found \(values[i]) at storage position \(i)")
