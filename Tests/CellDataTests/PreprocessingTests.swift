@@ -1,0 +1,63 @@
+import Foundation
+import XCTest
+
+@testable import CellData
+
+final class PreprocessingTests: XCTestCase {
+  func matrix(_ values: [Double], rows: Int, cols: Int) throws -> AnnData {
+    try AnnData(X: .dense(try DenseArray(rows: rows, cols: cols, values: values)))
+  }
+
+  func testFiltersMatchScanpySemantics() throws {
+    var a = try matrix([1, 0, 0, 2, 3, 0, 0, 0, 0], rows: 3, cols: 3)
+    try a.filterCells(minGenes: 1)
+    XCTAssertEqual(a.obsNames, ["0", "1"])
+    XCTAssertEqual(try a.obs.doubles("n_genes"), [1, 2])
+    try a.filterGenes(minCells: 1)
+    XCTAssertEqual(a.varNames, ["0", "1"])
+    XCTAssertEqual(try a.var.doubles("n_cells"), [2, 1])
+  }
+
+  func testNormalizeTotalDefaultTargetAndExclusion() throws {
+    var a = try matrix([1, 3, 2, 2, 0, 0], rows: 3, cols: 2)
+    try a.normalizeTotal()
+    // totals 4, 4, 0 over cells with counts → median 4; the empty cell stays zero.
+    XCTAssertEqual(try a.X!.denseDoubles(), [1, 3, 2, 2, 0, 0])
+    var b = try matrix([1, 99, 10, 10], rows: 2, cols: 2)
+    try b.normalizeTotal(targetSum: 10, excludeHighlyExpressed: true, maxFraction: 0.6)
+    // gene 1 is > 60 % of cell 0, so totals use gene 0 only: 1 and 10.
+    XCTAssertEqual(try b.X!.denseDoubles(), [10, 990, 10, 10])
+  }
+
+  func testBadInputIsAClearError() throws {
+    var nan = try matrix([1, .nan], rows: 1, cols: 2)
+    XCTAssertThrowsMessage(try nan.normalizeTotal(targetSum: 1e4), containing: ["non-finite", "nan"])
+    var negative = try matrix([1, -2, 3, 4], rows: 2, cols: 2)
+    XCTAssertThrowsMessage(try negative.log1p(), containing: ["-2"])
+    XCTAssertThrowsMessage(
+      try negative.highlyVariableGenes(HVGOptions(flavor: .seuratV3, nTopGenes: 1)), containing: ["counts", "negative"])
+    XCTAssertThrowsMessage(try negative.normalizeTotal(targetSum: -1), containing: ["target sum"])
+    XCTAssertThrowsMessage(try negative.highlyVariableGenes(HVGOptions(flavor: .seuratV3)), containing: ["n_top_genes"])
+    var ok = try matrix([1, 2, 3, 4], rows: 2, cols: 2)
+    var options = HVGOptions()
+    options.batchKey = "missing"
+    XCTAssertThrowsMessage(try ok.highlyVariableGenes(options), containing: ["batch key 'missing'"])
+    XCTAssertThrowsMessage(try ok.matrix(layer: "counts"), containing: ["no layer 'counts'"])
+    XCTAssertThrowsMessage(try matrix([0.5], rows: 1, cols: 1).X!.requireCounts("X"), containing: ["integer counts", "0.5"])
+  }
+
+  func testScaleZeroCentersAndClips() throws {
+    var a = try matrix([1, 10, 3, 10, 5, 10], rows: 3, cols: 2)
+    try a.scale(maxValue: 0.9)
+    // gene 0: mean 3, sd 2 → -1, 0, 1 clipped to ±0.9; gene 1 is constant → 0.
+    XCTAssertEqual(try a.X!.denseDoubles(), [-0.9, 0, 0, 0, 0.9, 0])
+    assertClose(try a.var.doubles("std"), [2, 1], relative: 1e-12)
+  }
+
+  func testLoessReproducesAQuadratic() throws {
+    let x = (0..<100).map { Double($0) / 10 }
+    let y = x.map { 2 + 0.5 * $0 - 0.1 * $0 * $0 }
+    let fitted = try Loess1D(x: x, y: y, span: 0.3).fittedValues()
+    assertClose(fitted, y, relative: 1e-9, absolute: 1e-9)
+  }
+}
