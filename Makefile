@@ -23,8 +23,8 @@ test-debug:
 	$(SWIFT) test --skip-build
 
 test-release:
-	$(SWIFT) build -c release --build-tests
-	$(SWIFT) test -c release --skip-build
+	$(SWIFT) build -c release --build-tests -Xswiftc -enable-testing
+	$(SWIFT) test -c release --skip-build -Xswiftc -enable-testing
 
 bench: build
 	@scripts/bench

@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import Torch
+import Torch
 
 /// NB / ZINB log-likelihoods match scvi-tools' `log_nb_positive` / `log_zinb_positive`,
 /// Poisson and Normal match torch.distributions, values and gradients, over grids with

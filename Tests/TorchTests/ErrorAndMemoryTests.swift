@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-@testable import Torch
+import Torch
 
 final class ErrorAndMemoryTests: XCTestCase {
   func testShapeMismatchThrowsWithLibtorchMessage() {

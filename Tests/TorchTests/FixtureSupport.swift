@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-@testable import Torch
+import Torch
 
 /// The repository's tests/fixtures/<name> folder.
 func fixtureURL(_ folder: String, _ file: String) -> URL {

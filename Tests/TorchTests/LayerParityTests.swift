@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import Torch
+import Torch
 
 /// Forward outputs, input/parameter gradients and updated state of every layer match
 /// PyTorch 2.11 (tests/fixtures/torch/make_fixtures.py) within rtol 1e-5 (f32).

@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import Torch
+import Torch
 
 /// Adam/AdamW trajectories, grad clipping and LR schedules match PyTorch 2.11.
 final class OptimizerParityTests: XCTestCase {

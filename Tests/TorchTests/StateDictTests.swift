@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-@testable import Torch
+import Torch
 
 final class StateDictTests: XCTestCase {
   /// Sequential(Linear(4, 8), BatchNorm1d(8), ReLU(), Linear(8, 3)) as in make_fixtures.py.

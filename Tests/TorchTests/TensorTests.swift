@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import Torch
+import Torch
 
 final class TensorTests: XCTestCase {
   func testCreationShapeAndData() {
