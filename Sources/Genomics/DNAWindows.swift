@@ -47,6 +47,8 @@ public struct DNAWindows: Sendable {
   ///
   /// - Each peak must lie on a chromosome of the FASTA with 0 <= start <= end <= length; otherwise
   ///   the error names the peak. Window parts outside the chromosome are padded with N.
+  ///   (scvi-tools differs at the edges: genomepy raises for a window starting before the
+  ///   chromosome and truncates one running past its end, the missing bases then becoming random codes.)
   /// - N and other letters are handled by `unknown`; `.randomBase` draws from a `SeededGenerator(seed:)`
   ///   in row order, so the same seed gives the same matrix.
   public static func extract(

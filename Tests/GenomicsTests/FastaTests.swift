@@ -37,6 +37,15 @@ final class FastaTests: XCTestCase {
     XCTAssertEqual(file.index.entries, handWrittenIndex)
   }
 
+  func testIndexKeptInMemoryWhenItCannotBeWritten() throws {
+    let fasta = try Fixtures.tinyFastaCopy(self)
+    let unwritable = (fasta as NSString).deletingLastPathComponent + "/no-such-folder/tiny.fa.fai"
+    let file = try FastaFile(path: fasta, indexPath: unwritable)
+    XCTAssertEqual(file.indexSource, .builtInMemory)
+    XCTAssertEqual(file.index.entries, handWrittenIndex)
+    XCTAssertEqual(try file.string(chrom: "chr2", start: 0, end: 6), "NNNNNC")
+  }
+
   func testIndexKeptInMemoryWhenFolderIsReadOnly() throws {
     try XCTSkipIf(geteuid() == 0, "root can write into read-only folders")
     let fasta = try Fixtures.tinyFastaCopy(self)
