@@ -71,12 +71,9 @@ CTTensor ct_from_data(const void *data, const int64_t *shape, int ndim, int dtyp
   })
 }
 
-CTTensor ct_from_blob(void *data, const int64_t *shape, int ndim, int dtype,
-                      void (*deleter)(void *), void *context) {
-  CT_TENSOR(at::from_blob(data, ct::ints(shape, ndim), [deleter, context](void *) { deleter(context); },
-                          at::TensorOptions().dtype(ct::scalar_type(dtype))))
+CTTensor ct_empty(const int64_t *shape, int ndim, int dtype, int dt, int di) {
+  CT_TENSOR(at::empty(ct::ints(shape, ndim), ct::options(dtype, dt, di)))
 }
-
 CTTensor ct_zeros(const int64_t *shape, int ndim, int dtype, int dt, int di) {
   CT_TENSOR(at::zeros(ct::ints(shape, ndim), ct::options(dtype, dt, di)))
 }

@@ -141,6 +141,19 @@ extension Tensor {
     }
   }
 
+  /// A new CPU tensor whose elements `fill` writes in place (no intermediate copy);
+  /// `fill` must set every element.
+  public static func filled<S: TensorScalar>(_ shape: [Int], _ type: S.Type = S.self,
+                                            _ fill: (UnsafeMutableBufferPointer<S>) throws -> Void) rethrows -> Tensor {
+    let dims = shape.map(Int64.init)
+    let t = wrap(ct_empty(dims, Int32(dims.count), S.dtype.code, Int32(CT_CPU), -1))
+    try withExtendedLifetime(t) {
+      let p = ct_data_ptr(t.handle)?.assumingMemoryBound(to: S.self)
+      try fill(UnsafeMutableBufferPointer(start: p, count: p == nil ? 0 : shape.reduce(1, *)))
+    }
+    return t
+  }
+
   /// Reads the elements of a contiguous CPU tensor of type `S` in place, without copying.
   public func withUnsafeElements<S: TensorScalar, R>(_ type: S.Type, _ body: (UnsafeBufferPointer<S>) throws -> R) throws -> R {
     guard dtype == S.dtype else { throw TorchError.invalidArgument("tensor is \(dtype), not \(S.dtype)") }

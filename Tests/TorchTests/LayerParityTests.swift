@@ -140,6 +140,17 @@ final class LayerParityTests: XCTestCase {
     try check("mse", nil, inputs: ["x"]) { Functional.mseLoss($0[0], mseTarget).reshape([1]) }
   }
 
+  func testTrainingDropoutDrawsTorchsMaskForTheSameSeed() throws {
+    let dropout = Dropout(0.3)
+    try check("dropout_train", nil, inputs: ["x"]) { xs in
+      Runtime.seed(123)
+      return dropout(xs[0])
+    }
+    dropout.eval()
+    let x = fixture["dropout_train.in.x"]
+    XCTAssertEqual(dropout(x).toArray(Float.self), x.toArray(Float.self))
+  }
+
   func testGradientReversal() throws {
     try check("grad_reversal", nil, inputs: ["x"]) { $0[0].gradientReversal(lambda: 0.7) * 2 }
   }

@@ -74,6 +74,10 @@ final class TensorTests: XCTestCase {
     let total = try a.withUnsafeElements(Float.self) { $0.reduce(0, +) }
     XCTAssertEqual(total, 8)
     XCTAssertThrowsError(try a.T.withUnsafeElements(Float.self) { $0.count })
+    let written = Tensor.filled([2, 3], Float.self) { buffer in
+      for i in buffer.indices { buffer[i] = Float(i) }
+    }
+    XCTAssertEqual(written.toArray(Float.self), [0, 1, 2, 3, 4, 5])
     let (values, _) = a.eigh()
     XCTAssertEqual(values.toArray(Float.self)[0], 2, accuracy: 1e-5)
     XCTAssertEqual(a.svd().s.toArray(Float.self)[0], 4, accuracy: 1e-5)

@@ -40,9 +40,7 @@ CTTensor ct_alias(CTTensor t);  // a second handle to the same tensor
 
 // ---- creation ---------------------------------------------------------------
 CTTensor ct_from_data(const void *data, const int64_t *shape, int ndim, int dtype);
-// Zero-copy: wraps caller-owned CPU memory; `deleter(context)` runs when libtorch drops it.
-CTTensor ct_from_blob(void *data, const int64_t *shape, int ndim, int dtype,
-                      void (*deleter)(void *context), void *context);
+CTTensor ct_empty(const int64_t *shape, int ndim, int dtype, int device_type, int device_index);
 CTTensor ct_zeros(const int64_t *shape, int ndim, int dtype, int device_type, int device_index);
 CTTensor ct_ones(const int64_t *shape, int ndim, int dtype, int device_type, int device_index);
 CTTensor ct_full(const int64_t *shape, int ndim, double value, int dtype, int device_type,
