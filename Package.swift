@@ -42,13 +42,15 @@ let package = Package(
     .target(name: "CellData", dependencies: ["CHDF5"]),
     .target(name: "Genomics"),
     .target(name: "CellAnalysis", dependencies: ["Torch", "CellData"]),
-    .target(name: "SingleCell", dependencies: ["Torch", "CellData", "Genomics", "CellAnalysis"]),
+    .target(name: "CellModels", dependencies: ["Torch", "CellData", "Genomics", "CellAnalysis"]),
+    .target(name: "SingleCell", dependencies: ["Torch", "CellData", "Genomics", "CellAnalysis", "CellModels"]),
     .executableTarget(
       name: "SingleCellCLI",
       dependencies: ["SingleCell", .product(name: "ArgumentParser", package: "swift-argument-parser")]
     ),
     .testTarget(name: "TorchTests", dependencies: ["Torch"]),
     .testTarget(name: "GenomicsTests", dependencies: ["Genomics"]),
+    .testTarget(name: "CellModelsTests", dependencies: ["CellModels", "CellData", "Torch"]),
     .testTarget(name: "CellDataTests", dependencies: ["CellData", "CellAnalysis"]),
   ],
   cxxLanguageStandard: .cxx17

@@ -1,0 +1,3 @@
+// The models (SCVI/, SCBasset/, ScAtlasVAE/, ScGPT/) and their shared Training/ infrastructure.
+import CellData
+import Torch

@@ -1,0 +1,7 @@
+import XCTest
+
+import CellModels
+
+final class CellModelsSmokeTests: XCTestCase {
+  func testModuleLinks() {}
+}
