@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SingleCell
 
 /// `singlecell info FILE`: a summary of an .h5ad file.
@@ -8,7 +9,21 @@ struct InfoCommand: ParsableCommand {
 
   @Argument(help: "An .h5ad file.") var file: String
 
+  @Option(help: ArgumentHelp("Time N reads of the file in this process and print the median (for bench/h5ad_read).", visibility: .hidden))
+  var timeReads: Int?
+
   func run() throws {
+    if let n = timeReads {
+      var seconds: [Double] = []
+      for _ in 0..<max(n, 1) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        _ = try AnnData.read(h5ad: file)
+        seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+      }
+      seconds.sort()
+      print("median_read_seconds \(seconds[seconds.count / 2])")
+      return
+    }
     let adata = try AnnData.read(h5ad: file)
     print("AnnData \(adata.nObs) obs × \(adata.nVars) vars  (\(file))")
     print("X: \(adata.X?.summary ?? "none")")

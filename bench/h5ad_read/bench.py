@@ -1,0 +1,76 @@
+"""h5ad read benchmark: Swift (`singlecell info`) vs `anndata.read_h5ad`, same file, same run.
+
+    swift build -c release --product singlecell
+    /root/fixenv/bin/python bench/h5ad_read/bench.py [--repeats 15] [--binary PATH]
+
+The file: 10,000 cells × 1,000 genes, CSR float32 counts (Poisson, ~10 % nonzero, seed 0),
+obs with a categorical and a float column, var with a string column; written by anndata,
+uncompressed, to a temporary directory.
+
+Both sides are timed in-process around the read only: Swift with the hidden option
+`singlecell info FILE --time-reads N` (N reads of the whole file into an AnnData, median
+printed), anndata around `read_h5ad` (imports excluded). Process start-up of `singlecell`
+(about 0.4 s, mostly loading libtorch) is not counted. Prints the medians and
+anndata / Swift (above 1 means Swift reads faster).
+"""
+
+import argparse
+import pathlib
+import statistics
+import subprocess
+import tempfile
+import time
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def make_file(path: pathlib.Path) -> None:
+    rng = np.random.default_rng(0)
+    n_obs, n_vars = 10_000, 1_000
+    X = sp.random(n_obs, n_vars, density=0.1, format="csr", random_state=0, dtype=np.float32)
+    X.data = rng.poisson(2.0, size=X.nnz).astype(np.float32) + 1
+    obs = pd.DataFrame(
+        {"cell_type": pd.Categorical(rng.choice(["B", "T", "NK", "Mono"], n_obs)), "score": rng.normal(size=n_obs)},
+        index=[f"cell_{i}" for i in range(n_obs)],
+    )
+    var = pd.DataFrame({"gene_ids": [f"ENSG{j:08d}" for j in range(n_vars)]}, index=[f"gene_{j}" for j in range(n_vars)])
+    ad.AnnData(X=X, obs=obs, var=var).write_h5ad(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--binary", default=str(ROOT / ".build/release/singlecell"))
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = pathlib.Path(tmp) / "bench_10k_1k.h5ad"
+        make_file(path)
+        subprocess.run([args.binary, "info", str(path)], check=True, capture_output=True)  # warm-up
+        ad.read_h5ad(path)
+
+        python = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            ad.read_h5ad(path)
+            python.append(time.perf_counter() - t0)
+        out = subprocess.run(
+            [args.binary, "info", str(path), "--time-reads", str(args.repeats)],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        s = float(out.split("median_read_seconds")[1].split()[0])
+
+    p = statistics.median(python)
+    print(f"file: 10000 x 1000 CSR float32, {path.name}; repeats {args.repeats}")
+    print(f"swift AnnData.read(h5ad:):  median {s * 1e3:.1f} ms")
+    print(f"anndata.read_h5ad:          median {p * 1e3:.1f} ms")
+    print(f"ratio anndata / swift: {p / s:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
