@@ -4,12 +4,15 @@ import XCTest
 @testable import CellModels
 import Torch
 
-/// The repository's tests/fixtures/<folder>/<file>.
-func fixtureURL(_ folder: String, _ file: String) -> URL {
+/// A file of the repository, by its path from the root.
+func repositoryFile(_ path: String) -> URL {
   URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    .appendingPathComponent("tests/fixtures/\(folder)/\(file)")
+    .appendingPathComponent(path)
 }
+
+/// The repository's tests/fixtures/<folder>/<file>.
+func fixtureURL(_ folder: String, _ file: String) -> URL { repositoryFile("tests/fixtures/\(folder)/\(file)") }
 
 /// One case of tests/fixtures/scvi (make_fixtures.py): scvi-tools' state dict and the
 /// module's inputs and eval-mode outputs.

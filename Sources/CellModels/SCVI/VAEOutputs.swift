@@ -77,3 +77,8 @@ public struct VAELossOutput {
   /// scvi-tools' per-cell ELBO term (reconstruction + KL(z) + KL(l), a positive number).
   public var elboPerCell: Tensor { reconstructionLoss + klZ + klL }
 }
+
+extension Minibatch {
+  /// The minibatch as the VAE's input.
+  public var vaeInput: VAEInput { VAEInput(x: x, batchIndex: batchIndex, labels: labels) }
+}
