@@ -51,6 +51,7 @@ let package = Package(
     .testTarget(name: "TorchTests", dependencies: ["Torch"]),
     .testTarget(name: "GenomicsTests", dependencies: ["Genomics"]),
     .testTarget(name: "CellModelsTests", dependencies: ["CellModels", "CellData", "Torch"]),
+    .testTarget(name: "CellAnalysisTests", dependencies: ["CellAnalysis", "CellData", "Torch"]),
     .testTarget(name: "CellDataTests", dependencies: ["CellData", "CellAnalysis"]),
   ],
   cxxLanguageStandard: .cxx17
