@@ -33,6 +33,7 @@ struct PreprocessCommand: ParsableCommand {
   @Flag(help: "Keep only the highly variable genes.") var subset = false
   @Flag(help: "Scale each gene to zero mean and unit variance.") var scale = false
   @Option(help: "Clip scaled values to this magnitude.") var scaleMaxValue: Double?
+  @Option(help: "Add obsm['X_pca'] with this many principal components (exact SVD).") var pca: Int?
 
   func validate() throws {
     if hvgFlavor == "seurat_v3", hvg == nil {
@@ -69,6 +70,7 @@ struct PreprocessCommand: ParsableCommand {
       try adata.highlyVariableGenes(options)
     }
     if scale { try adata.scale(maxValue: scaleMaxValue) }
+    if let pca { try adata.pca(nComponents: pca, seed: global.seed) }
     try adata.write(h5ad: output)
     print("wrote \(output): \(adata.nObs) cells × \(adata.nVars) genes")
   }
