@@ -20,11 +20,11 @@ test: bootstrap test-debug test-release
 
 test-debug:
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --disable-swift-testing
 
 test-release:
 	$(SWIFT) build -c release --build-tests -Xswiftc -enable-testing
-	$(SWIFT) test -c release --skip-build -Xswiftc -enable-testing
+	$(SWIFT) test -c release --skip-build --disable-swift-testing -Xswiftc -enable-testing
 
 bench: build
 	@scripts/bench
