@@ -34,13 +34,8 @@ public struct SparseMatrix: Equatable, Sendable {
       throw CellDataError("sparse \(format.rawValue) matrix: index \(bad) out of range 0..<\(minor)")
     }
     if data.isString { throw CellDataError("sparse matrix: string values are not supported") }
-    self.format = format
-    self.nRows = nRows
-    self.nCols = nCols
-    self.data = data
-    self.indices = indices
-    self.indptr = indptr
-    self.indexType = indexType
+    self.init(unchecked: format, nRows: nRows, nCols: nCols, data: data, indices: indices, indptr: indptr,
+              indexType: indexType)
   }
 
   /// Skips validation; for results built by this module's own algorithms.

@@ -82,15 +82,7 @@ public struct FastaIndex: Equatable, Sendable {
   }
 
   public static func read(from path: String) throws -> FastaIndex {
-    let data: Data
-    do {
-      data = try Data(contentsOf: URL(fileURLWithPath: path))
-    } catch {
-      throw GenomicsError.unreadableFile(path: path, reason: error.localizedDescription)
-    }
-    guard let text = String(data: data, encoding: .utf8) else {
-      throw GenomicsError.malformedIndex(path: path, line: 0, reason: "not UTF-8 text")
-    }
+    let text = try readUTF8Text(path, notText: .malformedIndex(path: path, line: 0, reason: "not UTF-8 text"))
     return try parse(text, path: path)
   }
 

@@ -1,5 +1,7 @@
 // Errors thrown by the Genomics target. Every message names the file, record or value at fault.
 
+import Foundation
+
 /// A bad input to a Genomics function: a malformed file, a missing chromosome, an unparsable peak name.
 public enum GenomicsError: Error, CustomStringConvertible, Equatable {
   /// A file could not be opened or read.
@@ -52,4 +54,16 @@ public enum GenomicsError: Error, CustomStringConvertible, Equatable {
 
 extension GenomicsError: CustomDebugStringConvertible {
   public var debugDescription: String { description }
+}
+
+/// The contents of a UTF-8 text file; `notText` is thrown when the bytes are not UTF-8.
+func readUTF8Text(_ path: String, notText: GenomicsError) throws -> String {
+  let data: Data
+  do {
+    data = try Data(contentsOf: URL(fileURLWithPath: path))
+  } catch {
+    throw GenomicsError.unreadableFile(path: path, reason: error.localizedDescription)
+  }
+  guard let text = String(data: data, encoding: .utf8) else { throw notText }
+  return text
 }

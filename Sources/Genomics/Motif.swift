@@ -51,15 +51,7 @@ public enum MotifReader {
   /// Reads every motif of a file; the format is guessed from the content when not given
   /// (`MEME version` → MEME, `[` → JASPAR, otherwise PFM).
   public static func read(path: String, format: MotifFormat? = nil) throws -> [Motif] {
-    let data: Data
-    do {
-      data = try Data(contentsOf: URL(fileURLWithPath: path))
-    } catch {
-      throw GenomicsError.unreadableFile(path: path, reason: error.localizedDescription)
-    }
-    guard let text = String(data: data, encoding: .utf8) else {
-      throw GenomicsError.malformedMotif(path: path, record: "", reason: "not UTF-8 text")
-    }
+    let text = try readUTF8Text(path, notText: .malformedMotif(path: path, record: "", reason: "not UTF-8 text"))
     return try parse(text, format: format, source: path)
   }
 
