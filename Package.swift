@@ -38,10 +38,12 @@ let package = Package(
       ]
     ),
     .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+    .systemLibrary(name: "CIgraph", path: "Sources/CIgraph", pkgConfig: "igraph", providers: [.apt(["libigraph-dev"])]),
+    .systemLibrary(name: "CCairo", path: "Sources/CCairo", pkgConfig: "cairo", providers: [.apt(["libcairo2-dev"])]),
     .target(name: "Torch", dependencies: ["CTorch"]),
     .target(name: "CellData", dependencies: ["CHDF5"]),
     .target(name: "Genomics"),
-    .target(name: "CellAnalysis", dependencies: ["Torch", "CellData"]),
+    .target(name: "CellAnalysis", dependencies: ["Torch", "CellData", "CIgraph", "CCairo"]),
     .target(name: "CellModels", dependencies: ["Torch", "CellData", "Genomics", "CellAnalysis"]),
     .target(name: "SingleCell", dependencies: ["Torch", "CellData", "Genomics", "CellAnalysis", "CellModels"]),
     .executableTarget(

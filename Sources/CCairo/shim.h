@@ -1,0 +1,5 @@
+// cairo (Debian libcairo2-dev) rasterises plots to PNG.
+#ifndef CCAIRO_SHIM_H
+#define CCAIRO_SHIM_H
+#include <cairo.h>
+#endif
