@@ -1,0 +1,55 @@
+/// numpy's legacy `np.random.RandomState(seed)` (MT19937) as far as scvi-tools uses it:
+/// `permutation(n)`. Reproducing it gives the same train/validation split as scvi-tools
+/// for the same seed (`scvi.settings.seed`, default 0).
+struct NumpyRandomState {
+  private var state = [UInt32](repeating: 0, count: 624)
+  private var position = 624
+
+  init(seed: UInt32) {
+    state[0] = seed
+    for i in 1..<624 {
+      state[i] = 1_812_433_253 &* (state[i - 1] ^ (state[i - 1] >> 30)) &+ UInt32(i)
+    }
+  }
+
+  /// MT19937's next 32-bit output (genrand_int32).
+  mutating func nextUInt32() -> UInt32 {
+    if position >= 624 { regenerate() }
+    var y = state[position]
+    position += 1
+    y ^= y >> 11
+    y ^= (y << 7) & 0x9d2c_5680
+    y ^= (y << 15) & 0xefc6_0000
+    y ^= y >> 18
+    return y
+  }
+
+  private mutating func regenerate() {
+    for i in 0..<624 {
+      let y = (state[i] & 0x8000_0000) | (state[(i + 1) % 624] & 0x7fff_ffff)
+      state[i] = state[(i + 397) % 624] ^ (y >> 1) ^ (y & 1 == 0 ? 0 : 0x9908_b0df)
+    }
+    position = 0
+  }
+
+  /// A uniform integer in 0...max by masked rejection (numpy's `random_interval`).
+  mutating func interval(_ max: Int) -> Int {
+    precondition(max >= 0 && max <= Int(UInt32.max), "interval bound out of range")
+    if max == 0 { return 0 }
+    var mask = UInt32(max)
+    mask |= mask >> 1; mask |= mask >> 2; mask |= mask >> 4; mask |= mask >> 8; mask |= mask >> 16
+    while true {
+      let value = nextUInt32() & mask
+      if value <= UInt32(max) { return Int(value) }
+    }
+  }
+
+  /// `RandomState.permutation(n)`: a Fisher–Yates shuffle of 0..<n from the last element down.
+  mutating func permutation(_ n: Int) -> [Int] {
+    var values = Array(0..<n)
+    if n > 1 {
+      for i in stride(from: n - 1, through: 1, by: -1) { values.swapAt(i, interval(i)) }
+    }
+    return values
+  }
+}
