@@ -8,6 +8,8 @@
 #include <zlib.h>
 #include <string.h>
 
+#include "lzf_filter.h"  // h5py's LZF filter (id 32000), decode only
+
 static inline hid_t chdf5_native_int8(void) { return H5T_NATIVE_INT8; }
 static inline hid_t chdf5_native_int16(void) { return H5T_NATIVE_INT16; }
 static inline hid_t chdf5_native_int32(void) { return H5T_NATIVE_INT32; }

@@ -4,7 +4,12 @@ import Foundation
 // A small Swift layer over libhdf5: files, groups, datasets and attributes, with every failure
 // turned into a CellDataError that names the file and the element.
 
-private let silenceOnce: Void = { chdf5_silence_errors() }()
+/// Once per process, before any file is opened: errors become Swift errors instead of printed
+/// stacks, and h5py's LZF filter (which libhdf5 lacks) is registered for reading.
+private let silenceOnce: Void = {
+  chdf5_silence_errors()
+  _ = chdf5_register_lzf()
+}()
 
 /// The last libhdf5 error stack as one line.
 func hdf5ErrorMessage() -> String {
