@@ -1,0 +1,83 @@
+import Foundation
+
+extension Scene {
+  /// The scene as a standalone SVG document (1 user unit = 1 point).
+  public func svg() -> String {
+    var out = """
+      <svg xmlns="http://www.w3.org/2000/svg" width="\(num(width))pt" height="\(num(height))pt" \
+      viewBox="0 0 \(num(width)) \(num(height))" font-family="DejaVu Sans, Bitstream Vera Sans, Arial, sans-serif">
+
+      """
+    out += "<rect class=\"background\" x=\"0\" y=\"0\" width=\"\(num(width))\" height=\"\(num(height))\" fill=\"\(background.hex)\"/>\n"
+    for item in items { SVGWriter.write(item, into: &out) }
+    out += "</svg>\n"
+    return out
+  }
+}
+
+private enum SVGWriter {
+  static func write(_ item: SceneItem, into out: inout String) {
+    switch item {
+    case .circle(let c, let r, let fill):
+      out += "<circle cx=\"\(num(c.x))\" cy=\"\(num(c.y))\" r=\"\(num(r))\" fill=\"\(fill.hex)\"\(opacity(fill, "fill"))/>\n"
+    case .rect(let x, let y, let w, let h, let fill, let stroke, let lineWidth):
+      out += "<rect x=\"\(num(x))\" y=\"\(num(y))\" width=\"\(num(w))\" height=\"\(num(h))\""
+      out += fill.map { " fill=\"\($0.hex)\"\(opacity($0, "fill"))" } ?? " fill=\"none\""
+      if let stroke { out += " stroke=\"\(stroke.hex)\" stroke-width=\"\(num(lineWidth))\"" }
+      out += "/>\n"
+    case .line(let a, let b, let stroke, let width):
+      out += "<line x1=\"\(num(a.x))\" y1=\"\(num(a.y))\" x2=\"\(num(b.x))\" y2=\"\(num(b.y))\" "
+      out += "stroke=\"\(stroke.hex)\" stroke-width=\"\(num(width))\"/>\n"
+    case .polyline(let points, let stroke, let width):
+      let coordinates = points.map { "\(num($0.x)),\(num($0.y))" }.joined(separator: " ")
+      out += "<polyline points=\"\(coordinates)\" fill=\"none\" stroke=\"\(stroke.hex)\" "
+      out += "stroke-width=\"\(num(width))\" stroke-linejoin=\"round\" stroke-linecap=\"round\"/>\n"
+    case .text(let string, let at, let size, let color, let anchor, let baseline, let rotation, let bold):
+      let y = at.y + Scene.baselineShift(baseline, size: size)
+      let anchorName = anchor == .start ? "start" : anchor == .middle ? "middle" : "end"
+      out += "<text x=\"\(num(at.x))\" y=\"\(num(y))\" font-size=\"\(num(size))\" fill=\"\(color.hex)\""
+      if anchor != .start { out += " text-anchor=\"\(anchorName)\"" }
+      if bold { out += " font-weight=\"bold\"" }
+      if rotation != 0 { out += " transform=\"rotate(\(num(rotation)) \(num(at.x)) \(num(at.y)))\"" }
+      out += ">\(xmlEscaped(string))</text>\n"
+    case .group(let name, let children):
+      out += "<g class=\"\(xmlEscaped(name))\">\n"
+      for child in children { write(child, into: &out) }
+      out += "</g>\n"
+    }
+  }
+
+  static func opacity(_ color: RGBColor, _ attribute: String) -> String {
+    color.alpha == 255 ? "" : " \(attribute)-opacity=\"\(num(color.opacity))\""
+  }
+}
+
+/// A coordinate with at most two decimals and no trailing zeros.
+func num(_ value: Double) -> String {
+  guard value.isFinite else { return "0" }
+  guard abs(value) < 1e12 else { return String(value) }
+  let scaled = (value * 100).rounded()
+  if scaled == 0 { return "0" }
+  let whole = Int(scaled) / 100, fraction = abs(Int(scaled) % 100)
+  let sign = scaled < 0 && whole == 0 ? "-" : ""
+  if fraction == 0 { return "\(sign)\(whole)" }
+  let digits = fraction < 10 ? "0\(fraction)" : (fraction % 10 == 0 ? "\(fraction / 10)" : "\(fraction)")
+  return "\(sign)\(whole).\(digits)"
+}
+
+/// Escapes the five XML special characters (for SVG and HTML text and attributes).
+func xmlEscaped(_ text: String) -> String {
+  var out = ""
+  out.reserveCapacity(text.count)
+  for ch in text {
+    switch ch {
+    case "&": out += "&amp;"
+    case "<": out += "&lt;"
+    case ">": out += "&gt;"
+    case "\"": out += "&quot;"
+    case "'": out += "&#39;"
+    default: out.append(ch)
+    }
+  }
+  return out
+}
