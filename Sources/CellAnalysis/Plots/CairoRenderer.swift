@@ -88,6 +88,18 @@ enum CairoPainter {
       cairo_show_text(cr, string)
       cairo_new_path(cr)
       cairo_restore(cr)
+    case .verticalGradient(let x, let y, let w, let h, let colors):
+      guard let pattern = cairo_pattern_create_linear(0, y + h, 0, y) else { return }
+      defer { cairo_pattern_destroy(pattern) }
+      for (k, c) in colors.enumerated() {
+        let offset = colors.count > 1 ? Double(k) / Double(colors.count - 1) : 0
+        cairo_pattern_add_color_stop_rgba(pattern, offset, Double(c.red) / 255, Double(c.green) / 255,
+                                          Double(c.blue) / 255, c.opacity)
+      }
+      cairo_new_path(cr)
+      cairo_rectangle(cr, x, y, w, h)
+      cairo_set_source(cr, pattern)
+      cairo_fill(cr)
     case .group(_, let children):
       for child in children { draw(child, cr) }
     }

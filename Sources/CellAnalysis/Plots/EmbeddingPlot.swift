@@ -156,8 +156,8 @@ public struct EmbeddingPlot {
     let midX = frame.x + frame.width / 2, midY = frame.y + frame.height / 2
     scene.add(.group("labels", [
       .text(title, at: ScenePoint(midX, frame.y - 8), size: PlotStyle.titleSize, anchor: .middle),
-      .text(xLabel, at: ScenePoint(frame.x + 2, frame.y + frame.height + 6), size: PlotStyle.labelSize, baseline: .top),
-      .text(yLabel, at: ScenePoint(frame.x - 8, frame.y + frame.height - 2), size: PlotStyle.labelSize, rotation: -90),
+      .text(xLabel, at: ScenePoint(midX, frame.y + frame.height + 6), size: PlotStyle.labelSize, anchor: .middle, baseline: .top),
+      .text(yLabel, at: ScenePoint(frame.x - 8, midY), size: PlotStyle.labelSize, anchor: .middle, rotation: -90),
     ]))
     let sideX = frame.x + frame.width + Self.gap
     switch coloring {
@@ -169,15 +169,8 @@ public struct EmbeddingPlot {
   }
 
   private func colorbar(x: Double, frame: AxesFrame, lo: Double, hi: Double) -> SceneItem {
-    let steps = colormap.colors.count
     let height = frame.height * 0.9, top = frame.y + frame.height * 0.05
-    let slice = height / Double(steps)
-    var items: [SceneItem] = []
-    for k in 0..<steps {
-      // Highest colour at the top; slices overlap slightly so no seams show.
-      let y = top + height - Double(k + 1) * slice
-      items.append(.rect(x: x, y: y, width: Self.colorbarWidth, height: slice + 0.3, fill: colormap.colors[k]))
-    }
+    var items: [SceneItem] = [.verticalGradient(x: x, y: top, width: Self.colorbarWidth, height: height, colors: colormap.colors)]
     items.append(.rect(x: x, y: top, width: Self.colorbarWidth, height: height, fill: nil, stroke: .black, lineWidth: 0.6))
     for tick in niceTicks(lo...hi) where hi > lo {
       let y = top + height - (tick - lo) / (hi - lo) * height

@@ -9,14 +9,17 @@ extension Scene {
 
       """
     out += "<rect class=\"background\" x=\"0\" y=\"0\" width=\"\(num(width))\" height=\"\(num(height))\" fill=\"\(background.hex)\"/>\n"
-    for item in items { SVGWriter.write(item, into: &out) }
+    var writer = SVGWriter()
+    for item in items { writer.write(item, into: &out) }
     out += "</svg>\n"
     return out
   }
 }
 
-private enum SVGWriter {
-  static func write(_ item: SceneItem, into out: inout String) {
+private struct SVGWriter {
+  var gradientCount = 0
+
+  mutating func write(_ item: SceneItem, into out: inout String) {
     switch item {
     case .circle(let c, let r, let fill):
       out += "<circle cx=\"\(num(c.x))\" cy=\"\(num(c.y))\" r=\"\(num(r))\" fill=\"\(fill.hex)\"\(opacity(fill, "fill"))/>\n"
@@ -40,6 +43,16 @@ private enum SVGWriter {
       if bold { out += " font-weight=\"bold\"" }
       if rotation != 0 { out += " transform=\"rotate(\(num(rotation)) \(num(at.x)) \(num(at.y)))\"" }
       out += ">\(xmlEscaped(string))</text>\n"
+    case .verticalGradient(let x, let y, let w, let h, let colors):
+      gradientCount += 1
+      let id = "gradient\(gradientCount)"
+      out += "<defs><linearGradient id=\"\(id)\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">"
+      for (k, color) in colors.enumerated() {
+        let offset = colors.count > 1 ? Double(k) / Double(colors.count - 1) : 0
+        out += "<stop offset=\"\(num(offset * 100))%\" stop-color=\"\(color.hex)\"/>"
+      }
+      out += "</linearGradient></defs>\n"
+      out += "<rect x=\"\(num(x))\" y=\"\(num(y))\" width=\"\(num(w))\" height=\"\(num(h))\" fill=\"url(#\(id))\"/>\n"
     case .group(let name, let children):
       out += "<g class=\"\(xmlEscaped(name))\">\n"
       for child in children { write(child, into: &out) }
@@ -47,7 +60,7 @@ private enum SVGWriter {
     }
   }
 
-  static func opacity(_ color: RGBColor, _ attribute: String) -> String {
+  func opacity(_ color: RGBColor, _ attribute: String) -> String {
     color.alpha == 255 ? "" : " \(attribute)-opacity=\"\(num(color.opacity))\""
   }
 }

@@ -22,6 +22,8 @@ public indirect enum SceneItem: Sendable {
   case polyline([ScenePoint], stroke: RGBColor, width: Double)
   case text(String, at: ScenePoint, size: Double, color: RGBColor = .black, anchor: TextAnchor = .start,
             baseline: TextBaseline = .alphabetic, rotation: Double = 0, bold: Bool = false)
+  /// A rectangle filled with `colors` evenly spaced from bottom to top (a colour bar).
+  case verticalGradient(x: Double, y: Double, width: Double, height: Double, colors: [RGBColor])
   /// A named group (an SVG `<g class="name">`), so a reader can find the parts of a plot.
   case group(String, [SceneItem])
 }
