@@ -81,8 +81,13 @@ public final class VAE: Module {
   // MARK: - Inference
 
   /// Encodes the cells: q(z|x), and q(l|x) or the observed log library size.
-  public func inference(_ input: VAEInput, sampling: LatentSampling = .sample) throws -> VAEInferenceOutput {
-    let batch = try validate(input)
+  /// `checkInput: false` skips the per-call count and index checks, for data validated once
+  /// up front (the model facade's training and evaluation loops).
+  public func inference(_ input: VAEInput, sampling: LatentSampling = .sample, checkInput: Bool = true) throws
+    -> VAEInferenceOutput
+  {
+    let batch = checkInput ? try validate(input) : (input.batchIndex.map { $0.rank == 1 ? $0.unsqueeze(dim: 1) : $0 }
+      ?? Tensor.zeros([input.x.size(0), 1], dtype: .int64))
     return try withTorchErrors {
       let x = input.x
       let encoderInput = config.logVariational ? x.log1p() : x
@@ -109,8 +114,12 @@ public final class VAE: Module {
   /// Decodes z and the log library into p(x|z, l), with the library prior p(l).
   /// `transformBatch` decodes every cell as if it came from that batch.
   public func generative(z: Tensor, library: Tensor, batchIndex: Tensor? = nil, labels: Tensor? = nil,
-                         transformBatch: Int? = nil) throws -> VAEGenerativeOutput {
-    var batch = try checkedIndices(batchIndex, name: "batchIndex", count: Swift.max(config.nBatch, 1), cells: z.size(0))
+                         transformBatch: Int? = nil, checkInput: Bool = true) throws -> VAEGenerativeOutput {
+    func indices(_ index: Tensor?, name: String, count: Int, required: Bool = false) throws -> Tensor {
+      if !checkInput, let index { return index.rank == 1 ? index.unsqueeze(dim: 1) : index }
+      return try checkedIndices(index, name: name, count: count, cells: z.size(0), required: required)
+    }
+    var batch = try indices(batchIndex, name: "batchIndex", count: Swift.max(config.nBatch, 1))
     if let transformBatch {
       guard transformBatch >= 0 && transformBatch < Swift.max(config.nBatch, 1) else {
         throw VAEError.invalidInput("transformBatch \(transformBatch) is not a batch of this model (\(config.nBatch) batches)")
@@ -118,7 +127,7 @@ public final class VAE: Module {
       batch = Tensor.full(batch.shape, Double(transformBatch), dtype: .int64, device: batch.device)
     }
     let label = config.dispersion == .geneLabel
-      ? try checkedIndices(labels, name: "labels", count: config.nLabels, cells: z.size(0), required: true) : nil
+      ? try indices(labels, name: "labels", count: config.nLabels, required: true) : nil
     return try withTorchErrors {
       let decoded = decoder.decode(z, library: library, categories: [batch], dispersion: config.dispersion)
       let rawR: Tensor
@@ -167,12 +176,13 @@ public final class VAE: Module {
   }
 
   /// inference → generative → loss on one minibatch.
-  public func forward(_ input: VAEInput, sampling: LatentSampling = .sample, klWeight: Double = 1) throws
+  public func forward(_ input: VAEInput, sampling: LatentSampling = .sample, klWeight: Double = 1,
+                      checkInput: Bool = true) throws
     -> (inference: VAEInferenceOutput, generative: VAEGenerativeOutput, loss: VAELossOutput)
   {
-    let inferred = try inference(input, sampling: sampling)
+    let inferred = try inference(input, sampling: sampling, checkInput: checkInput)
     let generated = try generative(z: inferred.z, library: inferred.library, batchIndex: input.batchIndex,
-                                   labels: input.labels)
+                                   labels: input.labels, checkInput: checkInput)
     return (inferred, generated, try loss(input, inference: inferred, generative: generated, klWeight: klWeight))
   }
 

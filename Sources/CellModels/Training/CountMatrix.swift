@@ -80,3 +80,21 @@ public struct CountMatrix: Sendable {
     }
   }
 }
+
+extension CountMatrix {
+  /// The first stored value that is not a valid count: NaN or infinite, negative, or (with
+  /// `integers`) fractional. Returns its row, column and value, or nil if all are valid.
+  public func firstInvalidCount(integers: Bool) -> (row: Int, column: Int, value: Float)? {
+    func invalid(_ v: Float) -> Bool { !v.isFinite || v < 0 || (integers && v.rounded() != v) }
+    switch storage {
+    case .dense(let values):
+      guard let k = values.firstIndex(where: invalid) else { return nil }
+      return (k / nCols, k % nCols, values[k])
+    case .csr(let values, let columns, let rowStarts):
+      guard let k = values.firstIndex(where: invalid) else { return nil }
+      var row = 0
+      while rowStarts[row + 1] <= k { row += 1 }
+      return (row, Int(columns[k]), values[k])
+    }
+  }
+}

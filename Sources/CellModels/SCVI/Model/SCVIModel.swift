@@ -1,0 +1,253 @@
+import CellData
+import Foundation
+import Torch
+
+/// scVI or LDVAE over an AnnData, as scvi-tools' `SCVI` / `LinearSCVI` models: set up the
+/// data, train, then read latent representations, normalized expression, likelihoods,
+/// samples and differential expression.
+///
+///     let setup = try SCVISetup(adata, layer: "counts", batchKey: "batch")
+///     let model = try SCVIModel(adata, setup: setup)
+///     try model.train()
+///     let latent = try model.latentRepresentation()
+public final class SCVIModel {
+  public enum Kind: String, Codable, Sendable, CaseIterable {
+    case scvi, ldvae
+    /// scvi-tools' obsm key for the latent representation in tutorials.
+    public var latentKey: String { self == .scvi ? "X_scVI" : "X_ldvae" }
+  }
+
+  /// Network size and likelihood; nil fields take the kind's default (scVI: zinb with the
+  /// observed library size; LDVAE: nb with a latent library size).
+  public struct Architecture: Sendable {
+    public var nHidden = 128
+    public var nLatent = 10
+    public var nLayers = 1
+    public var dropoutRate = 0.1
+    public var dispersion: Dispersion = .gene
+    public var geneLikelihood: GeneLikelihood?
+    public var latentDistribution: LatentDistribution = .normal
+    public var useObservedLibSize: Bool?
+
+    public init(nHidden: Int = 128, nLatent: Int = 10, nLayers: Int = 1, dropoutRate: Double = 0.1,
+                dispersion: Dispersion = .gene, geneLikelihood: GeneLikelihood? = nil,
+                latentDistribution: LatentDistribution = .normal, useObservedLibSize: Bool? = nil) {
+      self.nHidden = nHidden
+      self.nLatent = nLatent
+      self.nLayers = nLayers
+      self.dropoutRate = dropoutRate
+      self.dispersion = dispersion
+      self.geneLikelihood = geneLikelihood
+      self.latentDistribution = latentDistribution
+      self.useObservedLibSize = useObservedLibSize
+    }
+
+    func config(kind: Kind, nInput: Int, nBatch: Int, nLabels: Int) -> VAEConfig {
+      switch kind {
+      case .scvi:
+        return VAEConfig(
+          nInput: nInput, nBatch: nBatch, nLabels: nLabels, nHidden: nHidden, nLatent: nLatent, nLayers: nLayers,
+          dropoutRate: dropoutRate, dispersion: dispersion, geneLikelihood: geneLikelihood ?? .zinb,
+          latentDistribution: latentDistribution, useObservedLibSize: useObservedLibSize ?? true)
+      case .ldvae:
+        return VAEConfig.ldvae(
+          nInput: nInput, nBatch: nBatch, nLabels: nLabels, nHidden: nHidden, nLatent: nLatent, nLayers: nLayers,
+          dropoutRate: dropoutRate, dispersion: dispersion, geneLikelihood: geneLikelihood ?? .nb,
+          latentDistribution: latentDistribution, useObservedLibSize: useObservedLibSize ?? false)
+      }
+    }
+  }
+
+  public let kind: Kind
+  public internal(set) var setup: SCVISetup
+  public internal(set) var module: VAE
+  public internal(set) var history = TrainingHistory()
+  /// Seconds spent in `train`, and how training ended.
+  public internal(set) var trainSeconds = 0.0
+  public internal(set) var stopReason: String?
+  /// The cells `train` held out for validation (positions in the setup AnnData).
+  public internal(set) var split: DataSplit?
+  /// The registered AnnData's cells.
+  var cells: RegisteredCells
+  /// Parameters training leaves unchanged (query mapping freezes the reference's weights).
+  var gradientMasks: [(Tensor, Tensor)] = []
+
+  public var config: VAEConfig { module.config }
+  public var isTrained: Bool { !history.epochs.isEmpty }
+
+  public init(_ adata: AnnData, setup: SCVISetup, kind: Kind = .scvi, architecture: Architecture = Architecture()) throws {
+    let config = architecture.config(
+      kind: kind, nInput: setup.geneNames.count, nBatch: setup.batchCategories.count, nLabels: setup.labelCategories.count)
+    let cells = try RegisteredCells(adata, setup: setup, config: config)
+    var prior: (means: [Float], vars: [Float])?
+    if !config.useObservedLibSize {
+      prior = try VAE.libraryLogPrior(librarySizes: cells.counts.rowSums(), batchIndices: cells.batchCodes,
+                                      nBatch: config.nBatch)
+    }
+    self.kind = kind
+    self.setup = setup
+    self.cells = cells
+    module = try VAE(config: config, libraryLogMeans: prior?.means, libraryLogVars: prior?.vars)
+  }
+
+  /// A model around an existing network (loading, query mapping).
+  init(kind: Kind, setup: SCVISetup, module: VAE, cells: RegisteredCells) {
+    self.kind = kind
+    self.setup = setup
+    self.module = module
+    self.cells = cells
+  }
+
+  // MARK: - Training
+
+  public struct TrainingOptions {
+    /// nil: scvi-tools' heuristic min(round(20000 / n_cells · 400), 400).
+    public var maxEpochs: Int?
+    public var learningRate = 1e-3
+    public var weightDecay = 1e-6
+    public var eps = 0.01
+    public var batchSize = 128
+    /// nil: 0.9, with scvi-tools' rule that moves a 1–2 cell last batch to validation.
+    public var trainSize: Double?
+    public var validationSize: Double?
+    public var earlyStopping = false
+    public var earlyStoppingPatience = 45
+    public var earlyStoppingMonitor = "elbo_validation"
+    /// Epochs of linear KL warm-up (scvi-tools' n_epochs_kl_warmup, default 400); nil for none.
+    public var klWarmupEpochs: Int? = 400
+    public var reduceLROnPlateau = false
+    public var lrFactor = 0.6
+    public var lrPatience = 30
+    public var lrThreshold = 0.0
+    public var lrMin = 0.0
+    /// Seeds libtorch and the train/validation split (scvi-tools' `settings.seed`).
+    public var seed: UInt64 = 0
+    public var progress = false
+    /// Where the last good state goes if training diverges.
+    public var checkpoint: URL?
+
+    public init(maxEpochs: Int? = nil, learningRate: Double = 1e-3, batchSize: Int = 128, trainSize: Double? = nil,
+                earlyStopping: Bool = false, klWarmupEpochs: Int? = 400, seed: UInt64 = 0, progress: Bool = false) {
+      self.maxEpochs = maxEpochs
+      self.learningRate = learningRate
+      self.batchSize = batchSize
+      self.trainSize = trainSize
+      self.earlyStopping = earlyStopping
+      self.klWarmupEpochs = klWarmupEpochs
+      self.seed = seed
+      self.progress = progress
+    }
+  }
+
+  /// scvi-tools' default number of epochs for `n` cells.
+  public static func defaultMaxEpochs(cells n: Int) -> Int {
+    Swift.min(Int((20_000.0 / Double(n) * 400).rounded()), 400)
+  }
+
+  /// Trains with Adam (scvi-tools' TrainingPlan: lr 1e-3, eps 0.01, weight decay 1e-6),
+  /// validating each epoch on the held-out cells. Metrics per epoch: train_loss,
+  /// elbo_train, reconstruction_loss_train, kl_local_train, kl_weight, and the same with
+  /// `_validation` when cells are held out.
+  @discardableResult
+  public func train(_ options: TrainingOptions = TrainingOptions()) throws -> TrainingHistory {
+    Runtime.seed(options.seed)
+    let split = try DataSplit.random(count: cells.count, trainSize: options.trainSize, validationSize: options.validationSize,
+                                     batchSize: options.batchSize, seed: UInt32(truncatingIfNeeded: options.seed))
+    let maxEpochs = options.maxEpochs ?? Self.defaultMaxEpochs(cells: cells.count)
+    let trainLoader = try cells.loader(split.train, batchSize: options.batchSize, shuffle: true)
+    let validationLoader = split.validation.isEmpty ? nil : try cells.loader(split.validation, batchSize: options.batchSize)
+    if options.earlyStopping && validationLoader == nil && !options.earlyStoppingMonitor.hasSuffix("_train") {
+      throw TrainingError.invalidOptions("early stopping on \(options.earlyStoppingMonitor) needs validation cells (trainSize < 1)")
+    }
+    let parameters = module.parameters.filter { !isFrozen($0) }
+    let optimizer = Adam(parameters, learningRate: options.learningRate, eps: options.eps, weightDecay: options.weightDecay)
+    var schedule: LearningRateSchedule?
+    if options.reduceLROnPlateau {
+      schedule = .plateau(
+        ReduceLROnPlateau(optimizer, mode: .min, factor: options.lrFactor, patience: options.lrPatience,
+                          threshold: options.lrThreshold, thresholdMode: .absolute, minLearningRate: options.lrMin),
+        monitor: validationLoader == nil ? "elbo_train" : "elbo_validation")
+    }
+    let trainer = try Trainer(options: .init(
+      maxEpochs: maxEpochs,
+      earlyStopping: options.earlyStopping ? EarlyStopping(monitor: options.earlyStoppingMonitor, patience: options.earlyStoppingPatience) : nil,
+      schedule: schedule, checkpoint: options.checkpoint, progress: options.progress, label: kind.rawValue))
+    let warmup = KLWarmup(epochs: options.klWarmupEpochs)
+    var step = 0
+    defer { module.eval() }
+    try trainer.fit(module) { epoch in
+      module.train()
+      var totals = EpochTotals()
+      for batch in trainLoader {
+        let klWeight = warmup.weight(epoch: epoch, step: step)
+        let loss = try module.forward(batch.vaeInput, klWeight: klWeight, checkInput: false).loss
+        optimizer.zeroGrad()
+        loss.loss.backward()
+        applyGradientMasks()
+        optimizer.step()
+        step += 1
+        totals.add(loss, cells: batch.indices.count)
+      }
+      var metrics = totals.metrics(suffix: "train")
+      metrics["train_loss"] = metrics.removeValue(forKey: "loss_train")
+      let klWeight = warmup.weight(epoch: epoch, step: step)
+      metrics["kl_weight"] = klWeight
+      if let validationLoader {
+        module.eval()
+        var validation = EpochTotals()
+        try withNoGrad {
+          for batch in validationLoader {
+            validation.add(try module.forward(batch.vaeInput, klWeight: klWeight, checkInput: false).loss,
+                           cells: batch.indices.count)
+          }
+        }
+        var held = validation.metrics(suffix: "validation")
+        held["validation_loss"] = held.removeValue(forKey: "loss_validation")
+        metrics.merge(held) { $1 }
+      }
+      return metrics
+    }
+    history = TrainingHistory(epochs: history.epochs + trainer.history.epochs)
+    trainSeconds += trainer.seconds
+    stopReason = trainer.stopReason
+    self.split = split
+    return trainer.history
+  }
+
+  /// Sums of the loss terms over an epoch's minibatches, read once at the end.
+  private struct EpochTotals {
+    var weightedLoss: Tensor?
+    var reconstruction: Tensor?
+    var klLocal: Tensor?
+    var cells = 0
+
+    mutating func add(_ loss: VAELossOutput, cells n: Int) {
+      let batchLoss = loss.loss.detach() * Double(n)
+      let rec = loss.reconstructionLoss.detach().sum()
+      let kl = (loss.klZ + loss.klL).detach().sum()
+      weightedLoss = weightedLoss.map { $0 + batchLoss } ?? batchLoss
+      reconstruction = reconstruction.map { $0 + rec } ?? rec
+      klLocal = klLocal.map { $0 + kl } ?? kl
+      cells += n
+    }
+
+    /// Per-cell means, as scvi-tools logs them (elbo = reconstruction + KL local; no global KL).
+    func metrics(suffix: String) -> EpochMetrics {
+      guard cells > 0, let weightedLoss, let reconstruction, let klLocal else { return [:] }
+      let n = Double(cells)
+      let rec = reconstruction.item() / n, kl = klLocal.item() / n
+      return ["loss_\(suffix)": weightedLoss.item() / n, "elbo_\(suffix)": rec + kl,
+              "reconstruction_loss_\(suffix)": rec, "kl_local_\(suffix)": kl]
+    }
+  }
+
+  private func isFrozen(_ parameter: Tensor) -> Bool {
+    gradientMasks.contains { $0.0 === parameter && $0.1.sum().item() == 0 }
+  }
+
+  private func applyGradientMasks() {
+    withNoGrad {
+      for (parameter, mask) in gradientMasks { if let grad = parameter.grad { grad.mul_(mask) } }
+    }
+  }
+}

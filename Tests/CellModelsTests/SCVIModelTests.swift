@@ -1,0 +1,114 @@
+import CellData
+import Foundation
+import XCTest
+
+@testable import CellModels
+import Torch
+
+/// The SCVIModel facade on the bundled PBMC data: training, outputs, save/load, bad input.
+final class SCVIModelTests: XCTestCase {
+  /// 700 PBMCs × 765 genes with integer counts and a made-up two-batch split.
+  static let pbmc: AnnData = {
+    var adata = try! AnnData.read(h5ad: repositoryFile("data/pbmc68k_reduced.h5ad").path)
+    let halves = (0..<adata.nObs).map { $0 < 350 ? "first" : "second" }
+    try! adata.obs.set("half", .categorical(Categorical(halves)))
+    return adata
+  }()
+
+  private func temporaryDirectory() throws -> URL {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("scvi-model-\(UUID())")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+    return dir
+  }
+
+  func testTrainingImprovesTheHeldOutELBOAndSavesAndLoads() throws {
+    let adata = Self.pbmc
+    let model = try SCVIModel(adata, setup: SCVISetup(adata, batchKey: "half"),
+                              architecture: .init(nHidden: 32, nLatent: 5))
+    var options = SCVIModel.TrainingOptions(maxEpochs: 8, seed: 1)
+    options.klWarmupEpochs = nil
+    let history = try model.train(options)
+    XCTAssertEqual(history.epochs.count, 8)
+    let elbo = history.values("elbo_validation").map { $0! }
+    XCTAssertLessThan(elbo.last!, elbo.first! - 10, "held-out ELBO after 8 epochs: \(elbo)")
+    XCTAssertEqual(model.split?.validation.count, 70)
+    XCTAssertEqual(history.last("kl_weight"), 1)
+
+    let latent = try model.latentRepresentation()
+    XCTAssertEqual(latent.shape, [700, 5])
+    let expression = try model.normalizedExpression(indices: Array(0..<10))
+    XCTAssertEqual(expression.shape, [10, 765])
+    XCTAssertEqual(expression.sum(dim: 1).toArray(Float.self).map { Double($0) }, Array(repeating: 1, count: 10), accuracy: 1e-4)
+    let rec = try model.reconstructionError()
+    let elboValue = try model.elbo()
+    XCTAssertGreaterThan(rec, 0)
+    XCTAssertLessThan(elboValue, -rec, "ELBO = −(reconstruction + KL) with KL > 0")
+    let samples = try model.posteriorPredictiveSample(indices: [0, 1, 2], nSamples: 4)
+    XCTAssertEqual(samples.shape, [3, 765, 4])
+    XCTAssertEqual(samples.toArray(Float.self).filter { $0 < 0 || $0.rounded() != $0 }.count, 0)
+
+    let dir = try temporaryDirectory()
+    try model.save(to: dir)
+    let loaded = try SCVIModel.load(from: dir, adata: adata)
+    XCTAssertEqual(loaded.history, model.history)
+    XCTAssertEqual(try loaded.latentRepresentation().toArray(Float.self), latent.toArray(Float.self))
+
+    let fewerGenes = try adata.subset(vars: Array(0..<700))
+    XCTAssertThrowsError(try SCVIModel.load(from: dir, adata: fewerGenes)) { error in
+      XCTAssertTrue("\(error)".contains("765"), "\(error)")
+    }
+    XCTAssertThrowsError(try SCVIModel.load(from: dir.appendingPathComponent("missing"), adata: adata))
+  }
+
+  func testLDVAELoadingsAndMarginalLikelihood() throws {
+    let adata = Self.pbmc
+    let model = try SCVIModel(adata, setup: SCVISetup(adata), kind: .ldvae, architecture: .init(nHidden: 32, nLatent: 4))
+    try model.train(.init(maxEpochs: 3))
+    XCTAssertEqual(model.config.geneLikelihood, .nb)
+    XCTAssertFalse(model.config.useObservedLibSize)
+    XCTAssertEqual(try model.loadings().shape, [765, 4])
+    let marginal = try model.marginalLogLikelihood(indices: Array(0..<50), nMCSamples: 20)
+    let elbo = try model.elbo(indices: Array(0..<50))
+    XCTAssertTrue(marginal.isFinite)
+    XCTAssertGreaterThan(marginal, elbo - 5, "log p(x) ≥ ELBO up to Monte Carlo noise")
+  }
+
+  func testBadCountsAndCovariatesGiveClearErrors() throws {
+    func adata(_ values: [Float], obs: DataFrame? = nil) throws -> AnnData {
+      try AnnData(X: .dense(DenseArray(shape: [2, 3], data: .float32(values))), obs: obs)
+    }
+    func message(_ body: () throws -> Void) -> String {
+      do { try body(); return "no error" } catch { return "\(error)" }
+    }
+    let nan = try adata([1, .nan, 2, 3, 4, 5])
+    XCTAssertTrue(message { _ = try SCVIModel(nan, setup: SCVISetup(nan)) }.contains("nan"))
+    let negative = try adata([1, -2, 2, 3, 4, 5])
+    XCTAssertTrue(message { _ = try SCVIModel(negative, setup: SCVISetup(negative)) }.contains("negative"))
+    let fractional = try adata([1, 2.5, 2, 3, 4, 5])
+    XCTAssertTrue(message { _ = try SCVIModel(fractional, setup: SCVISetup(fractional)) }.contains("not an integer"))
+    XCTAssertEqual(message {
+      _ = try SCVIModel(fractional, setup: SCVISetup(fractional), architecture: .init(geneLikelihood: .poisson))
+    }, "no error", "poisson accepts non-integer values")
+    let empty = try adata([0, 0, 0, 3, 4, 5])
+    XCTAssertTrue(message { _ = try SCVIModel(empty, setup: SCVISetup(empty)) }.contains("no counts"))
+    XCTAssertEqual(message { _ = try SCVIModel(empty, setup: SCVISetup(empty), kind: .ldvae) }, "no error",
+                   "a latent library size handles empty cells")
+    XCTAssertTrue(message { _ = try SCVISetup(nan, batchKey: "batch") }.contains("no obs column 'batch'"))
+  }
+
+  func testUnknownBatchOnNewDataIsRefused() throws {
+    let adata = Self.pbmc
+    let model = try SCVIModel(adata, setup: SCVISetup(adata, batchKey: "half"), architecture: .init(nHidden: 16))
+    var query = try adata.subset(obs: Array(0..<20))
+    try query.obs.set("half", .categorical(Categorical(Array(repeating: "third", count: 20))))
+    XCTAssertThrowsError(try model.latentRepresentation(query)) { error in
+      XCTAssertTrue("\(error)".contains("third"), "\(error)")
+    }
+  }
+}
+
+private func XCTAssertEqual(_ a: [Double], _ b: [Double], accuracy: Double, file: StaticString = #filePath, line: UInt = #line) {
+  XCTAssertEqual(a.count, b.count, file: file, line: line)
+  for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: accuracy, file: file, line: line) }
+}
