@@ -111,6 +111,15 @@ final class ReportTests: XCTestCase {
     XCTAssertEqual(report.notes.filter { $0.contains("could not read") }.count, 3)
   }
 
+  func testMetricsOfDifferentScalesGetSeparateCurvePlots() throws {
+    var csv = "epoch,train_loss,kl_weight,validation_loss\n"
+    for e in 0..<10 { csv += "\(e),\(600 - 5 * e),\(Double(e) / 10),\(e % 2 == 0 ? String(620 - 5 * e) : "")\n" }
+    try write(csv, "history.csv")
+    let report = try RunReport(directory: dir)
+    XCTAssertEqual(report.imageCount, 2)
+    XCTAssertEqual(PlotFixtures.attributes("alt", in: report.html), ["train_loss, validation_loss", "kl_weight"])
+  }
+
   func testMissingOrEmptyDirectoryThrows() throws {
     let absent = dir.appendingPathComponent("no-such-run")
     XCTAssertThrowsError(try RunReport(directory: absent)) { error in

@@ -4,11 +4,11 @@ extension Scene {
   /// The scene as a standalone SVG document (1 user unit = 1 point).
   public func svg() -> String {
     var out = """
-      <svg xmlns="http://www.w3.org/2000/svg" width="\(num(width))pt" height="\(num(height))pt" \
-      viewBox="0 0 \(num(width)) \(num(height))" font-family="DejaVu Sans, Bitstream Vera Sans, Arial, sans-serif">
+      <svg xmlns="http://www.w3.org/2000/svg" width="\(svgNumber(width))pt" height="\(svgNumber(height))pt" \
+      viewBox="0 0 \(svgNumber(width)) \(svgNumber(height))" font-family="DejaVu Sans, Bitstream Vera Sans, Arial, sans-serif">
 
       """
-    out += "<rect class=\"background\" x=\"0\" y=\"0\" width=\"\(num(width))\" height=\"\(num(height))\" fill=\"\(background.hex)\"/>\n"
+    out += "<rect class=\"background\" x=\"0\" y=\"0\" width=\"\(svgNumber(width))\" height=\"\(svgNumber(height))\" fill=\"\(background.hex)\"/>\n"
     var writer = SVGWriter()
     for item in items { writer.write(item, into: &out) }
     out += "</svg>\n"
@@ -22,26 +22,26 @@ private struct SVGWriter {
   mutating func write(_ item: SceneItem, into out: inout String) {
     switch item {
     case .circle(let c, let r, let fill):
-      out += "<circle cx=\"\(num(c.x))\" cy=\"\(num(c.y))\" r=\"\(num(r))\" fill=\"\(fill.hex)\"\(opacity(fill, "fill"))/>\n"
+      out += "<circle cx=\"\(svgNumber(c.x))\" cy=\"\(svgNumber(c.y))\" r=\"\(svgNumber(r))\" fill=\"\(fill.hex)\"\(opacity(fill, "fill"))/>\n"
     case .rect(let x, let y, let w, let h, let fill, let stroke, let lineWidth):
-      out += "<rect x=\"\(num(x))\" y=\"\(num(y))\" width=\"\(num(w))\" height=\"\(num(h))\""
+      out += "<rect x=\"\(svgNumber(x))\" y=\"\(svgNumber(y))\" width=\"\(svgNumber(w))\" height=\"\(svgNumber(h))\""
       out += fill.map { " fill=\"\($0.hex)\"\(opacity($0, "fill"))" } ?? " fill=\"none\""
-      if let stroke { out += " stroke=\"\(stroke.hex)\" stroke-width=\"\(num(lineWidth))\"" }
+      if let stroke { out += " stroke=\"\(stroke.hex)\" stroke-width=\"\(svgNumber(lineWidth))\"" }
       out += "/>\n"
     case .line(let a, let b, let stroke, let width):
-      out += "<line x1=\"\(num(a.x))\" y1=\"\(num(a.y))\" x2=\"\(num(b.x))\" y2=\"\(num(b.y))\" "
-      out += "stroke=\"\(stroke.hex)\" stroke-width=\"\(num(width))\"/>\n"
+      out += "<line x1=\"\(svgNumber(a.x))\" y1=\"\(svgNumber(a.y))\" x2=\"\(svgNumber(b.x))\" y2=\"\(svgNumber(b.y))\" "
+      out += "stroke=\"\(stroke.hex)\" stroke-width=\"\(svgNumber(width))\"/>\n"
     case .polyline(let points, let stroke, let width):
-      let coordinates = points.map { "\(num($0.x)),\(num($0.y))" }.joined(separator: " ")
+      let coordinates = points.map { "\(svgNumber($0.x)),\(svgNumber($0.y))" }.joined(separator: " ")
       out += "<polyline points=\"\(coordinates)\" fill=\"none\" stroke=\"\(stroke.hex)\" "
-      out += "stroke-width=\"\(num(width))\" stroke-linejoin=\"round\" stroke-linecap=\"round\"/>\n"
+      out += "stroke-width=\"\(svgNumber(width))\" stroke-linejoin=\"round\" stroke-linecap=\"round\"/>\n"
     case .text(let string, let at, let size, let color, let anchor, let baseline, let rotation, let bold):
       let y = at.y + Scene.baselineShift(baseline, size: size)
       let anchorName = anchor == .start ? "start" : anchor == .middle ? "middle" : "end"
-      out += "<text x=\"\(num(at.x))\" y=\"\(num(y))\" font-size=\"\(num(size))\" fill=\"\(color.hex)\""
+      out += "<text x=\"\(svgNumber(at.x))\" y=\"\(svgNumber(y))\" font-size=\"\(svgNumber(size))\" fill=\"\(color.hex)\""
       if anchor != .start { out += " text-anchor=\"\(anchorName)\"" }
       if bold { out += " font-weight=\"bold\"" }
-      if rotation != 0 { out += " transform=\"rotate(\(num(rotation)) \(num(at.x)) \(num(at.y)))\"" }
+      if rotation != 0 { out += " transform=\"rotate(\(svgNumber(rotation)) \(svgNumber(at.x)) \(svgNumber(at.y)))\"" }
       out += ">\(xmlEscaped(string))</text>\n"
     case .verticalGradient(let x, let y, let w, let h, let colors):
       gradientCount += 1
@@ -49,10 +49,10 @@ private struct SVGWriter {
       out += "<defs><linearGradient id=\"\(id)\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">"
       for (k, color) in colors.enumerated() {
         let offset = colors.count > 1 ? Double(k) / Double(colors.count - 1) : 0
-        out += "<stop offset=\"\(num(offset * 100))%\" stop-color=\"\(color.hex)\"/>"
+        out += "<stop offset=\"\(svgNumber(offset * 100))%\" stop-color=\"\(color.hex)\"/>"
       }
       out += "</linearGradient></defs>\n"
-      out += "<rect x=\"\(num(x))\" y=\"\(num(y))\" width=\"\(num(w))\" height=\"\(num(h))\" fill=\"url(#\(id))\"/>\n"
+      out += "<rect x=\"\(svgNumber(x))\" y=\"\(svgNumber(y))\" width=\"\(svgNumber(w))\" height=\"\(svgNumber(h))\" fill=\"url(#\(id))\"/>\n"
     case .group(let name, let children):
       out += "<g class=\"\(xmlEscaped(name))\">\n"
       for child in children { write(child, into: &out) }
@@ -61,12 +61,12 @@ private struct SVGWriter {
   }
 
   func opacity(_ color: RGBColor, _ attribute: String) -> String {
-    color.alpha == 255 ? "" : " \(attribute)-opacity=\"\(num(color.opacity))\""
+    color.alpha == 255 ? "" : " \(attribute)-opacity=\"\(svgNumber(color.opacity))\""
   }
 }
 
 /// A coordinate with at most two decimals and no trailing zeros.
-func num(_ value: Double) -> String {
+func svgNumber(_ value: Double) -> String {
   guard value.isFinite else { return "0" }
   guard abs(value) < 1e12 else { return String(value) }
   let scaled = (value * 100).rounded()

@@ -34,7 +34,7 @@ enum JSONValue: Equatable {
     switch self {
     case .null: return "null"
     case .bool(let b): return b ? "true" : "false"
-    case .number(let x): return formatNumber(x)
+    case .number(let x): return displayNumber(x)
     case .string(let s): return s
     case .array(let items): return "[" + items.map(\.inlineText).joined(separator: ", ") + "]"
     case .object(let fields): return "{" + fields.map { "\($0.0): \($0.1.inlineText)" }.joined(separator: ", ") + "}"
@@ -58,7 +58,7 @@ enum JSONValue: Equatable {
 }
 
 /// Integers as integers; other values with up to 6 significant digits.
-func formatNumber(_ x: Double) -> String {
+func displayNumber(_ x: Double) -> String {
   guard x.isFinite else { return x.isNaN ? "NaN" : (x > 0 ? "inf" : "-inf") }
   if x == x.rounded(), abs(x) < 1e15 { return String(Int64(x)) }
   return String(format: "%.6g", x)

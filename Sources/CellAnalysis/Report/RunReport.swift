@@ -114,12 +114,38 @@ struct ReportBuilder {
 
   mutating func trainingCurves() {
     var images = 0
+    let dpi = self.dpi
     section("Training curves", file: "history.csv") { url in
-      let plot = try TrainingCurvePlot(historyCSV: url)
-      images += 1
-      return HTML.figure(try plot.png(), caption: plot.series.map(\.name).joined(separator: ", "))
+      let all = try TrainingCurvePlot(historyCSV: url)
+      var html = "<div class=\"figures\">\n"
+      for group in Self.scaleGroups(all.series) {
+        var plot = try TrainingCurvePlot(epochs: all.epochs, series: group, xLabel: all.xLabel)
+        plot.figureSize.dpi = dpi
+        html += HTML.figure(try plot.png(), caption: group.map(\.name).joined(separator: ", "))
+        images += 1
+      }
+      return html + "</div>\n"
     }
     imageCount += images
+  }
+
+  /// Metrics grouped so that each plot's largest |value| differ by at most 20× (a loss in the
+  /// hundreds does not flatten a KL weight in [0, 1]); column order is kept within a group.
+  static func scaleGroups(_ series: [TrainingCurvePlot.Series]) -> [[TrainingCurvePlot.Series]] {
+    let scale = { (s: TrainingCurvePlot.Series) in s.values.filter(\.isFinite).map(abs).max() ?? 0 }
+    let sorted = series.indices.sorted { scale(series[$0]) < scale(series[$1]) }
+    var groups: [[Int]] = []
+    var groupStart = 0.0
+    for i in sorted {
+      let s = scale(series[i])
+      if let last = groups.indices.last, s <= max(groupStart, 1e-12) * 20 {
+        groups[last].append(i)
+      } else {
+        groups.append([i])
+        groupStart = s
+      }
+    }
+    return groups.sorted { $0.min()! < $1.min()! }.map { $0.sorted().map { series[$0] } }
   }
 
   mutating func embeddings(maxCategories: Int) {
