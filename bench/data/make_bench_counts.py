@@ -1,23 +1,31 @@
-"""Builds bench/data/cbmc_citeseq_8k.h5ad, the real count data set of the scVI benchmarks.
+"""Builds the real count data sets of the scVI benchmarks into bench/data/ (gitignored).
 
-    /root/fixenv/bin/python bench/data/make_bench_counts.py                # downloads the source
-    /root/fixenv/bin/python bench/data/make_bench_counts.py PATH/TO/CITE_CBMC_counts_top2000.h5
+    /root/fixenv/bin/pip install rdata==1.1.0        # reads the R .rda files of the PBMC set
+    /root/fixenv/bin/python bench/data/make_bench_counts.py [pbmc] [cbmc] [--from DIR]
 
-Not shipped and not used by CI (the output is gitignored): it is for comparing our scVI with
-scvi-tools on the same cells, the same epochs and the same held-out cells.
+With no names, builds both. Without --from, the source files are downloaded from
+raw.githubusercontent.com at the pinned commits below; with --from DIR they are read from DIR
+(file names as in SOURCES). Every source file is checked against its sha256.
+Not shipped and not used by CI: for comparing our scVI with scvi-tools on the same cells, the
+same epochs and the same held-out cells (obs["split"], a fixed 90/10 split, numpy
+default_rng(0)). X is always raw integer UMI counts (checked), CSR float32.
 
-Source: data/CITE_PBMC/CITE_CBMC_counts_top2000.h5 of github.com/ttgump/scDCC at commit
-142e4e0370f4134751e92a160f95f97fce8db369 (sha256 below; Apache-2.0 repository, the data file of
-the scDCC paper, Tian et al., Nat Commun 2021). It holds the CITE-seq cord blood mononuclear
-cells of Stoeckius et al., Nat Methods 2017 (GEO GSE100866; the 8,617 cells of Seurat's CITE-seq
-vignette): X = 8,617 cells x 2,000 genes of raw UMI counts (float32; the 2,000 genes chosen by
-scDCC's authors; the file has no gene names), Y = 15 cluster labels (1..15, as the file has
-them), ADT_X = 10 antibodies, already normalised (not counts).
+pbmc_frozen_sorted_5k.h5ad (PBMCs, 10x v1 chemistry, Zheng et al., Nat Commun 2017; via the
+R package MUDAN, github.com/JEFworks/MUDAN, GPL-3):
+  data/pbmcA.rda            dgCMatrix 13,939 genes x 2,896 cells, 10x "Frozen PBMCs (Donor A)"
+  data/referenceCounts.rda  matrix 8,863 genes x 2,140 cells of 10x's bead-sorted PBMC
+                            populations, with data/referenceAnnot.rda: their 9 sorted types
+  -> 5,036 cells x the genes both have that are detected in >= 1 cell; obs["batch"] =
+     "frozen_donor_a" / "sorted"; obs["cell_type"] = the sorted population (missing for the
+     donor A cells).
 
-Output: X = the counts as CSR float32 (checked to be non-negative integers); var names
-gene0000..gene1999 (positions in the source); obs["cluster"] categorical ("1".."15");
-obs["split"] = "train"/"test", a fixed 90/10 split (numpy default_rng(0)) so that every
-implementation holds out the same cells; obsm["adt_normalized"] = ADT_X (float32).
+cbmc_citeseq_8k.h5ad (cord blood mononuclear cells, CITE-seq, Stoeckius et al., Nat Methods
+2017, GEO GSE100866; via github.com/ttgump/scDCC, Apache-2.0, the data of Tian et al., Nat
+Commun 2021):
+  data/CITE_PBMC/CITE_CBMC_counts_top2000.h5   X 8,617 cells x 2,000 genes (chosen by the
+                            scDCC authors; no gene names in the file), Y 15 cluster labels,
+                            ADT_X 10 normalised antibody values
+  -> var names gene0000..gene1999; obs["cluster"] "1".."15"; obsm["adt_normalized"].
 """
 
 import hashlib
@@ -26,65 +34,140 @@ import sys
 import urllib.request
 
 import anndata as ad
-import h5py
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 HERE = pathlib.Path(__file__).resolve().parent
-COMMIT = "142e4e0370f4134751e92a160f95f97fce8db369"
-SOURCE_PATH = "data/CITE_PBMC/CITE_CBMC_counts_top2000.h5"
-URL = f"https://raw.githubusercontent.com/ttgump/scDCC/{COMMIT}/{SOURCE_PATH}"
-SHA256 = "68f36cd64729b1ee853fe5f760dbc0a9238d52a18a8a076742883379cce98e9f"
-OUTPUT = HERE / "cbmc_citeseq_8k.h5ad"
+MUDAN = "https://raw.githubusercontent.com/JEFworks/MUDAN/3636ed2f9a404cbdfcfdce5500384b59a72de666/data/"
+SCDCC = "https://raw.githubusercontent.com/ttgump/scDCC/142e4e0370f4134751e92a160f95f97fce8db369/data/CITE_PBMC/"
+SOURCES = {  # file name -> (URL, sha256)
+    "pbmcA.rda": (MUDAN + "pbmcA.rda", "6d36da8505d38bb6f866e4a1a49e89b69e4f6d9312e85ce3da32eafa6e7b1aa8"),
+    "referenceCounts.rda": (MUDAN + "referenceCounts.rda", "d44df269ab223db35a3ac0f46a08f623b61ffd46f44f110b34910724b932a8d6"),
+    "referenceAnnot.rda": (MUDAN + "referenceAnnot.rda", "72ac3b67cb1f831c23a9ecc094451d93901a8f2ba30fa1089704482e5cb76865"),
+    "CITE_CBMC_counts_top2000.h5": (
+        SCDCC + "CITE_CBMC_counts_top2000.h5",
+        "68f36cd64729b1ee853fe5f760dbc0a9238d52a18a8a076742883379cce98e9f",
+    ),
+}
 TEST_FRACTION = 0.1
 
 
-def source_file() -> pathlib.Path:
-    if len(sys.argv) > 1:
-        path = pathlib.Path(sys.argv[1])
-    else:
-        path = pathlib.Path("/tmp/bench_counts_download/CITE_CBMC_counts_top2000.h5")
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            print("downloading", URL)
-            with urllib.request.urlopen(URL) as response:
-                path.write_bytes(response.read())
+def source(name: str, local_dir: pathlib.Path | None) -> pathlib.Path:
+    url, sha256 = SOURCES[name]
+    path = (local_dir or pathlib.Path("/tmp/bench_counts_download")) / name
+    if not path.exists():
+        assert local_dir is None, f"{path}: missing"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        print("downloading", url)
+        with urllib.request.urlopen(url) as response:
+            path.write_bytes(response.read())
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert digest == SHA256, f"{path}: sha256 {digest}, expected {SHA256}"
+    assert digest == sha256, f"{path}: sha256 {digest}, expected {sha256}"
     return path
 
 
-def main() -> None:
-    with h5py.File(source_file(), "r") as f:
-        counts = np.asarray(f["X"], dtype=np.float64)
+def check_counts(X: sp.csr_matrix, what: str) -> None:
+    assert X.data.min() >= 0 and np.all(X.data == np.round(X.data)), f"{what}: not integer counts"
+
+
+def add_split(obs: pd.DataFrame) -> None:
+    rng = np.random.default_rng(0)
+    test = np.zeros(len(obs), dtype=bool)
+    test[rng.permutation(len(obs))[: int(round(TEST_FRACTION * len(obs)))]] = True
+    obs["split"] = pd.Categorical(np.where(test, "test", "train"), categories=["train", "test"])
+
+
+def write(adata: ad.AnnData, name: str) -> None:
+    target = HERE / name
+    adata.write_h5ad(target, compression="gzip")
+    totals = np.asarray(adata.X.sum(axis=1)).ravel()
+    print(adata)
+    print(f"cells {adata.n_obs}, genes {adata.n_vars}, nnz {adata.X.nnz}, total counts {int(totals.sum())}")
+    print(f"counts per cell: median {np.median(totals):.0f}, min {totals.min():.0f}, max {totals.max():.0f}")
+    for column in adata.obs.columns:
+        print(f"{column}:", adata.obs[column].value_counts(dropna=False).sort_index().to_dict())
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    print(f"{target}: {target.stat().st_size / 1e6:.2f} MB, sha256 {digest}\n")
+
+
+def build_pbmc(local_dir: pathlib.Path | None) -> None:
+    import rdata  # pip install rdata==1.1.0
+
+    def read(name: str):
+        (value,) = rdata.read_rda(source(name, local_dir)).values()
+        return value
+
+    donor = read("pbmcA.rda")  # dgCMatrix: slots i, p, x, Dim, Dimnames (genes x cells)
+    n_genes, n_cells = (int(d) for d in donor.Dim)
+    donor_X = sp.csc_matrix((np.asarray(donor.x), np.asarray(donor.i), np.asarray(donor.p)), shape=(n_genes, n_cells))
+    donor_genes = [str(g) for g in donor.Dimnames[0]]
+    donor_cells = [str(c) for c in donor.Dimnames[1]]
+    reference = read("referenceCounts.rda")  # dense genes x cells
+    reference_genes = [str(g) for g in reference.coords[reference.dims[0]].values]
+    reference_cells = [str(c) for c in reference.coords[reference.dims[1]].values]
+    reference_X = sp.csr_matrix(np.asarray(reference.values))
+    labels = [str(x) for x in read("referenceAnnot.rda")]
+    assert len(labels) == len(reference_cells)
+
+    shared = set(reference_genes)
+    genes = [g for g in donor_genes if g in shared]
+    donor_rows = {g: k for k, g in enumerate(donor_genes)}
+    reference_rows = {g: k for k, g in enumerate(reference_genes)}
+    X = sp.vstack(
+        [
+            donor_X.tocsr()[[donor_rows[g] for g in genes]].T.tocsr(),
+            reference_X[[reference_rows[g] for g in genes]].T.tocsr(),
+        ]
+    ).tocsr()
+    detected = np.asarray((X > 0).sum(axis=0)).ravel() > 0
+    X = X[:, detected].astype(np.float32)
+    check_counts(X, "pbmc")
+
+    obs = pd.DataFrame(index=donor_cells + reference_cells)
+    obs["batch"] = pd.Categorical(
+        ["frozen_donor_a"] * len(donor_cells) + ["sorted"] * len(reference_cells), categories=["frozen_donor_a", "sorted"]
+    )
+    obs["cell_type"] = pd.Categorical([None] * len(donor_cells) + labels, categories=sorted(set(labels)))
+    add_split(obs)
+    adata = ad.AnnData(X=X, obs=obs)
+    adata.var_names = [g for g, keep in zip(genes, detected) if keep]
+    assert adata.obs_names.is_unique and adata.var_names.is_unique
+    write(adata, "pbmc_frozen_sorted_5k.h5ad")
+
+
+def build_cbmc(local_dir: pathlib.Path | None) -> None:
+    import h5py
+
+    with h5py.File(source("CITE_CBMC_counts_top2000.h5", local_dir), "r") as f:
+        counts = np.asarray(f["X"], dtype=np.float32)
         labels = np.asarray(f["Y"])
         adt = np.asarray(f["ADT_X"], dtype=np.float32)
-    assert counts.min() >= 0 and np.all(counts == np.round(counts)), "X is not integer counts"
+    X = sp.csr_matrix(counts)
+    check_counts(X, "cbmc")
     assert np.all(labels == np.round(labels))
-    n_cells, n_genes = counts.shape
-
-    obs = pd.DataFrame(index=[f"cell{i:05d}" for i in range(n_cells)])
+    obs = pd.DataFrame(index=[f"cell{i:05d}" for i in range(X.shape[0])])
     obs["cluster"] = pd.Categorical(
         [str(int(y)) for y in labels], categories=[str(c) for c in sorted({int(y) for y in labels})]
     )
-    rng = np.random.default_rng(0)
-    test = np.zeros(n_cells, dtype=bool)
-    test[rng.permutation(n_cells)[: int(round(TEST_FRACTION * n_cells))]] = True
-    obs["split"] = pd.Categorical(np.where(test, "test", "train"), categories=["train", "test"])
-
-    adata = ad.AnnData(X=sp.csr_matrix(counts.astype(np.float32)), obs=obs)
-    adata.var_names = [f"gene{j:04d}" for j in range(n_genes)]
+    add_split(obs)
+    adata = ad.AnnData(X=X, obs=obs)
+    adata.var_names = [f"gene{j:04d}" for j in range(X.shape[1])]
     adata.obsm["adt_normalized"] = adt
-    adata.write_h5ad(OUTPUT, compression="gzip")
+    write(adata, "cbmc_citeseq_8k.h5ad")
 
-    totals = np.asarray(adata.X.sum(axis=1)).ravel()
-    print(adata)
-    print(f"cells {n_cells}, genes {n_genes}, nnz {adata.X.nnz}, total counts {int(totals.sum())}")
-    print(f"counts per cell: median {np.median(totals):.0f}, min {totals.min():.0f}, max {totals.max():.0f}")
-    print("clusters:", obs["cluster"].value_counts().sort_index().to_dict())
-    print("split:", obs["split"].value_counts().to_dict())
-    print(f"{OUTPUT}: {OUTPUT.stat().st_size / 1e6:.2f} MB, sha256 {hashlib.sha256(OUTPUT.read_bytes()).hexdigest()}")
+
+def main() -> None:
+    args = sys.argv[1:]
+    local_dir = None
+    if "--from" in args:
+        k = args.index("--from")
+        local_dir = pathlib.Path(args[k + 1])
+        del args[k : k + 2]
+    names = args or ["pbmc", "cbmc"]
+    builders = {"pbmc": build_pbmc, "cbmc": build_cbmc}
+    for name in names:
+        builders[name](local_dir)
 
 
 if __name__ == "__main__":
