@@ -74,6 +74,38 @@ final class SCVIModelTests: XCTestCase {
     XCTAssertGreaterThan(marginal, elbo - 5, "log p(x) ≥ ELBO up to Monte Carlo noise")
   }
 
+  /// B cells against the rest: change-mode DE ranks genes whose observed expression differs,
+  /// and the posterior LFC follows the observed normalized-mean ratio.
+  func testDifferentialExpressionFollowsTheData() throws {
+    let adata = Self.pbmc
+    let model = try SCVIModel(adata, setup: SCVISetup(adata), architecture: .init(nHidden: 64))
+    var options = SCVIModel.TrainingOptions(maxEpochs: 20, seed: 2)
+    options.klWarmupEpochs = 10
+    try model.train(options)
+    let table = try model.differentialExpression(groupby: "bulk_labels", group1: "CD19+ B", mode: .change, nSamples: 600)
+    XCTAssertEqual(table.genes.count, 765)
+    XCTAssertEqual(table.group2, "Rest")
+    let proba = table["proba_de"]!
+    XCTAssertEqual(proba, proba.sorted(by: >), "sorted by proba_de")
+    let lfc = table["lfc_mean"]!
+    let observed = zip(table["raw_normalized_mean1"]!, table["raw_normalized_mean2"]!).map { log2(($0 + 0.1) / ($1 + 0.1)) }
+    let correlation = pearson(lfc, observed)
+    XCTAssertGreaterThan(correlation, 0.6, "posterior LFC against observed log ratio")
+    let markers = ["CD79A", "CD79B", "MS4A1"]
+    for marker in markers {
+      let row = table.genes.firstIndex(of: marker)!
+      XCTAssertGreaterThan(lfc[row], 1, "\(marker) is up in B cells")
+      XCTAssertLessThan(row, 100, "\(marker) ranks among the top 100 of 765 genes")
+    }
+    XCTAssertEqual(table["is_de_fdr_0.05"]!.filter { $0 == 1 }.count, table["is_de_fdr_0.05"]!.prefix { $0 == 1 }.count,
+                   "the FDR set is a prefix of the ranking")
+    XCTAssertTrue(table.csv().hasPrefix("gene,proba_de,proba_not_de,bayes_factor,scale1,scale2"))
+    let vanilla = try model.differentialExpression(groupby: "bulk_labels", group1: "CD19+ B", group2: "CD14+ Monocyte", nSamples: 500)
+    XCTAssertEqual(vanilla["bayes_factor"]!, vanilla["bayes_factor"]!.sorted(by: >))
+    XCTAssertThrowsError(try model.differentialExpression(groupby: "bulk_labels", group1: "no such type"))
+    XCTAssertThrowsError(try model.differentialExpression(groupby: "nope", group1: "CD19+ B"))
+  }
+
   func testBadCountsAndCovariatesGiveClearErrors() throws {
     func adata(_ values: [Float], obs: DataFrame? = nil) throws -> AnnData {
       try AnnData(X: .dense(DenseArray(shape: [2, 3], data: .float32(values))), obs: obs)
@@ -106,6 +138,13 @@ final class SCVIModelTests: XCTestCase {
       XCTAssertTrue("\(error)".contains("third"), "\(error)")
     }
   }
+}
+
+private func pearson(_ a: [Double], _ b: [Double]) -> Double {
+  let n = Double(a.count), ma = a.reduce(0, +) / n, mb = b.reduce(0, +) / n
+  let cov = zip(a, b).reduce(0) { $0 + ($1.0 - ma) * ($1.1 - mb) }
+  let va = a.reduce(0) { $0 + ($1 - ma) * ($1 - ma) }, vb = b.reduce(0) { $0 + ($1 - mb) * ($1 - mb) }
+  return cov / (va * vb).squareRoot()
 }
 
 private func XCTAssertEqual(_ a: [Double], _ b: [Double], accuracy: Double, file: StaticString = #filePath, line: UInt = #line) {

@@ -98,6 +98,7 @@ struct RegisteredCells {
   let batchCodes: [Int]
   let labelCodes: [Int]
   let obsNames: [String]
+  let obs: DataFrame
 
   /// Validates counts (finite, non-negative, integer for nb/zinb; no empty cell with an
   /// observed library size) and maps the covariates through `setup`'s categories.
@@ -120,6 +121,7 @@ struct RegisteredCells {
     batchCodes = try setup.codes(adata, key: setup.batchKey, categories: setup.batchCategories, what: "batch")
     labelCodes = try setup.codes(adata, key: setup.labelsKey, categories: setup.labelCategories, what: "label")
     obsNames = adata.obsNames
+    obs = adata.obs
   }
 
   var count: Int { counts.nRows }
