@@ -7,7 +7,8 @@ struct SingleCellCommand: ParsableCommand {
     commandName: "singlecell",
     abstract: "Deep learning for single-cell omics: scVI, LDVAE, scBasset, scAtlasVAE, scGPT.",
     version: SingleCellVersion.string,
-    subcommands: [InfoCommand.self, PreprocessCommand.self, RuntimeCommand.self, PlotCommand.self, ReportCommand.self]
+    subcommands: [InfoCommand.self, PreprocessCommand.self, RuntimeCommand.self, PlotCommand.self, ReportCommand.self,
+                  SCVICommand.self, LDVAECommand.self]
   )
 }
 

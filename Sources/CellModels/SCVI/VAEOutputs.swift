@@ -78,6 +78,22 @@ public struct VAELossOutput {
   public var elboPerCell: Tensor { reconstructionLoss + klZ + klL }
 }
 
+extension VAEInput {
+  /// The input on `device`.
+  public func to(_ device: Device) -> VAEInput {
+    guard device != .cpu else { return self }
+    return VAEInput(x: x.to(device), batchIndex: batchIndex?.to(device), labels: labels?.to(device))
+  }
+}
+
+extension Minibatch {
+  /// The minibatch on `device`.
+  public func to(_ device: Device) -> Minibatch {
+    guard device != .cpu else { return self }
+    return Minibatch(indices: indices, x: x.to(device), batchIndex: batchIndex?.to(device), labels: labels?.to(device))
+  }
+}
+
 extension Minibatch {
   /// The minibatch as the VAE's input.
   public var vaeInput: VAEInput { VAEInput(x: x, batchIndex: batchIndex, labels: labels) }

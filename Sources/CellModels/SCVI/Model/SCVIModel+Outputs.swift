@@ -20,7 +20,7 @@ extension SCVIModel {
     let loader = try data.loader(indices, batchSize: batchSize)
     return try withNoGrad {
       var parts: [Tensor] = []
-      for batch in loader { parts.append(try body(batch)) }
+      for batch in loader { parts.append(try body(batch.to(device)).to(.cpu)) }
       guard !parts.isEmpty else { throw SCVIModelError.setup("no cells selected") }
       return Tensor.cat(parts, dim: 0)
     }

@@ -72,7 +72,16 @@ public final class SCVIModel {
   /// Parameters training leaves unchanged (query mapping freezes the reference's weights).
   var gradientMasks: [(Tensor, Tensor)] = []
 
+  /// Where the network runs; minibatches are moved there.
+  public private(set) var device: Device = .cpu
+
   public var config: VAEConfig { module.config }
+
+  /// Moves the network to `device`.
+  public func to(_ device: Device) throws {
+    try withTorchErrors { module.to(device) }
+    self.device = device
+  }
   public var isTrained: Bool { !history.epochs.isEmpty }
 
   public init(_ adata: AnnData, setup: SCVISetup, kind: Kind = .scvi, architecture: Architecture = Architecture()) throws {
@@ -180,7 +189,7 @@ public final class SCVIModel {
       var totals = EpochTotals()
       for batch in trainLoader {
         let klWeight = warmup.weight(epoch: epoch, step: step)
-        let loss = try module.forward(batch.vaeInput, klWeight: klWeight, checkInput: false).loss
+        let loss = try module.forward(batch.vaeInput.to(device), klWeight: klWeight, checkInput: false).loss
         optimizer.zeroGrad()
         loss.loss.backward()
         applyGradientMasks()
@@ -197,7 +206,7 @@ public final class SCVIModel {
         var validation = EpochTotals()
         try withNoGrad {
           for batch in validationLoader {
-            validation.add(try module.forward(batch.vaeInput, klWeight: klWeight, checkInput: false).loss,
+            validation.add(try module.forward(batch.vaeInput.to(device), klWeight: klWeight, checkInput: false).loss,
                            cells: batch.indices.count)
           }
         }

@@ -1,0 +1,243 @@
+import ArgumentParser
+import Foundation
+import SingleCell
+
+/// `singlecell scvi …` and `singlecell ldvae …`: train, evaluate, differential expression.
+struct SCVICommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "scvi", abstract: "scVI: a VAE for scRNA-seq counts (scvi-tools' SCVI).",
+    subcommands: [SCVITrain.self, SCVIEvaluate.self, SCVIDifferentialExpression.self])
+}
+
+struct LDVAECommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "ldvae", abstract: "LDVAE: scVI with a linear decoder and gene loadings (scvi-tools' LinearSCVI).",
+    subcommands: [LDVAETrain.self, LDVAEEvaluate.self, LDVAEDifferentialExpression.self])
+}
+
+struct SCVITrain: ParsableCommand {
+  static let configuration = VAETrainArguments.configuration(.scvi)
+  @OptionGroup var global: GlobalOptions
+  @OptionGroup var arguments: VAETrainArguments
+  func run() throws { try arguments.run(.scvi, global: global) }
+}
+
+struct LDVAETrain: ParsableCommand {
+  static let configuration = VAETrainArguments.configuration(.ldvae)
+  @OptionGroup var global: GlobalOptions
+  @OptionGroup var arguments: VAETrainArguments
+  func run() throws { try arguments.run(.ldvae, global: global) }
+}
+
+struct SCVIEvaluate: ParsableCommand {
+  static let configuration = VAEEvaluateArguments.configuration(.scvi)
+  @OptionGroup var global: GlobalOptions
+  @OptionGroup var arguments: VAEEvaluateArguments
+  func run() throws { try arguments.run(.scvi, global: global) }
+}
+
+struct LDVAEEvaluate: ParsableCommand {
+  static let configuration = VAEEvaluateArguments.configuration(.ldvae)
+  @OptionGroup var global: GlobalOptions
+  @OptionGroup var arguments: VAEEvaluateArguments
+  func run() throws { try arguments.run(.ldvae, global: global) }
+}
+
+struct SCVIDifferentialExpression: ParsableCommand {
+  static let configuration = VAEDEArguments.configuration(.scvi)
+  @OptionGroup var global: GlobalOptions
+  @OptionGroup var arguments: VAEDEArguments
+  func run() throws { try arguments.run(.scvi, global: global) }
+}
+
+struct LDVAEDifferentialExpression: ParsableCommand {
+  static let configuration = VAEDEArguments.configuration(.ldvae)
+  @OptionGroup var global: GlobalOptions
+  @OptionGroup var arguments: VAEDEArguments
+  func run() throws { try arguments.run(.ldvae, global: global) }
+}
+
+// MARK: - train
+
+struct VAETrainArguments: ParsableArguments {
+  static func configuration(_ kind: SCVIModel.Kind) -> CommandConfiguration {
+    CommandConfiguration(
+      commandName: "train", abstract: "Train \(kind == .scvi ? "scVI" : "LDVAE") on the counts of an .h5ad file.",
+      discussion: """
+        Writes OUTDIR/model.safetensors and model.json (the model), adata.h5ad (the input with \
+        obsm['\(kind.latentKey)']\(kind == .ldvae ? " and varm['ldvae_loadings']" : "")), \
+        history.csv, metrics.json\(kind == .ldvae ? " and loadings.csv" : ""). Defaults are scvi-tools'.
+        """)
+  }
+
+  @Argument(help: "Input .h5ad with raw counts in X or in --layer.") var input: String
+  @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String
+  @Option(help: "Layer holding the counts (default X).") var layer: String?
+  @Option(help: "obs column of batches.") var batchKey: String?
+  @Option(help: "obs column of cell labels (for gene-label dispersion).") var labelsKey: String?
+  @Option(help: "Latent dimensions.") var nLatent = 10
+  @Option(help: "Hidden units per layer.") var nHidden = 128
+  @Option(help: "Hidden layers (encoder; and decoder for scVI).") var nLayers = 1
+  @Option(help: "Dropout rate.") var dropoutRate = 0.1
+  @Option(help: "zinb, nb or poisson (default: zinb for scVI, nb for LDVAE).") var geneLikelihood: String?
+  @Option(help: "gene, gene-batch, gene-label or gene-cell.") var dispersion = "gene"
+  @Option(help: "normal or ln.") var latentDistribution = "normal"
+  @Option(help: "Epochs (default: min(round(20000 / cells · 400), 400)).") var maxEpochs: Int?
+  @Option(help: "Adam learning rate.") var lr = 1e-3
+  @Option(help: "Minibatch size.") var batchSize = 128
+  @Option(help: "Fraction of cells for training; the rest validate.") var trainSize: Double?
+  @Flag(help: "Stop when elbo_validation has not improved for --patience epochs.") var earlyStopping = false
+  @Option(help: "Early-stopping patience in epochs.") var patience = 45
+  @Option(help: "KL warm-up epochs (0 for none).") var klWarmupEpochs = 400
+  @Flag(help: "No progress line.") var quiet = false
+
+  func run(_ kind: SCVIModel.Kind, global: GlobalOptions) throws {
+    let device = try global.apply()
+    let outdir = URL(fileURLWithPath: output)
+    let adata = try AnnData.read(h5ad: input)
+    let architecture = SCVIModel.Architecture(
+      nHidden: nHidden, nLatent: nLatent, nLayers: nLayers, dropoutRate: dropoutRate,
+      dispersion: try parseChoice(dispersion, "--dispersion"), geneLikelihood: try geneLikelihood.map { try parseChoice($0, "--gene-likelihood") },
+      latentDistribution: try parseChoice(latentDistribution, "--latent-distribution"))
+    let setup = try SCVISetup(adata, layer: layer, batchKey: batchKey, labelsKey: labelsKey)
+    let model = try SCVIModel(adata, setup: setup, kind: kind, architecture: architecture)
+    try model.to(device)
+    var options = SCVIModel.TrainingOptions(
+      maxEpochs: maxEpochs, learningRate: lr, batchSize: batchSize, trainSize: trainSize, earlyStopping: earlyStopping,
+      klWarmupEpochs: klWarmupEpochs > 0 ? klWarmupEpochs : nil, seed: global.seed, progress: !quiet)
+    options.earlyStoppingPatience = patience
+    options.checkpoint = outdir.appendingPathComponent("last-good.safetensors")
+    try FileManager.default.createDirectory(at: outdir, withIntermediateDirectories: true)
+    try model.train(options)
+    try model.save(to: outdir)
+
+    var result = adata
+    result.obsm[kind.latentKey] = try model.latentRepresentation().floatElement()
+    if kind == .ldvae {
+      let loadings = try model.loadings()
+      result.varm["ldvae_loadings"] = try loadings.floatElement()
+      try writeAtomically(Data(loadingsCSV(loadings, genes: setup.geneNames).utf8), to: outdir.appendingPathComponent("loadings.csv"))
+    }
+    try result.write(h5ad: outdir.appendingPathComponent("adata.h5ad").path)
+    try writeAtomically(Data(model.history.csv().utf8), to: outdir.appendingPathComponent("history.csv"))
+    let metrics = trainingMetrics(model, cells: adata.nObs)
+    try writeJSON(metrics, to: outdir.appendingPathComponent("metrics.json"))
+    print("wrote \(outdir.path): \(model.history.epochs.count) epochs in \(String(format: "%.1f", model.trainSeconds)) s")
+  }
+
+  private func trainingMetrics(_ model: SCVIModel, cells: Int) -> [String: Any] {
+    var metrics: [String: Any] = [
+      "model": model.kind.rawValue, "train_seconds": model.trainSeconds, "epochs": model.history.epochs.count,
+      "seconds_per_epoch": model.trainSeconds / Double(max(model.history.epochs.count, 1)),
+      "n_cells": cells, "n_genes": model.setup.geneNames.count, "stop_reason": model.stopReason ?? "",
+    ]
+    for key in ["train_loss", "validation_loss", "elbo_train", "elbo_validation", "reconstruction_loss_train",
+                "reconstruction_loss_validation"] {
+      if let value = model.history.last(key) { metrics[key] = value }
+    }
+    return metrics
+  }
+
+  private func loadingsCSV(_ loadings: Tensor, genes: [String]) -> String {
+    let values = loadings.contiguous().toArray(Float.self)
+    let factors = loadings.size(1)
+    var lines = [([""] + (0..<factors).map { "Z_\($0)" }).joined(separator: ",")]
+    for (row, gene) in genes.enumerated() {
+      lines.append(([gene] + (0..<factors).map { "\(values[row * factors + $0])" }).joined(separator: ","))
+    }
+    return lines.joined(separator: "\n") + "\n"
+  }
+}
+
+// MARK: - evaluate
+
+struct VAEEvaluateArguments: ParsableArguments {
+  static func configuration(_ kind: SCVIModel.Kind) -> CommandConfiguration {
+    CommandConfiguration(
+      commandName: "evaluate",
+      abstract: "Print the mean reconstruction loss (positive NLL) and ELBO (scvi-tools' sign: higher is better) as JSON.")
+  }
+
+  @Argument(help: "Model folder written by train.") var modelDir: String
+  @Argument(help: ".h5ad with the model's genes (default: the model folder's adata.h5ad).") var data: String?
+  @Option(help: "Also estimate the marginal log-likelihood with this many importance samples.") var marginalLL: Int?
+
+  func run(_ kind: SCVIModel.Kind, global: GlobalOptions) throws {
+    let device = try global.apply()
+    let dir = URL(fileURLWithPath: modelDir)
+    let adata = try AnnData.read(h5ad: data ?? dir.appendingPathComponent("adata.h5ad").path)
+    let model = try SCVIModel.load(from: dir, adata: adata)
+    guard model.kind == kind else {
+      throw ValidationError("\(modelDir) holds a \(model.kind.rawValue) model; use `singlecell \(model.kind.rawValue) evaluate`")
+    }
+    try model.to(device)
+    var result: [String: Any] = [
+      "n_cells": adata.nObs, "reconstruction_loss": try model.reconstructionError(), "elbo": try model.elbo(),
+    ]
+    if let marginalLL { result["marginal_ll"] = try model.marginalLogLikelihood(nMCSamples: marginalLL) }
+    print(try jsonString(result))
+  }
+}
+
+// MARK: - de
+
+struct VAEDEArguments: ParsableArguments {
+  static func configuration(_ kind: SCVIModel.Kind) -> CommandConfiguration {
+    CommandConfiguration(
+      commandName: "de", abstract: "Bayesian differential expression between two groups of cells (scvi-tools' differential_expression).")
+  }
+
+  @Argument(help: "Model folder written by train.") var modelDir: String
+  @Option(help: ".h5ad with the cells (default: the model folder's adata.h5ad).") var data: String?
+  @Option(help: "obs column defining the groups.") var groupby: String
+  @Option(help: "The first group.") var group1: String
+  @Option(help: "The second group (default: all other cells).") var group2: String?
+  @Option(help: "vanilla or change.") var mode = "vanilla"
+  @Option(help: "LFC threshold for change mode.") var delta = 0.25
+  @Option(help: "Target false discovery rate.") var fdr = 0.05
+  @Option(help: "Posterior samples per group.") var nSamples = 5000
+  @Option(name: [.short, .customLong("output")], help: "CSV file (default: OUTDIR/de_<group1>_vs_<group2>.csv).") var output: String?
+
+  func run(_ kind: SCVIModel.Kind, global: GlobalOptions) throws {
+    let device = try global.apply()
+    guard let deMode = SCVIModel.DEMode(rawValue: mode) else { throw ValidationError("--mode must be vanilla or change") }
+    let dir = URL(fileURLWithPath: modelDir)
+    let adata = try AnnData.read(h5ad: data ?? dir.appendingPathComponent("adata.h5ad").path)
+    let model = try SCVIModel.load(from: dir, adata: adata)
+    try model.to(device)
+    let table = try model.differentialExpression(
+      groupby: groupby, group1: group1, group2: group2, mode: deMode, delta: delta, fdrTarget: fdr,
+      nSamples: nSamples, seed: global.seed)
+    let safe = { (s: String) in s.map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined() }
+    let url = output.map { URL(fileURLWithPath: $0) }
+      ?? dir.appendingPathComponent("de_\(safe(group1))_vs_\(safe(group2 ?? "rest")).csv")
+    try writeAtomically(Data(table.csv().utf8), to: url)
+    let significant = table.columns["is_de_fdr_\(fdr)"]!.filter { $0 != 0 }.count
+    print("wrote \(url.path): \(table.genes.count) genes, \(significant) DE at FDR \(fdr)")
+  }
+}
+
+// MARK: - helpers
+
+private func parseChoice<T: RawRepresentable & CaseIterable>(_ text: String, _ flag: String) throws -> T where T.RawValue == String {
+  guard let value = T(rawValue: text) else {
+    throw ValidationError("\(flag) must be one of \(T.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
+  }
+  return value
+}
+
+func jsonString(_ object: [String: Any]) throws -> String {
+  String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
+}
+
+func writeJSON(_ object: [String: Any], to url: URL) throws {
+  try writeAtomically(Data((try jsonString(object) + "\n").utf8), to: url)
+}
+
+extension Tensor {
+  /// A 2-D float tensor as an AnnData element (float32 array).
+  func floatElement() throws -> Element {
+    let matrix = self.to(.cpu).to(.float32).contiguous()
+    return .dense(try DenseArray(shape: matrix.shape, data: .float32(matrix.toArray(Float.self))))
+  }
+}
