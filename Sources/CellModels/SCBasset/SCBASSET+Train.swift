@@ -1,0 +1,115 @@
+import Foundation
+import Torch
+
+/// SCBASSET.train's arguments, with scvi-tools' defaults.
+public struct SCBassetTrainingOptions {
+  public var maxEpochs = 1000
+  /// Adam with betas (0.95, 0.9995), as scvi-tools (and calico's Keras Adam).
+  public var learningRate = 0.01
+  public var batchSize = 128
+  /// Fraction of regions to train on (nil: scvi-tools' 0.9, the rest validation).
+  public var trainSize: Double?
+  public var validationSize: Double?
+  /// Seed of the region split (numpy's RandomState, as scvi-tools' `settings.seed`).
+  public var splitSeed: UInt32 = 0
+  /// Seeds libtorch (shuffling, augmentation, dropout) when set.
+  public var seed: UInt64?
+  /// scvi-tools: stop when `auroc_train` has not risen by 1e-6 for `patience` epochs.
+  public var earlyStopping = true
+  public var earlyStoppingMonitor = "auroc_train"
+  public var patience = 45
+  public var minDelta = 1e-6
+  public var device: Device = .cpu
+  public var progress = false
+  /// Where the last good state goes if training diverges.
+  public var checkpoint: URL?
+
+  public init(maxEpochs: Int = 1000) { self.maxEpochs = maxEpochs }
+}
+
+extension SCBASSET {
+  /// Trains on minibatches of regions; returns the history (`train_loss`, `auroc_train`,
+  /// `validation_loss`, `auroc_validation` per epoch; AUROCs are minibatch means weighted by
+  /// size, as scvi-tools logs them; `epoch_seconds` is the wall time of the epoch).
+  @discardableResult
+  public func train(_ options: SCBassetTrainingOptions = SCBassetTrainingOptions()) throws -> TrainingHistory {
+    let data = try requireData("training")
+    guard options.batchSize > 0, options.learningRate > 0 else {
+      throw SCBassetError.invalidInput("batch size and learning rate must be positive")
+    }
+    if let seed = options.seed { Runtime.seed(seed) }
+    let split = try DataSplit.random(count: data.regionCount, trainSize: options.trainSize,
+                                     validationSize: options.validationSize, batchSize: options.batchSize,
+                                     seed: options.splitSeed)
+    self.split = split
+    device = options.device
+    network.to(device)
+    let optimizer = Adam(network.parameters, learningRate: options.learningRate, betas: (0.95, 0.9995))
+    let stopping = options.earlyStopping
+      ? EarlyStopping(monitor: options.earlyStoppingMonitor, mode: options.earlyStoppingMonitor.contains("loss") ? .min : .max,
+                      patience: options.patience, minDelta: options.minDelta)
+      : nil
+    let trainer = try Trainer(options: .init(maxEpochs: options.maxEpochs, earlyStopping: stopping,
+                                             checkpoint: options.checkpoint, progress: options.progress, label: "scbasset"))
+    let trained = try trainer.fit(network) { _ in
+      let start = Date()
+      var metrics = try withTorchErrors { try trainEpoch(data, regions: split.train, optimizer: optimizer, batchSize: options.batchSize) }
+      if !split.validation.isEmpty {
+        let validation = try withTorchErrors { evaluateLoss(data, regions: split.validation, batchSize: options.batchSize) }
+        metrics["validation_loss"] = validation.loss
+        metrics["auroc_validation"] = validation.auroc
+      }
+      metrics["epoch_seconds"] = Date().timeIntervalSince(start)
+      return metrics
+    }
+    history = TrainingHistory(epochs: history.epochs + trained.epochs)
+    network.eval()
+    return trained
+  }
+
+  private func trainEpoch(_ data: SCBassetData, regions: [Int], optimizer: Adam, batchSize: Int) throws -> EpochMetrics {
+    network.train()
+    let order = Tensor.randperm(regions.count).toArray(Int64.self).map { regions[Int($0)] }
+    var lossSum = 0.0, aurocSum = 0.0, aurocWeight = 0.0
+    var start = 0
+    while start < order.count {
+      let batch = Array(order[start..<min(start + batchSize, order.count)])
+      start += batchSize
+      let (codes, target) = data.batch(batch, device: device)
+      let logits = network(codes: codes)
+      let loss = network.loss(logits: logits, target: target)
+      optimizer.zeroGrad()
+      loss.backward()
+      optimizer.step()
+      lossSum += loss.item() * Double(batch.count)
+      let auc = SCBassetMetrics.auroc(scores: logits, labels: target)
+      if !auc.isNaN {
+        aurocSum += auc * Double(batch.count)
+        aurocWeight += Double(batch.count)
+      }
+    }
+    return ["train_loss": lossSum / Double(order.count), "auroc_train": aurocWeight > 0 ? aurocSum / aurocWeight : 0.5]
+  }
+
+  private func evaluateLoss(_ data: SCBassetData, regions: [Int], batchSize: Int) -> (loss: Double, auroc: Double) {
+    network.eval()
+    defer { network.train() }
+    return withNoGrad {
+      var lossSum = 0.0, aurocSum = 0.0, aurocWeight = 0.0
+      var start = 0
+      while start < regions.count {
+        let batch = Array(regions[start..<min(start + batchSize, regions.count)])
+        start += batchSize
+        let (codes, target) = data.batch(batch, device: device)
+        let logits = network(codes: codes)
+        lossSum += network.loss(logits: logits, target: target).item() * Double(batch.count)
+        let auc = SCBassetMetrics.auroc(scores: logits, labels: target)
+        if !auc.isNaN {
+          aurocSum += auc * Double(batch.count)
+          aurocWeight += Double(batch.count)
+        }
+      }
+      return (lossSum / Double(regions.count), aurocWeight > 0 ? aurocSum / aurocWeight : 0.5)
+    }
+  }
+}
