@@ -1,0 +1,184 @@
+import CellData
+import Torch
+
+/// k-nearest-neighbour search and the neighbourhood graph of scanpy's `sc.pp.neighbors`.
+public enum Neighbors {
+  public enum Metric: String, Sendable, CaseIterable {
+    case euclidean
+    /// 1 − cosine similarity (scikit-learn's "cosine").
+    case cosine
+  }
+
+  public enum Method: Sendable, Equatable {
+    /// Exact search: blocked distance matrices on libtorch, candidates refined in float64.
+    case exact
+    /// Approximate search by NN-descent (Dong et al. 2011), seeded and deterministic.
+    case nnDescent(NNDescent.Options = NNDescent.Options())
+
+    var name: String {
+      switch self {
+      case .exact: return "exact"
+      case .nnDescent: return "nndescent"
+      }
+    }
+  }
+
+  /// The k nearest neighbours of each row, the row itself first (distance 0), as scanpy's
+  /// `knn_indices` / `knn_distances` (`k` includes the row itself).
+  public struct KNN: Sendable, Equatable {
+    public let n: Int
+    public let k: Int
+    /// Row-major `n × k` neighbour indices; column 0 is the row itself.
+    public var indices: [Int]
+    /// Row-major `n × k` distances, ascending along each row.
+    public var distances: [Double]
+
+    public init(n: Int, k: Int, indices: [Int], distances: [Double]) {
+      precondition(indices.count == n * k && distances.count == n * k, "KNN: arrays do not fill \(n) × \(k)")
+      self.n = n
+      self.k = k
+      self.indices = indices
+      self.distances = distances
+    }
+
+    public func neighbors(of i: Int) -> ArraySlice<Int> { indices[(i * k)..<((i + 1) * k)] }
+
+    /// The first `m` neighbours (self included) of each row.
+    public func truncated(to m: Int) -> KNN {
+      precondition(m >= 1 && m <= k, "KNN: cannot keep \(m) of \(k) neighbours")
+      var idx: [Int] = [], dist: [Double] = []
+      idx.reserveCapacity(n * m)
+      dist.reserveCapacity(n * m)
+      for i in 0..<n {
+        idx += indices[(i * k)..<(i * k + m)]
+        dist += distances[(i * k)..<(i * k + m)]
+      }
+      return KNN(n: n, k: m, indices: idx, distances: dist)
+    }
+
+    /// scanpy's obsp["distances"]: CSR float32 with the k − 1 neighbours of each row (self
+    /// left out), in neighbour order.
+    public func distanceMatrix() -> SparseMatrix {
+      var idx: [Int] = [], values: [Float] = []
+      idx.reserveCapacity(n * (k - 1))
+      values.reserveCapacity(n * (k - 1))
+      for i in 0..<n {
+        for j in 1..<k {
+          idx.append(indices[i * k + j])
+          values.append(Float(distances[i * k + j]))
+        }
+      }
+      let indptr = (0...n).map { $0 * (k - 1) }
+      return try! SparseMatrix(format: .csr, nRows: n, nCols: n, data: .float32(values), indices: idx, indptr: indptr)
+    }
+  }
+
+  /// The `k` nearest neighbours (the row itself included) of every row of `data`.
+  public static func knn(_ data: Representation, k: Int, metric: Metric = .euclidean, method: Method = .exact,
+                         seed: UInt64 = 0) throws -> KNN {
+    guard data.rows >= 2 else { throw CellDataError("neighbors: need at least 2 observations, got \(data.rows)") }
+    guard k >= 2, k < data.rows else {
+      throw CellDataError("neighbors: n_neighbors (self included) must be at least 2 and below n_obs = \(data.rows), got \(k)")
+    }
+    switch method {
+    case .exact: return try exactKNN(data, k: k, metric: metric)
+    case .nnDescent(let options): return try NNDescent.knn(data, k: k, metric: metric, options: options, seed: seed)
+    }
+  }
+
+  /// Exact search. Distance blocks come from one matrix product per block of rows
+  /// (‖x‖² + ‖y‖² − 2x·y, or 1 − x̂·ŷ for cosine) in float64; a few extra candidates per row
+  /// are then re-measured directly so that order and values are exact.
+  static func exactKNN(_ data: Representation, k: Int, metric: Metric) throws -> KNN {
+    let n = data.rows, d = data.cols
+    let points = metric == .cosine ? normalizedRows(data) : centeredRows(data)
+    let candidates = Swift.min(n, k + 4)
+    let blockRows = Swift.max(1, Swift.min(n, 8_000_000 / n))
+    var candidateIndices = [Int](repeating: 0, count: n * candidates)
+    try withTorchErrors {
+      try withNoGrad {
+        let x = Tensor(points, shape: [n, d])
+        let squaredNorms = x.square().sum(dim: 1)
+        for start in stride(from: 0, to: n, by: blockRows) {
+          let rows = Swift.min(blockRows, n - start)
+          let block = x.narrow(dim: 0, start: start, length: rows)
+          let products = block.matmul(x.T)
+          let scores: Tensor
+          switch metric {
+          case .euclidean:
+            scores = squaredNorms.narrow(dim: 0, start: start, length: rows).unsqueeze(dim: 1)
+              + squaredNorms.unsqueeze(dim: 0) - products * 2
+          case .cosine:
+            scores = -products
+          }
+          let top = scores.topk(candidates, dim: 1, largest: false).indices.contiguous()
+          try top.withUnsafeElements(Int64.self) { buffer in
+            for t in 0..<(rows * candidates) { candidateIndices[start * candidates + t] = Int(buffer[t]) }
+          }
+        }
+      }
+    }
+    var indices = [Int](repeating: 0, count: n * k)
+    var distances = [Double](repeating: 0, count: n * k)
+    points.withUnsafeBufferPointer { p in
+      var row: [(Double, Int)] = []
+      row.reserveCapacity(candidates)
+      for i in 0..<n {
+        row.removeAll(keepingCapacity: true)
+        for c in 0..<candidates {
+          let j = candidateIndices[i * candidates + c]
+          if j != i { row.append((distance(p, i, j, d, metric), j)) }
+        }
+        row.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+        indices[i * k] = i
+        for m in 1..<k {
+          indices[i * k + m] = row[m - 1].1
+          distances[i * k + m] = row[m - 1].0
+        }
+      }
+    }
+    return KNN(n: n, k: k, indices: indices, distances: distances)
+  }
+
+  /// Distance between rows i and j of row-major `p` (width d) already centred (euclidean) or
+  /// normalised (cosine).
+  @inline(__always)
+  static func distance(_ p: UnsafeBufferPointer<Double>, _ i: Int, _ j: Int, _ d: Int, _ metric: Metric) -> Double {
+    var s = 0.0
+    switch metric {
+    case .euclidean:
+      for t in 0..<d {
+        let diff = p[i * d + t] - p[j * d + t]
+        s += diff * diff
+      }
+      return s.squareRoot()
+    case .cosine:
+      for t in 0..<d { s += p[i * d + t] * p[j * d + t] }
+      return Swift.max(0, Swift.min(2, 1 - s))
+    }
+  }
+
+  /// Rows minus the column means (Euclidean distances are unchanged; cancellation is smaller).
+  static func centeredRows(_ data: Representation) -> [Double] {
+    let n = data.rows, d = data.cols
+    var means = [Double](repeating: 0, count: d)
+    for i in 0..<n { for t in 0..<d { means[t] += data.values[i * d + t] } }
+    for t in 0..<d { means[t] /= Double(n) }
+    var out = data.values
+    for i in 0..<n { for t in 0..<d { out[i * d + t] -= means[t] } }
+    return out
+  }
+
+  /// Rows scaled to unit length (zero rows stay zero, so their cosine distance is 1).
+  static func normalizedRows(_ data: Representation) -> [Double] {
+    let d = data.cols
+    var out = data.values
+    for i in 0..<data.rows {
+      var s = 0.0
+      for t in 0..<d { s += out[i * d + t] * out[i * d + t] }
+      let norm = s.squareRoot()
+      if norm > 0 { for t in 0..<d { out[i * d + t] /= norm } }
+    }
+    return out
+  }
+}
