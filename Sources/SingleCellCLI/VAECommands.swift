@@ -130,6 +130,7 @@ struct VAETrainArguments: ParsableArguments {
       "model": model.kind.rawValue, "train_seconds": model.trainSeconds, "epochs": model.history.epochs.count,
       "seconds_per_epoch": model.trainSeconds / Double(max(model.history.epochs.count, 1)),
       "n_cells": cells, "n_genes": model.setup.geneNames.count, "stop_reason": model.stopReason ?? "",
+      "epoch_seconds": model.epochSeconds,
     ]
     for key in ["train_loss", "validation_loss", "elbo_train", "elbo_validation", "reconstruction_loss_train",
                 "reconstruction_loss_validation"] {

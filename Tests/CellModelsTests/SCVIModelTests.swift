@@ -106,6 +106,44 @@ final class SCVIModelTests: XCTestCase {
     XCTAssertThrowsError(try model.differentialExpression(groupby: "nope", group1: "CD19+ B"))
   }
 
+  /// scArches mapping: a query batch is added; the encoder and the decoder's expression
+  /// weights stay as trained on the reference, the new batch's columns learn.
+  func testQueryMappingTrainsOnlyTheNewBatchColumns() throws {
+    var adata = Self.pbmc
+    try adata.obs.set("lab", .categorical(Categorical((0..<adata.nObs).map { ["a", "b", "c"][$0 % 3] })))
+    let labels = try adata.obs.labels("lab")
+    let referenceData = try adata.subset(obs: labels.indices.filter { labels[$0] != "c" })
+    let queryData = try adata.subset(obs: labels.indices.filter { labels[$0] == "c" })
+    let reference = try SCVIModel(referenceData, setup: SCVISetup(referenceData, batchKey: "lab"),
+                                  architecture: .init(nHidden: 32, nLatent: 4))
+    try reference.train(.init(maxEpochs: 3))
+
+    let query = try SCVIModel.loadQueryData(queryData, reference: reference)
+    XCTAssertEqual(query.setup.batchCategories, ["a", "b", "c"])
+    XCTAssertEqual(query.config.nBatch, 3)
+    let before = query.module.stateDict()
+    let snapshot = Dictionary(uniqueKeysWithValues: before.map { ($0.key, $0.value.clone()) })
+    try query.train(.init(maxEpochs: 3))
+    let after = query.module.stateDict()
+    func changed(_ key: String) -> Bool { (after[key]! - snapshot[key]!).abs().max().item() > 0 }
+
+    XCTAssertFalse(changed("px_r"))
+    XCTAssertFalse(changed("decoder.px_scale_decoder.0.weight"))
+    XCTAssertFalse(changed("z_encoder.encoder.fc_layers.Layer 0.0.weight"))
+    XCTAssertFalse(changed("z_encoder.encoder.fc_layers.Layer 0.1.running_mean"), "encoder batch-norm statistics frozen")
+    XCTAssertTrue(changed("decoder.px_decoder.fc_layers.Layer 0.1.weight"), "decoder batch norm trains")
+    let decoderWeight = "decoder.px_decoder.fc_layers.Layer 0.0.weight"
+    XCTAssertEqual(after[decoderWeight]!.shape, [32, 4 + 3])
+    let delta = (after[decoderWeight]! - snapshot[decoderWeight]!).abs().max(dim: 0).toArray(Float.self)
+    // Only Adam's weight decay (1e-6) reaches the frozen columns, as in scvi-tools.
+    XCTAssertLessThan(delta.prefix(4).max()!, 1e-6, "latent columns frozen")
+    XCTAssertGreaterThan(delta[6], 0, "the new batch's column learns")
+    XCTAssertEqual(try query.latentRepresentation(referenceData).toArray(Float.self),
+                   try reference.latentRepresentation(referenceData).toArray(Float.self),
+                   "the reference encoder is unchanged")
+    XCTAssertThrowsError(try SCVIModel.loadQueryData(try adata.subset(vars: Array(0..<10)), reference: reference))
+  }
+
   func testBadCountsAndCovariatesGiveClearErrors() throws {
     func adata(_ values: [Float], obs: DataFrame? = nil) throws -> AnnData {
       try AnnData(X: .dense(DenseArray(shape: [2, 3], data: .float32(values))), obs: obs)

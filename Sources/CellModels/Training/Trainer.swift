@@ -112,8 +112,9 @@ public final class Trainer {
   public private(set) var history = TrainingHistory()
   /// Why the loop ended: "max_epochs" or "early_stopping".
   public private(set) var stopReason = "max_epochs"
-  /// Wall-clock seconds spent in `fit`.
+  /// Wall-clock seconds spent in `fit`, and in each completed epoch.
   public private(set) var seconds = 0.0
+  public private(set) var epochSeconds: [Double] = []
 
   public init(options: Options) throws {
     guard options.maxEpochs > 0 else { throw TrainingError.invalidOptions("maxEpochs must be positive, got \(options.maxEpochs)") }
@@ -146,6 +147,7 @@ public final class Trainer {
         throw TrainingError.diverged(epoch: epoch, metric: bad, checkpoint: saved)
       }
       history.append(metrics)
+      epochSeconds.append(Date().timeIntervalSince(epochStart))
       lastGood = Self.snapshot(module)
       try stepSchedule(metrics)
       if options.progress { report(epoch: epoch, metrics: metrics, seconds: Date().timeIntervalSince(epochStart)) }

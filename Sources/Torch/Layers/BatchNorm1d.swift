@@ -8,7 +8,7 @@ public final class BatchNorm1d: Module, UnaryLayer {
   public let numBatchesTracked: Tensor?
   public let eps: Double
   /// torch's momentum (weight of the new batch); nil means a cumulative average.
-  public let momentum: Double?
+  public var momentum: Double?
 
   public init(_ numFeatures: Int, eps: Double = 1e-5, momentum: Double? = 0.1, affine: Bool = true,
               trackRunningStats: Bool = true) {

@@ -64,6 +64,8 @@ public final class SCVIModel {
   public internal(set) var history = TrainingHistory()
   /// Seconds spent in `train`, and how training ended.
   public internal(set) var trainSeconds = 0.0
+  /// Seconds of each epoch of the last `train` call.
+  public internal(set) var epochSeconds: [Double] = []
   public internal(set) var stopReason: String?
   /// The cells `train` held out for validation (positions in the setup AnnData).
   public internal(set) var split: DataSplit?
@@ -218,6 +220,7 @@ public final class SCVIModel {
     }
     history = TrainingHistory(epochs: history.epochs + trainer.history.epochs)
     trainSeconds += trainer.seconds
+    epochSeconds = trainer.epochSeconds
     stopReason = trainer.stopReason
     self.split = split
     return trainer.history
