@@ -111,6 +111,16 @@ final class ReportTests: XCTestCase {
     XCTAssertEqual(report.notes.filter { $0.contains("could not read") }.count, 3)
   }
 
+  func testLongSettingsAreAbbreviated() throws {
+    let genes = (0..<1000).map { "\"GENE\($0)\"" }.joined(separator: ",")
+    try write("{\"setup\": {\"gene_names\": [\(genes)]}, \"note\": \"\(String(repeating: "x", count: 1000))\"}", "model.json")
+    let html = try RunReport(directory: dir).html
+    XCTAssertTrue(html.contains("<td>setup.gene_names</td><td>[&quot;GENE0&quot;, &quot;GENE1&quot;, &quot;GENE2&quot;, &quot;GENE3&quot;, &quot;GENE4&quot;, …] (1000 items)</td>"))
+    XCTAssertFalse(html.contains("GENE999"))
+    XCTAssertTrue(html.contains(String(repeating: "x", count: 299) + "…</td>"))
+    XCTAssertFalse(html.contains(String(repeating: "x", count: 300)))
+  }
+
   func testMetricsOfDifferentScalesGetSeparateCurvePlots() throws {
     var csv = "epoch,train_loss,kl_weight,validation_loss\n"
     for e in 0..<10 { csv += "\(e),\(600 - 5 * e),\(Double(e) / 10),\(e % 2 == 0 ? String(620 - 5 * e) : "")\n" }

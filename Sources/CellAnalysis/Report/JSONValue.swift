@@ -29,13 +29,21 @@ enum JSONValue: Equatable {
     return value
   }
 
-  /// Compact display text: numbers with up to 6 significant digits, strings as they are.
+  /// Compact display text: numbers with up to 6 significant digits; arrays longer than 8
+  /// show their first 5 items and their length; at most 300 characters.
   var displayText: String {
+    let text = fullText
+    return text.count > 300 ? String(text.prefix(299)) + "…" : text
+  }
+
+  private var fullText: String {
     switch self {
     case .null: return "null"
     case .bool(let b): return b ? "true" : "false"
     case .number(let x): return displayNumber(x)
     case .string(let s): return s
+    case .array(let items) where items.count > 8:
+      return "[" + items.prefix(5).map(\.inlineText).joined(separator: ", ") + ", …] (\(items.count) items)"
     case .array(let items): return "[" + items.map(\.inlineText).joined(separator: ", ") + "]"
     case .object(let fields): return "{" + fields.map { "\($0.0): \($0.1.inlineText)" }.joined(separator: ", ") + "}"
     }
@@ -43,7 +51,7 @@ enum JSONValue: Equatable {
 
   private var inlineText: String {
     if case .string(let s) = self { return "\"\(s)\"" }
-    return displayText
+    return fullText
   }
 
   /// Scalars and arrays as rows; nested objects flattened with dotted keys.
