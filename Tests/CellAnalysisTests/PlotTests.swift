@@ -222,10 +222,17 @@ final class PlotTests: XCTestCase {
 
     let only = try TrainingCurvePlot(historyCSV: dir.appendingPathComponent("history.csv"), metrics: ["validation_loss"])
     XCTAssertEqual(PlotFixtures.count("<polyline", in: only.svg()), 1)
-    let png = try plot.png()
-    let size = try XCTUnwrap(PlotFixtures.pngSize(png))
-    XCTAssertEqual(size.0, 600)
-    XCTAssertEqual(size.1, 400)
+    XCTAssertEqual(plot.figureSize.height, 4)
+    var sized = plot
+    sized.figureSize = FigureSize(width: 6, height: 4, dpi: 150)
+    let size = try XCTUnwrap(PlotFixtures.pngSize(try sized.png()))
+    XCTAssertEqual(size.0, 900)
+    XCTAssertEqual(size.1, 600)
+    // Long metric names widen the default figure instead of squeezing the axes.
+    let long = try TrainingCurvePlot(epochs: [0, 1], series: (0..<6).map {
+      TrainingCurvePlot.Series(name: "reconstruction_loss_validation_\($0)", values: [2, 1])
+    })
+    XCTAssertGreaterThan(long.figureSize.width, 6.5)
   }
 
   func testMalformedHistoryThrows() throws {

@@ -22,7 +22,8 @@ public struct TrainingCurvePlot {
   public var xLabel: String
   public var yLabel = "value"
   public var title = "training history"
-  public var figureSize = FigureSize(width: 6, height: 4, dpi: 100)
+  /// Default: 4 in tall, 6 in wide or wider so the axes keep about 4 in beside the legend.
+  public var figureSize: FigureSize
 
   /// - Parameters:
   ///   - epochs: the x value of each row.
@@ -38,6 +39,8 @@ public struct TrainingCurvePlot {
     self.epochs = epochs
     self.series = kept
     self.xLabel = xLabel
+    let legend = Legend.width(kept.map { LegendEntry(label: $0.name, color: .black, marker: .line) })
+    self.figureSize = FigureSize(width: Swift.max(6, (60 + 290 + 22 + legend) / 72), height: 4, dpi: 100)
   }
 
   /// Reads a `history.csv`: a header row, the epoch in the first column, one metric per

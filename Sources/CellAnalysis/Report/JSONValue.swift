@@ -42,6 +42,8 @@ enum JSONValue: Equatable {
     case .bool(let b): return b ? "true" : "false"
     case .number(let x): return displayNumber(x)
     case .string(let s): return s
+    case .array(let items) where items.count > 1 && items.allSatisfy({ if case .object = $0 { true } else { false } }):
+      return "(\(items.count) objects)"
     case .array(let items) where items.count > 8:
       return "[" + items.prefix(5).map(\.inlineText).joined(separator: ", ") + ", …] (\(items.count) items)"
     case .array(let items): return "[" + items.map(\.inlineText).joined(separator: ", ") + "]"
