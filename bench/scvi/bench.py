@@ -10,7 +10,8 @@ the 2,000 seurat_v3 highly variable genes (scanpy, on counts, batch-aware), coun
 
 Settings on both sides: scVI defaults (1 hidden layer of 128, 10 latent, zinb, gene
 dispersion, observed library size), batch_key "batch", batch size 128, Adam lr 1e-3 / eps
-0.01 / weight decay 1e-6, KL warm-up 400 epochs, train_size 0.9 with seed 0. Both sides
+0.01 / weight decay 1e-6, KL warm-up 400 epochs, train_size 0.9 with seed 0, validation
+after every epoch (scvi-tools: check_val_every_n_epoch=1; its default skips it). Both sides
 draw the same train/validation split (swift-singlecell reproduces numpy's RandomState
 permutation), so the held-out cells are the same.
 
@@ -54,7 +55,7 @@ model = scvi.model.SCVI(adata)
 timer = EpochTimer()
 start = time.perf_counter()
 model.train(max_epochs=int(sys.argv[3]), batch_size=128, accelerator="cpu", devices=1,
-            enable_progress_bar=False, callbacks=[timer], early_stopping=False)
+            enable_progress_bar=False, callbacks=[timer], early_stopping=False, check_val_every_n_epoch=1)
 total = time.perf_counter() - start
 history = model.history
 print(json.dumps({
