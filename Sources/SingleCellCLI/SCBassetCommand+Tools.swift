@@ -150,6 +150,13 @@ struct SCBassetSimulateCommand: ParsableCommand {
   @Option var peaks: Int = 800
   @Option var peakWidth: Int = 500
   @Option var seqLen: Int = 1344
+  @Option(help: "Log-odds added per active planted TF.") var effect: Double = 3
+  @Option(help: "Standard deviation of the per-peak baseline log-odds.") var baselineSD: Double = 1
+  @Option(help: "Planted sites lie within this many bp of the peak midpoint.") var plantRadius: Int = 60
+  @Option(help: "Fraction of the peaks each TF is planted in.") var peakFractionPerTF: Double = 0.12
+  @Option(help: "Motif instances planted per chosen peak.") var sitesPerPeak: Int = 2
+  @Option(help: "Lowest target open fraction of a cell.") var openFractionMin: Double = 0.02
+  @Option(help: "Highest target open fraction of a cell.") var openFractionMax: Double = 0.10
 
   func run() throws {
     _ = try global.apply()
@@ -159,6 +166,15 @@ struct SCBassetSimulateCommand: ParsableCommand {
     configuration.peakWidth = peakWidth
     configuration.seqLen = seqLen
     configuration.seed = global.seed
+    configuration.effect = effect
+    configuration.baselineSD = baselineSD
+    configuration.plantRadius = plantRadius
+    configuration.peakFractionPerTF = peakFractionPerTF
+    configuration.sitesPerPeak = sitesPerPeak
+    guard openFractionMin > 0, openFractionMin <= openFractionMax, openFractionMax < 1 else {
+      throw ValidationError("need 0 < --open-fraction-min <= --open-fraction-max < 1")
+    }
+    configuration.openFractionRange = openFractionMin...openFractionMax
     let sequence = try SimulatedATAC.loadGenome(try FastaFile(path: genome, writeIndex: false))
     let simulation = try SimulatedATAC(genome: sequence, motifs: try MotifReader.read(path: motifs), configuration: configuration)
     try simulation.annData().write(h5ad: output)
