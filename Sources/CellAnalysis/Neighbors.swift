@@ -86,30 +86,29 @@ public enum Neighbors {
     }
   }
 
-  /// Exact search. Distance blocks come from one matrix product per block of rows
-  /// (‖x‖² + ‖y‖² − 2x·y, or 1 − x̂·ŷ for cosine) in float64; a few extra candidates per row
-  /// are then re-measured directly so that order and values are exact.
+  /// Exact search. Candidate blocks come from one float32 matrix product per block of rows
+  /// (‖y‖² − 2x·y on centred data, or −2x̂·ŷ for cosine); k + max(8, k/2) candidates per
+  /// row are then re-measured directly in float64, so order and values are exact unless the
+  /// float32 error (~1e-7 of the squared norms) reorders points that many ranks apart.
   static func exactKNN(_ data: Representation, k: Int, metric: Metric) throws -> KNN {
     let n = data.rows, d = data.cols
     let points = metric == .cosine ? normalizedRows(data) : centeredRows(data)
-    let candidates = Swift.min(n, k + 4)
-    let blockRows = Swift.max(1, Swift.min(n, 8_000_000 / n))
+    let candidates = Swift.min(n, k + Swift.max(8, k / 2))
+    let blockRows = Swift.max(1, Swift.min(n, 4_000_000 / n))
     var candidateIndices = [Int](repeating: 0, count: n * candidates)
     try withTorchErrors {
       try withNoGrad {
-        let x = Tensor(points, shape: [n, d])
-        let squaredNorms = x.square().sum(dim: 1)
+        let x = Tensor(points.map { Float($0) }, shape: [n, d])
+        // Per row, ranking by ‖y‖² − 2x·y equals ranking by distance (‖x‖² is constant).
+        let scaledT = (x * -2).T.contiguous()
+        let squaredNorms = x.square().sum(dim: 1).unsqueeze(dim: 0)
         for start in stride(from: 0, to: n, by: blockRows) {
           let rows = Swift.min(blockRows, n - start)
           let block = x.narrow(dim: 0, start: start, length: rows)
-          let products = block.matmul(x.T)
           let scores: Tensor
           switch metric {
-          case .euclidean:
-            scores = squaredNorms.narrow(dim: 0, start: start, length: rows).unsqueeze(dim: 1)
-              + squaredNorms.unsqueeze(dim: 0) - products * 2
-          case .cosine:
-            scores = -products
+          case .euclidean: scores = block.matmul(scaledT) + squaredNorms
+          case .cosine: scores = block.matmul(scaledT)
           }
           let top = scores.topk(candidates, dim: 1, largest: false).indices.contiguous()
           try top.withUnsafeElements(Int64.self) { buffer in

@@ -60,61 +60,71 @@ struct LayoutOptimizer {
   mutating func run() {
     let edges = head.count
     let n = Int64(embedding.count / dim)
-    let epochsPerNegative = epochsPerSample.map { $0 / negativeSampleRate }
-    var nextNegative = epochsPerNegative
-    var nextSample = epochsPerSample
-    var alpha = initialAlpha
+    let (a, b, nEpochs, initialAlpha, dim) = (self.a, self.b, self.nEpochs, self.initialAlpha, self.dim)
     let twoAB = 2 * a * b, twoGammaB = 2 * gamma * b
-    let dim = self.dim
-    embedding.withUnsafeMutableBufferPointer { e in
-      for epoch in 0..<nEpochs {
-        let now = Double(epoch)
-        for i in 0..<edges where nextSample[i] <= now {
-          let j = head[i], k = tail[i]
-          let cj = j * dim, ck = k * dim
+    let head = self.head, tail = self.tail, perSample = epochsPerSample
+    let perNegative = epochsPerSample.map { $0 / negativeSampleRate }
+    // Raw buffers for the hot loop (no copy-on-write or exclusivity checks).
+    let e = Self.buffer(embedding), nextSample = Self.buffer(perSample), nextNegative = Self.buffer(perNegative)
+    let states = Self.buffer(self.states)
+    defer {
+      e.deallocate()
+      nextSample.deallocate()
+      nextNegative.deallocate()
+      states.deallocate()
+    }
+    var alpha = initialAlpha
+    for epoch in 0..<nEpochs {
+      let now = Double(epoch)
+      for i in 0..<edges where nextSample[i] <= now {
+        let j = head[i], k = tail[i]
+        let cj = j * dim, ck = k * dim
+        var d2: Float = 0
+        for d in 0..<dim {
+          let diff = e[cj + d] - e[ck + d]
+          d2 += diff * diff
+        }
+        let dist2 = Double(d2)
+        var coefficient = 0.0
+        if dist2 > 0 {
+          let power = pow(dist2, b - 1)
+          coefficient = -twoAB * power / (a * power * dist2 + 1)
+        }
+        for d in 0..<dim {
+          let g = Self.clip(coefficient * Double(e[cj + d] - e[ck + d]))
+          e[cj + d] += Float(g * alpha)
+          e[ck + d] += Float(-g * alpha)
+        }
+        nextSample[i] += perSample[i]
+        let negatives = Int((now - nextNegative[i]) / perNegative[i])
+        guard negatives > 0 else { continue }
+        for _ in 0..<negatives {
+          let raw = Self.tauRandInt(&states[j]) % n
+          let ck = Int(raw < 0 ? raw + n : raw) * dim
           var d2: Float = 0
           for d in 0..<dim {
             let diff = e[cj + d] - e[ck + d]
             d2 += diff * diff
           }
           let dist2 = Double(d2)
-          var coefficient = 0.0
-          if dist2 > 0 {
-            let power = pow(dist2, b - 1)
-            coefficient = -twoAB * power / (a * power * dist2 + 1)
-          }
+          guard dist2 > 0 else { continue }
+          let repulsion = twoGammaB / ((0.001 + dist2) * (a * pow(dist2, b) + 1))
+          guard repulsion > 0 else { continue }
           for d in 0..<dim {
-            let g = Self.clip(coefficient * Double(e[cj + d] - e[ck + d]))
-            e[cj + d] += Float(g * alpha)
-            e[ck + d] += Float(-g * alpha)
-          }
-          nextSample[i] += epochsPerSample[i]
-          let negatives = Int((now - nextNegative[i]) / epochsPerNegative[i])
-          if negatives > 0 {
-            for _ in 0..<negatives {
-              let raw = Self.tauRandInt(&states[j]) % n
-              let k = Int(raw < 0 ? raw + n : raw)
-              let ck = k * dim
-              var d2: Float = 0
-              for d in 0..<dim {
-                let diff = e[cj + d] - e[ck + d]
-                d2 += diff * diff
-              }
-              let dist2 = Double(d2)
-              if dist2 > 0 {
-                let repulsion = twoGammaB / ((0.001 + dist2) * (a * pow(dist2, b) + 1))
-                if repulsion > 0 {
-                  for d in 0..<dim {
-                    e[cj + d] += Float(Self.clip(repulsion * Double(e[cj + d] - e[ck + d])) * alpha)
-                  }
-                }
-              }
-            }
-            nextNegative[i] += Double(negatives) * epochsPerNegative[i]
+            e[cj + d] += Float(Self.clip(repulsion * Double(e[cj + d] - e[ck + d])) * alpha)
           }
         }
-        alpha = initialAlpha * (1 - Double(epoch) / Double(nEpochs))
+        nextNegative[i] += Double(negatives) * perNegative[i]
       }
+      alpha = initialAlpha * (1 - Double(epoch) / Double(nEpochs))
     }
+    embedding = Array(e)
+    self.states = Array(states)
+  }
+
+  private static func buffer<T>(_ values: [T]) -> UnsafeMutableBufferPointer<T> {
+    let b = UnsafeMutableBufferPointer<T>.allocate(capacity: values.count)
+    _ = b.initialize(from: values)
+    return b
   }
 }

@@ -89,90 +89,94 @@ enum SpectralLayout {
   }
 
   /// The `count` largest-eigenvalue eigenvectors of a symmetric operator orthogonal to the
-  /// unit vector `deflate`, by a thick-restarted Krylov subspace with Rayleigh–Ritz.
-  static func topEigenvectors(n: Int, count: Int, deflate: [Double], rng: inout SplitMix64,
-                              apply: ([Double], inout [Double]) -> Void) throws -> [[Double]] {
+  /// unit vector `deflate`, by a thick-restarted Krylov subspace with Rayleigh–Ritz: grow an
+  /// orthonormal basis to `maxBasis` vectors, keep the best `count + 4` Ritz vectors, repeat
+  /// until each residual is below `tolerance` × its eigenvalue (ARPACK's criterion; umap-learn
+  /// asks for 1e-4).
+  static func topEigenvectors(n: Int, count: Int, deflate: [Double], tolerance: Double = 1e-4,
+                              rng: inout SplitMix64, apply: ([Double], inout [Double]) -> Void) throws -> [[Double]] {
     let available = n - 1
     guard available >= count else { throw CellDataError("UMAP: \(n) nodes are too few for \(count) dimensions") }
-    let maxBasis = Swift.min(available, Swift.max(2 * count + 10, 40))
+    let maxBasis = Swift.min(available, Swift.max(60, 2 * count + 1, Swift.min(150, Int(Double(n).squareRoot()))))
     let keep = Swift.min(maxBasis - 1, count + 4)
+    // Basis vectors and their images, each a row of length n.
     var basis: [[Double]] = [], images: [[Double]] = []
 
     func orthonormalized(_ v: [Double]) -> [Double]? {
       var w = v
       for _ in 0..<2 {
-        var c = dot(w, deflate)
-        for i in 0..<n { w[i] -= c * deflate[i] }
-        for b in basis {
-          c = dot(w, b)
-          for i in 0..<n { w[i] -= c * b[i] }
-        }
+        subtractProjection(&w, deflate)
+        for b in basis { subtractProjection(&w, b) }
       }
       let norm = dot(w, w).squareRoot()
-      return norm > 1e-10 ? w.map { $0 / norm } : nil
+      guard norm > 1e-10 else { return nil }
+      return w.map { $0 / norm }
     }
     func randomVector() -> [Double] { (0..<n).map { _ in rng.nextNormal() } }
-    func extend(_ v: [Double]) {
-      var image = [Double](repeating: 0, count: n)
-      apply(v, &image)
-      basis.append(v)
-      images.append(image)
-    }
 
     var next = randomVector()
-    for _ in 0..<300 {
+    for _ in 0..<500 {
       while basis.count < maxBasis {
         guard let v = orthonormalized(next) ?? orthonormalized(randomVector()) else { break }
-        extend(v)
-        next = images[images.count - 1]
+        var image = [Double](repeating: 0, count: n)
+        apply(v, &image)
+        basis.append(v)
+        images.append(image)
+        next = image
       }
       let m = basis.count
-      var h = [Double](repeating: 0, count: m * m)
-      for a in 0..<m {
-        for b in a..<m {
-          let value = (dot(basis[a], images[b]) + dot(basis[b], images[a])) / 2
-          h[a * m + b] = value
-          h[b * m + a] = value
-        }
-      }
-      let (values, vectors) = try withTorchErrors {
-        let (w, v) = Tensor(h, shape: [m, m]).eigh()
-        return (w.toArray(Double.self), v.contiguous().toArray(Double.self))
-      }
-      let kept = Swift.min(keep, m)
-      var ritz: [[Double]] = [], ritzImages: [[Double]] = []
+      let (values, ritz, ritzImages) = try rayleighRitz(basis: basis, images: images, keep: Swift.min(keep, m))
       var converged = true
-      for r in 0..<kept {
-        let column = m - 1 - r
-        var x = [Double](repeating: 0, count: n), sx = [Double](repeating: 0, count: n)
-        for a in 0..<m {
-          let y = vectors[a * m + column]
-          for i in 0..<n {
-            x[i] += y * basis[a][i]
-            sx[i] += y * images[a][i]
-          }
-        }
-        if r < count {
-          let theta = values[column]
-          var residual = 0.0
-          for i in 0..<n { residual += (sx[i] - theta * x[i]) * (sx[i] - theta * x[i]) }
-          if residual.squareRoot() > 1e-8 { converged = false }
-        }
-        ritz.append(x)
-        ritzImages.append(sx)
+      for r in 0..<count {
+        var residual = 0.0
+        for i in 0..<n { residual += (ritzImages[r][i] - values[r] * ritz[r][i]) * (ritzImages[r][i] - values[r] * ritz[r][i]) }
+        if residual.squareRoot() > tolerance * Swift.abs(values[r]) { converged = false }
       }
       if converged || m == available { return Array(ritz.prefix(count)) }
       basis = ritz
       images = ritzImages
-      next = ritzImages[kept - 1]
+      next = ritzImages[ritzImages.count - 1]
     }
     return Array(basis.prefix(count))
   }
 
-  @inline(__always)
+  /// The `keep` Ritz pairs of largest value from an orthonormal basis and its images
+  /// (projected matrix, eigen-decomposition and back-projection on libtorch).
+  static func rayleighRitz(basis: [[Double]], images: [[Double]], keep: Int) throws
+    -> (values: [Double], vectors: [[Double]], images: [[Double]]) {
+    let m = basis.count, n = basis[0].count
+    return try withTorchErrors {
+      withNoGrad {
+        let v = Tensor(basis.flatMap { $0 }, shape: [m, n])
+        let w = Tensor(images.flatMap { $0 }, shape: [m, n])
+        let projected = v.matmul(w.T)
+        let (values, vectors) = ((projected + projected.T) / 2).eigh()
+        let top = vectors.narrow(dim: 1, start: m - keep, length: keep).flip([1])
+        let ritz = top.T.matmul(v).contiguous().toArray(Double.self)
+        let ritzImages = top.T.matmul(w).contiguous().toArray(Double.self)
+        let rows = { (flat: [Double]) in (0..<keep).map { Array(flat[($0 * n)..<(($0 + 1) * n)]) } }
+        return (Array(values.toArray(Double.self).suffix(keep).reversed()), rows(ritz), rows(ritzImages))
+      }
+    }
+  }
+
+  /// w −= (w·u) u for a unit vector u.
+  static func subtractProjection(_ w: inout [Double], _ u: [Double]) {
+    let c = dot(w, u)
+    w.withUnsafeMutableBufferPointer { wp in
+      u.withUnsafeBufferPointer { up in
+        for i in 0..<wp.count { wp[i] -= c * up[i] }
+      }
+    }
+  }
+
   static func dot(_ a: [Double], _ b: [Double]) -> Double {
-    var s = 0.0
-    for i in 0..<a.count { s += a[i] * b[i] }
-    return s
+    a.withUnsafeBufferPointer { ap in
+      b.withUnsafeBufferPointer { bp in
+        var s = 0.0
+        for i in 0..<ap.count { s += ap[i] * bp[i] }
+        return s
+      }
+    }
   }
 }
