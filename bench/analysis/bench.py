@@ -102,7 +102,7 @@ def main() -> None:
         return per_step
 
     s, p = medians(swift_runs), medians(python_runs)
-    print(f"data: {args.cells} cells x 50 dims (tiled PBMC PCA + noise); repeats {args.repeats}")
+    print(f"data: {args.cells} cells x 50 dims (densified PBMC PCA); repeats {args.repeats}")
     print(f"{'step':<10} {'swift (s)':>10} {'scanpy (s)':>11} {'scanpy/swift':>13}")
     for step in (*STEPS, "total"):
         print(f"{step:<10} {s[step]:>10.3f} {p[step]:>11.3f} {p[step] / s[step]:>12.2f}x")
