@@ -18,7 +18,7 @@ permutation), so the held-out cells are the same.
 1. Speed: `--speed-epochs` epochs with 1 and with 2 threads; the median seconds per epoch
    (first epoch excluded) on each side and the ratio scvi-tools / Swift. Also the model's
    FLOPs per epoch against the ~245 GFLOP/s f32 matmul floor of 2 cores.
-2. Quality: `--quality-epochs` epochs with 2 threads; the held-out (validation)
+2. Quality: `--quality-epochs` epochs (with `--quality-threads`, default 2); the held-out (validation)
    reconstruction loss of the last epoch on each side, and the relative difference.
 """
 
@@ -106,6 +106,8 @@ def main():
     parser.add_argument("--binary", default=str(ROOT / ".build" / "release" / "singlecell"))
     parser.add_argument("--speed-epochs", type=int, default=12)
     parser.add_argument("--quality-epochs", type=int, default=100)
+    parser.add_argument("--quality-threads", type=int, default=2)
+    parser.add_argument("--skip-speed", action="store_true")
     args = parser.parse_args()
     if not DATA.exists():
         sys.exit(f"{DATA} is missing: run bench/data/make_bench_counts.py first")
@@ -117,7 +119,7 @@ def main():
         n_validation = n_cells - -(-9 * n_cells // 10)
         flops = flops_per_epoch(n_genes, n_cells - n_validation, n_validation)
         results = {"n_cells": n_cells, "n_genes": n_genes, "flops_per_epoch": flops, "speed": {}}
-        for threads in (1, 2):
+        for threads in () if args.skip_speed else (1, 2):
             ref = run_scvi_tools(path, threads, args.speed_epochs)
             ours = run_swift(args.binary, path, threads, args.speed_epochs, tmp)
             ref_epoch = statistics.median(ref["epoch_seconds"][1:])
@@ -127,8 +129,8 @@ def main():
                   f"ratio {ref_epoch / our_epoch:.2f}x; swift {flops / our_epoch / 1e9:.1f} GFLOP/s "
                   f"({flops / 1e9:.1f} GFLOP/epoch, floor {flops / 245e9:.3f} s at 245 GFLOP/s)")
 
-        ref = run_scvi_tools(path, 2, args.quality_epochs)
-        ours = run_swift(args.binary, path, 2, args.quality_epochs, tmp)
+        ref = run_scvi_tools(path, args.quality_threads, args.quality_epochs)
+        ours = run_swift(args.binary, path, args.quality_threads, args.quality_epochs, tmp)
         ref_rec, our_rec = ref["reconstruction_loss_validation"], ours["reconstruction_loss_validation"]
         results["quality"] = {"epochs": args.quality_epochs, "scvi_tools": ref_rec, "swift": our_rec,
                               "relative_difference": (our_rec - ref_rec) / ref_rec,
