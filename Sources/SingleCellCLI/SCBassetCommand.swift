@@ -34,7 +34,7 @@ struct SCBassetTrainCommand: ParsableCommand {
   @Option(help: "Adam learning rate.") var learningRate: Double = 0.01
   @Option(help: "Early-stopping patience in epochs (monitor: training AUROC).") var patience: Int = 45
   @Flag(help: "Train all --max-epochs epochs.") var noEarlyStopping = false
-  @Option(help: "Fraction of peaks to train on; the rest is held out.") var trainSize: Double = 0.9
+  @Option(help: "Fraction of peaks to train on; the rest is held out (default 0.9, as scvi-tools).") var trainSize: Double?
   @Option(help: "Window length in bp.") var seqLen: Int = 1344
   @Option(help: "Bottleneck (cell embedding) size.") var nBottleneck: Int = 32
   @Flag(help: "Treat every positive X value as 1 (otherwise non-binary X is an error).") var binarize = false

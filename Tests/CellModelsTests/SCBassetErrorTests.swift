@@ -6,10 +6,10 @@ import XCTest
 @testable import CellModels
 import Torch
 
-/// Bad input to scBasset: each is a thrown error with a message that says what is wrong.
-final class SCBassetErrorTests: XCTestCase {
+/// Tiny data and networks for fast tests.
+enum SCBassetTiny {
   /// A tiny regions × cells AnnData: `regions` random 64-bp sequences, `cells` cells, X from `value`.
-  func tinyData(regions: Int = 12, cells: Int = 5, length: Int = 64, value: (Int, Int) -> Float = { ($0 + $1) % 3 == 0 ? 1 : 0 })
+  static func data(regions: Int = 12, cells: Int = 5, length: Int = 64, value: (Int, Int) -> Float = { ($0 + $1) % 3 == 0 ? 1 : 0 })
     throws -> AnnData
   {
     var generator = SeededGenerator(seed: 3)
@@ -22,7 +22,7 @@ final class SCBassetErrorTests: XCTestCase {
     return adata
   }
 
-  func tinyConfig(cells: Int = 5, length: Int = 64) -> SCBassetConfig {
+  static func config(cells: Int = 5, length: Int = 64) -> SCBassetConfig {
     var c = SCBassetConfig(numLabels: cells)
     c.vocabSize = 4
     c.sequenceLength = length
@@ -33,7 +33,10 @@ final class SCBassetErrorTests: XCTestCase {
     c.bottleneckSize = 4
     return c
   }
+}
 
+/// Bad input to scBasset: each is a thrown error with a message that says what is wrong.
+final class SCBassetErrorTests: XCTestCase {
   func assertThrows(_ expression: @autoclosure () throws -> Any, containing text: String, file: StaticString = #filePath,
                     line: UInt = #line) {
     XCTAssertThrowsError(try expression(), file: file, line: line) { error in
@@ -59,37 +62,37 @@ final class SCBassetErrorTests: XCTestCase {
   }
 
   func testNonBinaryXIsRefusedOrBinarizedWithAWarning() throws {
-    let counts = try tinyData { r, c in Float((r * c) % 4) }
-    assertThrows(try SCBASSET(adata: counts, config: tinyConfig()), containing: "not binary")
+    let counts = try SCBassetTiny.data { r, c in Float((r * c) % 4) }
+    assertThrows(try SCBASSET(adata: counts, config: SCBassetTiny.config()), containing: "not binary")
     let warnings = WarningLog()
-    let model = try SCBASSET(adata: counts, setup: SCBassetSetup(nonBinary: .binarize), config: tinyConfig(),
+    let model = try SCBASSET(adata: counts, setup: SCBassetSetup(nonBinary: .binarize), config: SCBassetTiny.config(),
                              warn: { warnings.append($0) })
     XCTAssertEqual(warnings.messages.count, 1)
     XCTAssertTrue(warnings.messages[0].contains("positive value is taken as 1"))
     XCTAssertEqual(model.data!.accessibility.rows([2]).toArray(Float.self), [0, 1, 0, 1, 0])
-    let negative = try tinyData { r, c in r == 3 && c == 1 ? -1 : 0 }
-    assertThrows(try SCBASSET(adata: negative, setup: SCBassetSetup(nonBinary: .binarize), config: tinyConfig()), containing: "negative")
-    let nan = try tinyData { r, c in r == 3 && c == 1 ? .nan : 0 }
-    assertThrows(try SCBASSET(adata: nan, config: tinyConfig()), containing: "non-finite")
+    let negative = try SCBassetTiny.data { r, c in r == 3 && c == 1 ? -1 : 0 }
+    assertThrows(try SCBASSET(adata: negative, setup: SCBassetSetup(nonBinary: .binarize), config: SCBassetTiny.config()), containing: "negative")
+    let nan = try SCBassetTiny.data { r, c in r == 3 && c == 1 ? .nan : 0 }
+    assertThrows(try SCBASSET(adata: nan, config: SCBassetTiny.config()), containing: "non-finite")
   }
 
   func testMissingOrBadDNACodes() throws {
-    var adata = try tinyData()
+    var adata = try SCBassetTiny.data()
     adata.obsm["dna_code"] = nil
-    assertThrows(try SCBASSET(adata: adata, config: tinyConfig()), containing: "obsm['dna_code']")
+    assertThrows(try SCBASSET(adata: adata, config: SCBassetTiny.config()), containing: "obsm['dna_code']")
     adata.obsm["dna_code"] = .dense(try DenseArray(shape: [12, 64], data: .int64([Int64](repeating: 7, count: 12 * 64))))
-    assertThrows(try SCBASSET(adata: adata, config: tinyConfig()), containing: "holds 7")
+    assertThrows(try SCBASSET(adata: adata, config: SCBassetTiny.config()), containing: "holds 7")
   }
 
   func testSequenceLengthMismatch() throws {
-    let adata = try tinyData()
-    assertThrows(try SCBASSET(adata: adata, config: tinyConfig(length: 96)), containing: "96 bp")
-    let model = try SCBASSET(adata: adata, config: tinyConfig())
+    let adata = try SCBassetTiny.data()
+    assertThrows(try SCBASSET(adata: adata, config: SCBassetTiny.config(length: 96)), containing: "96 bp")
+    let model = try SCBASSET(adata: adata, config: SCBassetTiny.config())
     assertThrows(try model.predict(sequences: [String(repeating: "A", count: 63)]), containing: "63 bases")
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("scbasset-err-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: folder) }
     try model.save(to: folder)
-    let longer = try tinyData(length: 80)
+    let longer = try SCBassetTiny.data(length: 80)
     assertThrows(try SCBASSET.load(from: folder, adata: longer), containing: "80")
     // A state dict alone: the bottleneck width fixes the length.
     assertThrows(try SCBassetCheckpoint.inferConfig(model.network.stateDict(), sequenceLength: 200), containing: "sequence length")
@@ -97,23 +100,23 @@ final class SCBassetErrorTests: XCTestCase {
   }
 
   func testCheckpointCellCountMismatch() throws {
-    let model = try SCBASSET(adata: try tinyData(), config: tinyConfig())
+    let model = try SCBASSET(adata: try SCBassetTiny.data(), config: SCBassetTiny.config())
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("scbasset-err-\(UUID().uuidString)")
     defer { try? FileManager.default.removeItem(at: folder) }
     try model.save(to: folder)
-    assertThrows(try SCBASSET.load(from: folder, adata: try tinyData(cells: 7)), containing: "5 cells")
-    assertThrows(try SCBassetCheckpoint.network(from: model.network.stateDict(), config: tinyConfig(cells: 6)), containing: "5 cells")
-    assertThrows(try SCBASSET(adata: try tinyData(cells: 7), config: tinyConfig(cells: 5)), containing: "5 cells")
+    assertThrows(try SCBASSET.load(from: folder, adata: try SCBassetTiny.data(cells: 7)), containing: "5 cells")
+    assertThrows(try SCBassetCheckpoint.network(from: model.network.stateDict(), config: SCBassetTiny.config(cells: 6)), containing: "5 cells")
+    assertThrows(try SCBASSET(adata: try SCBassetTiny.data(cells: 7), config: SCBassetTiny.config(cells: 5)), containing: "5 cells")
   }
 
   func testBadConfig() {
-    var c = tinyConfig()
+    var c = SCBassetTiny.config()
     c.vocabSize = 6
     assertThrows(try SCBassetNetwork(c), containing: "vocab_size")
-    c = tinyConfig()
+    c = SCBassetTiny.config()
     c.stemKernelSize = 4
     assertThrows(try SCBassetNetwork(c), containing: "odd")
-    c = tinyConfig()
+    c = SCBassetTiny.config()
     c.nBatch = 2
     assertThrows(try SCBassetNetwork(c, batchIDs: [0, 1, 2, 0, 1]), containing: "batch ids")
   }
@@ -124,7 +127,7 @@ final class SCBassetErrorTests: XCTestCase {
     XCTAssertEqual(SCBassetInput.reverseComplement(codes).toArray(Int64.self), [3, 4, 0, 1, 2, 3])
     XCTAssertEqual(SCBassetInput.shifted(codes, by: 2).toArray(Int64.self), [4, 4, 0, 1, 2, 3])
     XCTAssertEqual(SCBassetInput.shifted(codes, by: -1).toArray(Int64.self), [1, 2, 3, 4, 0, 4])
-    var c = tinyConfig()
+    var c = SCBassetTiny.config()
     let oneHot = SCBassetInput.oneHot(Tensor([0, 4] as [Int64], shape: [1, 2]), config: c)
     XCTAssertEqual(oneHot.toArray(Float.self), [1, 0.25, 0, 0.25, 0, 0.25, 0, 0.25])
     c.vocabSize = 5
