@@ -1,3 +1,4 @@
+import CellAnalysis
 import CellData
 import Foundation
 import Genomics
@@ -91,7 +92,8 @@ final class SCBassetTrainingTests: XCTestCase {
     XCTAssertNotNil(fixture.model.history.last("auroc_validation"))
   }
 
-  /// Leave-one-out 10-NN majority vote on the cell embedding recovers the planted cell types.
+  /// Leave-one-out 10-NN majority vote and Leiden clusters of the cell embedding recover the
+  /// planted cell types.
   func testCellEmbeddingSeparatesCellTypes() throws {
     let fixture = try SCBassetTrainedFixture.shared.get()
     let latent = fixture.model.latentRepresentation()
@@ -110,6 +112,12 @@ final class SCBassetTrainingTests: XCTestCase {
     let accuracy = Double(correct) / Double(types.count)
     print("scBasset kNN cell-type accuracy: \(accuracy)")
     XCTAssertGreaterThanOrEqual(accuracy, 0.9)
+    // Leiden on the 15-NN graph of the embedding (scib's resolution sweep) finds the same types.
+    let representation = try Representation(rows: latent.count, cols: latent[0].count, values: latent.flatMap { $0.map(Double.init) })
+    let knn = try Neighbors.knn(representation, k: 15)
+    let leiden = try ClusterAgreement.leidenNMIARI(knn: knn, labels: LabelCodes(values: types))
+    print("scBasset Leiden ARI \(leiden.ari), NMI \(leiden.nmi) at resolution \(leiden.resolution)")
+    XCTAssertGreaterThanOrEqual(leiden.ari, 0.8)
     XCTAssertEqual(fixture.model.cellBias().count, types.count)
   }
 
