@@ -70,7 +70,7 @@ extension SCBASSET {
   private func trainEpoch(_ data: SCBassetData, regions: [Int], optimizer: Adam, batchSize: Int) throws -> EpochMetrics {
     network.train()
     let order = Tensor.randperm(regions.count).toArray(Int64.self).map { regions[Int($0)] }
-    var lossSum = 0.0, aurocSum = 0.0, aurocWeight = 0.0
+    var metrics = SCBassetEpochMetrics()
     var start = 0
     while start < order.count {
       let batch = Array(order[start..<min(start + batchSize, order.count)])
@@ -81,35 +81,26 @@ extension SCBASSET {
       optimizer.zeroGrad()
       loss.backward()
       optimizer.step()
-      lossSum += loss.item() * Double(batch.count)
-      let auc = SCBassetMetrics.auroc(scores: logits, labels: target)
-      if !auc.isNaN {
-        aurocSum += auc * Double(batch.count)
-        aurocWeight += Double(batch.count)
-      }
+      metrics.add(loss: loss.item(), logits: logits, target: target, size: batch.count)
     }
-    return ["train_loss": lossSum / Double(order.count), "auroc_train": aurocWeight > 0 ? aurocSum / aurocWeight : 0.5]
+    return ["train_loss": metrics.loss, "auroc_train": metrics.auroc]
   }
 
   private func evaluateLoss(_ data: SCBassetData, regions: [Int], batchSize: Int) -> (loss: Double, auroc: Double) {
     network.eval()
     defer { network.train() }
     return withNoGrad {
-      var lossSum = 0.0, aurocSum = 0.0, aurocWeight = 0.0
+      var metrics = SCBassetEpochMetrics()
       var start = 0
       while start < regions.count {
         let batch = Array(regions[start..<min(start + batchSize, regions.count)])
         start += batchSize
         let (codes, target) = data.batch(batch, device: device)
         let logits = network(codes: codes)
-        lossSum += network.loss(logits: logits, target: target).item() * Double(batch.count)
-        let auc = SCBassetMetrics.auroc(scores: logits, labels: target)
-        if !auc.isNaN {
-          aurocSum += auc * Double(batch.count)
-          aurocWeight += Double(batch.count)
-        }
+        metrics.add(loss: network.loss(logits: logits, target: target).item(), logits: logits, target: target,
+                    size: batch.count)
       }
-      return (lossSum / Double(regions.count), aurocWeight > 0 ? aurocSum / aurocWeight : 0.5)
+      return (metrics.loss, metrics.auroc)
     }
   }
 }

@@ -1,42 +1,15 @@
+import CellAnalysis
 import Torch
 
-/// Area under the ROC curve, ties counted half (Mann–Whitney; the value of sklearn's
-/// `roc_auc_score` and torchmetrics' binary AUROC). Private to scBasset until a shared one lands.
+/// scBasset's AUROCs on tensors: the sort runs in libtorch, the rank statistic is
+/// CellAnalysis' `auroc(scores:labels:)` (ties counted half, as sklearn's `roc_auc_score`).
 enum SCBassetMetrics {
   /// AUROC of `scores` against 0/1 `labels` (same shape, any device); NaN without both classes.
-  /// The sort runs in libtorch, the rank sums in one pass here.
   static func auroc(scores: Tensor, labels: Tensor) -> Double {
     let (sorted, order) = scores.detach().flatten().to(.float32).sort()
     let sortedLabels = labels.detach().flatten().to(.float32).indexSelect(dim: 0, index: order)
-    return aurocOfSorted(sorted.to(.cpu).toArray(Float.self), sortedLabels.to(.cpu).toArray(Float.self))
-  }
-
-  static func auroc(scores: [Float], labels: [Bool]) -> Double {
-    let order = scores.indices.sorted { scores[$0] < scores[$1] }
-    return aurocOfSorted(order.map { scores[$0] }, order.map { labels[$0] ? 1 : 0 })
-  }
-
-  /// Scores ascending, labels in the same order.
-  private static func aurocOfSorted(_ scores: [Float], _ labels: [Float]) -> Double {
-    let n = scores.count
-    var positives = 0.0
-    var rankSum = 0.0
-    var i = 0
-    while i < n {
-      var j = i
-      var tiePositives = 0.0
-      while j < n && scores[j] == scores[i] {
-        tiePositives += Double(labels[j])
-        j += 1
-      }
-      // ranks i+1 … j share their mean
-      rankSum += tiePositives * Double(i + 1 + j) / 2
-      positives += tiePositives
-      i = j
-    }
-    let negatives = Double(n) - positives
-    guard positives > 0, negatives > 0 else { return .nan }
-    return (rankSum - positives * (positives + 1) / 2) / (positives * negatives)
+    let positives = sortedLabels.to(.cpu).toArray(Float.self).map { $0 > 0.5 }
+    return (try? CellAnalysis.auroc(scores: sorted.to(.cpu).toArray(Float.self), labels: positives)) ?? .nan
   }
 
   /// Per-column AUROC of a [regions, cells] score matrix (calico's per-cell AUROC); NaN for a
@@ -46,4 +19,23 @@ enum SCBassetMetrics {
     let l = labels.detach().to(.cpu).to(.float32).transpose(0, 1).contiguous()
     return (0..<s.size(0)).map { auroc(scores: s[$0], labels: l[$0]) }
   }
+}
+
+/// Minibatch-size-weighted means of the loss and of the per-minibatch AUROC over an epoch
+/// (minibatches with one class only are left out of the AUROC mean; 0.5 when none is left).
+struct SCBassetEpochMetrics {
+  private var lossSum = 0.0, aurocSum = 0.0, aurocWeight = 0.0, count = 0.0
+
+  mutating func add(loss: Double, logits: Tensor, target: Tensor, size: Int) {
+    lossSum += loss * Double(size)
+    count += Double(size)
+    let auc = SCBassetMetrics.auroc(scores: logits, labels: target)
+    if !auc.isNaN {
+      aurocSum += auc * Double(size)
+      aurocWeight += Double(size)
+    }
+  }
+
+  var loss: Double { lossSum / count }
+  var auroc: Double { aurocWeight > 0 ? aurocSum / aurocWeight : 0.5 }
 }

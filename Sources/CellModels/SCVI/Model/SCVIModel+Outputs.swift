@@ -26,6 +26,18 @@ extension SCVIModel {
     }
   }
 
+  /// One posterior draw for a minibatch: q(z|x) (and l), then p(x|z, l), optionally decoded
+  /// as if from batch `transformBatch`.
+  private func posteriorDraw(_ batch: Minibatch, transformBatch: Int? = nil) throws
+    -> (inference: VAEInferenceOutput, generative: VAEGenerativeOutput)
+  {
+    let inferred = try module.inference(batch.vaeInput, checkInput: false)
+    let generated = try module.generative(
+      z: inferred.z, library: inferred.library, batchIndex: batch.batchIndex, labels: batch.labels,
+      transformBatch: transformBatch, checkInput: false)
+    return (inferred, generated)
+  }
+
   /// The latent representation [cells, nLatent]: the posterior mean (for the logistic normal,
   /// the mean of softmax over `mcSamples` draws, as scvi-tools), or one draw.
   public func latentRepresentation(_ adata: AnnData? = nil, indices: [Int]? = nil, giveMean: Bool = true,
@@ -57,11 +69,8 @@ extension SCVIModel {
       var total: Tensor?
       for code in batchCodes {
         for _ in 0..<nSamples {
-          let inferred = try module.inference(batch.vaeInput, checkInput: false)
-          let generated = try module.generative(
-            z: inferred.z, library: inferred.library, batchIndex: batch.batchIndex, labels: batch.labels,
-            transformBatch: code, checkInput: false)
-          total = total.map { $0 + generated.pxScale } ?? generated.pxScale
+          let scale = try posteriorDraw(batch, transformBatch: code).generative.pxScale
+          total = total.map { $0 + scale } ?? scale
         }
       }
       let mean = total! / Double(batchCodes.count * nSamples)
@@ -96,9 +105,7 @@ extension SCVIModel {
     let perCell = try mapBatches(adata, indices: indices, batchSize: batchSize) { batch in
       var logWeights: [Tensor] = []
       for _ in 0..<nMCSamples {
-        let inferred = try module.inference(batch.vaeInput, checkInput: false)
-        let generated = try module.generative(
-          z: inferred.z, library: inferred.library, batchIndex: batch.batchIndex, labels: batch.labels, checkInput: false)
+        let (inferred, generated) = try posteriorDraw(batch)
         let qz = Normal(loc: inferred.qzMean, scale: inferred.qzVariance.sqrt())
         let mean = inferred.qzMean
         let standard = Normal(loc: Tensor.zeros(mean.shape, dtype: mean.dtype, device: mean.device),
@@ -126,10 +133,7 @@ extension SCVIModel {
     let samples = try mapBatches(adata, indices: indices, batchSize: batchSize) { batch in
       var draws: [Tensor] = []
       for _ in 0..<nSamples {
-        let inferred = try module.inference(batch.vaeInput, checkInput: false)
-        let generated = try module.generative(
-          z: inferred.z, library: inferred.library, batchIndex: batch.batchIndex, labels: batch.labels, checkInput: false)
-        draws.append(generated.sample())
+        draws.append(try posteriorDraw(batch).generative.sample())
       }
       return Tensor.stack(draws, dim: 2)
     }
