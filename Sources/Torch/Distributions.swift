@@ -44,6 +44,9 @@ public struct NegativeBinomial {
   }
 
   public func logProb(_ x: Tensor) -> Tensor {
+    if eps == 1e-8 && FusedCountLikelihood.applies(mu: mu, theta: theta, ziLogits: nil, x: x) {
+      return FusedCountLikelihood.logProb(x: x, mu: mu, theta: theta, ziLogits: nil)
+    }
     let logThetaMuEps = (theta + mu + eps).log()
     return theta * ((theta + eps).log() - logThetaMuEps)
       + x * ((mu + eps).log() - logThetaMuEps)
@@ -80,6 +83,9 @@ public struct ZeroInflatedNegativeBinomial {
   }
 
   public func logProb(_ x: Tensor) -> Tensor {
+    if eps == 1e-8 && FusedCountLikelihood.applies(mu: mu, theta: theta, ziLogits: ziLogits, x: x) {
+      return FusedCountLikelihood.logProb(x: x, mu: mu, theta: theta, ziLogits: ziLogits)
+    }
     let pi = ziLogits
     let softplusPi = (-pi).softplus()
     let logThetaEps = (theta + eps).log()

@@ -198,6 +198,19 @@ int ct_is_grad_enabled(void);
 // Identity forward; multiplies the gradient by -lambda backward.
 CTTensor ct_gradient_reversal(CTTensor x, double lambda);
 
+// A differentiable function computed by caller-supplied callbacks (CPU kernels written in Swift).
+// forward gets the inputs, fills n_outputs handles and up to max_saved tensors for backward
+// (their count in *n_saved); needs_grad says whether backward can be called. backward gets the
+// saved tensors and one gradient per output, and fills one gradient per input (NULL: none).
+// Handles passed to a callback belong to it; handles it fills belong to the shim. A callback
+// returns 0 on success.
+typedef int (*CTForwardCallback)(const CTTensor *inputs, int n_inputs, CTTensor *outputs, int n_outputs,
+                                 CTTensor *saved, int max_saved, int *n_saved, int needs_grad);
+typedef int (*CTBackwardCallback)(const CTTensor *saved, int n_saved, const CTTensor *grad_outputs,
+                                  int n_outputs, CTTensor *grad_inputs, int n_inputs);
+int ct_custom_function(const CTTensor *inputs, int n_inputs, CTForwardCallback forward,
+                       CTBackwardCallback backward, CTTensor *outputs, int n_outputs, int max_saved);
+
 // ---- runtime ----------------------------------------------------------------
 void ct_manual_seed(uint64_t seed);
 void ct_set_num_threads(int n);

@@ -34,7 +34,7 @@ public struct SCVISetup: Codable, Sendable, Equatable {
       throw SCVIModelError.setup("no obs column '\(key)' (obs columns: \(adata.obs.columnNames.joined(separator: ", ")))")
     }
     if case .categorical(let c) = column {
-      return (0..<c.categories.count).map { c.categories.text(at: $0) ?? "" }
+      return (0..<c.categories.count).map { c.categories.text(at: $0) }
     }
     let labels = try adata.obs.labels(key)
     if let missing = labels.firstIndex(where: { $0 == nil }) {
