@@ -11,9 +11,9 @@ import Glibc
 /// are zero, and these two functions dominate the composite formula's cost.
 ///
 /// Same formulas as `NegativeBinomial.logProb` / `ZeroInflatedNegativeBinomial.logProb`, which
-/// remain the path on CUDA and for other dtypes. Each element is evaluated in double precision
-/// and rounded once to float32, so the results are closer to the exact values than the
-/// float32 composite formula's.
+/// remain the path on CUDA and for other dtypes. The kernel avoids the formula's float32
+/// cancellations (log(theta) − log(theta+mu) becomes −log1p(mu/theta); the gamma terms run in
+/// double), so it is closer to the exact values than the float32 composite formula.
 enum FusedCountLikelihood {
   /// Whether the kernel takes these inputs: float32 CPU tensors, `mu`, `x` (and `ziLogits`) of
   /// one shape, `theta` of that shape or one value per entry of the last dimension (per gene).
@@ -77,58 +77,71 @@ enum FusedCountLikelihood {
     let genes: Int, thetaPerGene: Bool
 
     func compute(elements: Range<Int>) {
-      let eps = 1e-8
       for i in elements {
-        let x = Double(self.x[i]), mu = Double(self.mu[i])
-        let theta = Double(self.theta[thetaPerGene ? i % genes : i])
-        let logThetaEps = log(theta + eps), logThetaMuEps = log(theta + mu + eps)
-        let isZero = x < eps, isNonZero = x > eps
-        // theta·(log(theta+eps) − log(theta+mu+eps)) and its derivatives.
-        let thetaTerm = theta * (logThetaEps - logThetaMuEps)
-        let dThetaTermDTheta = logThetaEps - logThetaMuEps + theta / (theta + eps) - theta / (theta + mu + eps)
-        let dThetaTermDMu = -theta / (theta + mu + eps)
-        // The terms that vanish at x = 0.
-        var countTerm = 0.0, dCountTermDTheta = 0.0, dCountTermDMu = 0.0
-        if isNonZero {
-          countTerm = x * (log(mu + eps) - logThetaMuEps) + logGamma(x + theta) - logGamma(theta) - logGamma(x + 1)
-          if dMu != nil {
-            dCountTermDTheta = -x / (theta + mu + eps) + digamma(x + theta) - digamma(theta)
-            dCountTermDMu = x / (mu + eps) - x / (theta + mu + eps)
-          }
+        let x = self.x[i], mu = self.mu[i], theta = self.theta[thetaPerGene ? i % genes : i]
+        let pi = ziLogits?[i] ?? 0
+        let (v, dM, dT, dPi): (Float, Float, Float, Float)
+        if x < 1e-8 {
+          (v, dM, dT, dPi) = zeroCount(mu: mu, theta: theta, pi: pi)
+        } else if x > 1e-8 {
+          let r = positiveCount(x: Double(x), mu: Double(mu), theta: Double(theta), pi: Double(pi))
+          (v, dM, dT, dPi) = (Float(r.0), Float(r.1), Float(r.2), Float(r.3))
+        } else {
+          (v, dM, dT, dPi) = (0, 0, 0, 0)  // x == eps (or NaN): both of the formula's cases are off
         }
-        let active = isZero || isNonZero  // false only at x == eps (and NaN), where both cases are 0
-        guard let ziLogits else {
-          value[i] = active ? Float(thetaTerm + countTerm) : 0
-          if let dMu, let dTheta {
-            dMu[i] = active ? Float(dThetaTermDMu + dCountTermDMu) : 0
-            dTheta[i] = active ? Float(dThetaTermDTheta + dCountTermDTheta) : 0
-          }
-          continue
+        value[i] = v
+        if let dMu, let dTheta {
+          dMu[i] = dM
+          dTheta[i] = dT
+          dZiLogits?[i] = dPi
         }
-        let pi = Double(ziLogits[i])
-        let softplusMinusPi = softplus(-pi), piThetaLog = -pi + thetaTerm
-        var v = 0.0, dPi = 0.0, dT = 0.0, dM = 0.0
-        if isZero {
-          let s = sigmoid(piThetaLog)
-          v = softplus(piThetaLog) - softplusMinusPi
-          (dPi, dT, dM) = (sigmoid(-pi) - s, s * dThetaTermDTheta, s * dThetaTermDMu)
-        } else if isNonZero {
-          v = -softplusMinusPi + piThetaLog + countTerm
-          (dPi, dT, dM) = (sigmoid(-pi) - 1, dThetaTermDTheta + dCountTermDTheta, dThetaTermDMu + dCountTermDMu)
-        }
-        value[i] = Float(v)
-        if let dMu, let dTheta, let dZiLogits { (dMu[i], dTheta[i], dZiLogits[i]) = (Float(dM), Float(dT), Float(dPi)) }
       }
+    }
+
+    /// Value, d/dmu, d/dtheta, d/dpi at x = 0, in float: NB gives theta·log(theta/(theta+mu)),
+    /// written as −theta·log1p(mu/theta) to avoid the cancellation of two logs.
+    @inline(__always) func zeroCount(mu: Float, theta: Float, pi: Float) -> (Float, Float, Float, Float) {
+      let eps: Float = 1e-8
+      let thetaEps = theta + eps, thetaMuEps = theta + mu + eps
+      let logRatio = -fastLog1p(mu / thetaEps)
+      let thetaTerm = theta * logRatio
+      let dTheta = logRatio + theta * mu / (thetaEps * thetaMuEps), dMu = -theta / thetaMuEps
+      guard ziLogits != nil else { return (thetaTerm, dMu, dTheta, 0) }
+      let (softplusMinusPi, sigmoidMinusPi) = softplusAndSigmoid(-pi)
+      let (softplusT, sigmoidT) = softplusAndSigmoid(-pi + thetaTerm)
+      return (softplusT - softplusMinusPi, sigmoidT * dMu, sigmoidT * dTheta, sigmoidMinusPi - sigmoidT)
+    }
+
+    /// The same at x > 0, in double: the gamma terms are large and nearly cancel.
+    func positiveCount(x: Double, mu: Double, theta: Double, pi: Double) -> (Double, Double, Double, Double) {
+      let eps = 1e-8
+      let thetaEps = theta + eps, thetaMuEps = theta + mu + eps, muEps = mu + eps
+      let logRatio = -log1p(mu / thetaEps)
+      let nb = theta * logRatio + x * (log(muEps) - log(thetaMuEps))
+        + logGamma(x + theta) - logGamma(theta) - logGamma(x + 1)
+      var dMu = 0.0, dTheta = 0.0
+      if self.dMu != nil {
+        dMu = theta * (x - muEps) / (muEps * thetaMuEps)
+        dTheta = logRatio + theta * mu / (thetaEps * thetaMuEps) - x / thetaMuEps + digamma(x + theta) - digamma(theta)
+      }
+      guard ziLogits != nil else { return (nb, dMu, dTheta, 0) }
+      let softplusMinusPi = pi < -20 ? -pi : log1p(exp(-pi)), sigmoidMinusPi = 1 / (1 + exp(pi))
+      return (nb - pi - softplusMinusPi, dMu, dTheta, sigmoidMinusPi - 1)
     }
   }
 }
 
-/// torch's softplus (beta 1, threshold 20).
-@inline(__always) private func softplus(_ v: Double) -> Double { v > 20 ? v : log1p(exp(v)) }
+/// softplus(v) (torch's, threshold 20) and sigmoid(v), sharing one exponential.
+@inline(__always) private func softplusAndSigmoid(_ v: Float) -> (Float, Float) {
+  let e = expf(-abs(v))
+  return (v > 20 ? v : max(v, 0) + fastLog1p(e), v >= 0 ? 1 / (1 + e) : e / (1 + e))
+}
 
-@inline(__always) private func sigmoid(_ v: Double) -> Double {
-  let e = exp(-abs(v))
-  return v >= 0 ? 1 / (1 + e) : e / (1 + e)
+/// log1p(y) for y ≥ 0 from logf, a few ulp accurate (Goldberg's correction of the rounding
+/// in 1 + y); glibc's log1pf is several times slower than its logf.
+@inline(__always) private func fastLog1p(_ y: Float) -> Float {
+  let u = 1 + y
+  return u == 1 ? y : logf(u) * (y / (u - 1))
 }
 
 @inline(__always) private func logGamma(_ v: Double) -> Double {

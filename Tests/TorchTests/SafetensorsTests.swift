@@ -31,6 +31,18 @@ final class SafetensorsTests: XCTestCase {
     }
   }
 
+  func testWritingOverAnExistingFileReplacesIt() throws {
+    let url = directory.appendingPathComponent("x.safetensors")
+    for value in [1.0, 2.0] {
+      var dict = StateDict()
+      dict["w"] = Tensor.full([2], value)
+      try Safetensors.write(dict, to: url)
+      XCTAssertEqual(try Safetensors.read(url).tensors["w"]?.toArray(Float.self), [Float(value), Float(value)])
+    }
+    let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+    XCTAssertEqual(leftovers, ["x.safetensors"])
+  }
+
   func testReadsFilesWrittenByPythonSafetensors() throws {
     let (tensors, _) = try Safetensors.read(fixtureURL("torch", "state_dict_io.safetensors"))
     XCTAssertEqual(tensors["x"]?.shape, [5, 4])
