@@ -7,9 +7,14 @@ public struct Representation: Sendable, Equatable {
   public let cols: Int
   /// Row-major values, `rows × cols`.
   public let values: [Double]
+  /// The values are float32 numbers (the matrix was stored as float32, as scanpy's X_pca is).
+  /// scikit-learn then computes cosine distances in float32, and exact cosine kNN repeats that
+  /// arithmetic (see `Neighbors.exactKNN`).
+  public let singlePrecision: Bool
 
-  /// Validates shape and values; NaN or infinity is an error naming `what`.
-  public init(rows: Int, cols: Int, values: [Double], what: String = "embedding") throws {
+  /// Validates shape and values; NaN or infinity is an error naming `what`. `singlePrecision`
+  /// says that the values came from float32 storage.
+  public init(rows: Int, cols: Int, values: [Double], what: String = "embedding", singlePrecision: Bool = false) throws {
     guard rows >= 0, cols >= 1, values.count == rows * cols else {
       throw CellDataError("\(what): \(values.count) values do not fill \(rows) × \(cols)")
     }
@@ -19,6 +24,7 @@ public struct Representation: Sendable, Equatable {
     self.rows = rows
     self.cols = cols
     self.values = values
+    self.singlePrecision = singlePrecision
   }
 
   /// Row `i` as a slice.
@@ -31,7 +37,7 @@ public struct Representation: Sendable, Equatable {
     var out: [Double] = []
     out.reserveCapacity(rows * n)
     for i in 0..<rows { out += values[(i * cols)..<(i * cols + n)] }
-    return try Representation(rows: rows, cols: n, values: out)
+    return try Representation(rows: rows, cols: n, values: out, singlePrecision: singlePrecision)
   }
 
   /// The rows at `selection`.
@@ -39,7 +45,7 @@ public struct Representation: Sendable, Equatable {
     var out: [Double] = []
     out.reserveCapacity(selection.count * cols)
     for i in selection { out += row(i) }
-    return try! Representation(rows: selection.count, cols: cols, values: out)
+    return try! Representation(rows: selection.count, cols: cols, values: out, singlePrecision: singlePrecision)
   }
 }
 
@@ -52,7 +58,8 @@ extension AnnData {
     let full: Representation
     if key == "X" {
       guard let X else { throw CellDataError("the AnnData has no X to use as representation") }
-      full = try Representation(rows: nObs, cols: nVars, values: try X.denseDoubles(), what: "X")
+      full = try Representation(rows: nObs, cols: nVars, values: try X.denseDoubles(), what: "X",
+                                singlePrecision: X.isSinglePrecision)
     } else {
       guard let element = obsm[key] else {
         let available = obsm.keys.sorted().joined(separator: ", ")
@@ -71,9 +78,11 @@ extension AnnData {
     switch element {
     case .dense(let d) where d.shape.count == 2:
       guard let values = d.data.doubles else { throw CellDataError("obsm['\(key)'] is not numeric") }
-      return try Representation(rows: d.shape[0], cols: d.shape[1], values: values, what: "obsm['\(key)']")
+      return try Representation(rows: d.shape[0], cols: d.shape[1], values: values, what: "obsm['\(key)']",
+                                singlePrecision: d.data.dtypeName == "float32")
     case .sparse(let s):
-      return try Representation(rows: s.nRows, cols: s.nCols, values: s.denseDoubles(), what: "obsm['\(key)']")
+      return try Representation(rows: s.nRows, cols: s.nCols, values: s.denseDoubles(), what: "obsm['\(key)']",
+                                singlePrecision: s.data.dtypeName == "float32")
     default:
       throw CellDataError("obsm['\(key)'] is not a matrix (\(element.typeDescription))")
     }
@@ -89,5 +98,15 @@ extension AnnData {
       throw CellDataError("obs['\(key)'] has a missing value at row \(missing)")
     }
     return labels.map { $0! }
+  }
+}
+
+extension Matrix {
+  /// Whether the stored values are float32.
+  var isSinglePrecision: Bool {
+    switch self {
+    case .dense(let d): return d.data.dtypeName == "float32"
+    case .sparse(let s): return s.data.dtypeName == "float32"
+    }
   }
 }

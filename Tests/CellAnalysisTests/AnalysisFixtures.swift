@@ -26,7 +26,8 @@ final class AnalysisFixtures: @unchecked Sendable {
 
   func embedding(_ key: String) throws -> Representation {
     let t = tensors[key]!
-    return try Representation(rows: t.size(0), cols: t.size(1), values: t.toArray(Float.self).map(Double.init))
+    return try Representation(rows: t.size(0), cols: t.size(1), values: t.toArray(Float.self).map(Double.init),
+                              singlePrecision: true)
   }
 
   func csr(_ prefix: String) -> (data: [Float], indices: [Int], indptr: [Int]) {
