@@ -1,4 +1,4 @@
-// 2-D convolution and pooling, and memory formats (channels-last), as generic tensor ops.
+// 2-D convolution and pooling, max along a dimension, and memory formats (channels-last), as generic tensor ops.
 #include "internal.h"
 
 namespace {
@@ -27,6 +27,13 @@ CTTensor ct_max_pool2d(CTTensor x, const int64_t *kernel, const int64_t *stride,
 }
 CTTensor ct_contiguous_format(CTTensor t, int format) {
   CT_TENSOR(ct::ref(t).contiguous(memory_format(format)))
+}
+int ct_max_dim(CTTensor a, int64_t dim, int keepdim, CTTensor *values, CTTensor *indices) {
+  CT_STATUS({
+    auto result = at::max(ct::ref(a), dim, keepdim != 0);
+    *values = ct::wrap(std::get<0>(result));
+    *indices = ct::wrap(std::get<1>(result));
+  })
 }
 int ct_is_contiguous_format(CTTensor t, int format) {
   CT_GUARD(-1, return ct::ref(t).is_contiguous(memory_format(format)) ? 1 : 0;)

@@ -18,6 +18,15 @@ extension Tensor {
   public func isContiguous(memoryFormat format: MemoryFormat) -> Bool {
     withHandle { ct_is_contiguous_format($0, format.rawValue) == 1 }
   }
+
+  /// The largest value along `dim` and its index (the first on ties), as torch.max(x, dim); the
+  /// gradient flows to that one element, as in max-pooling.
+  public func max(dim: Int, keepDim: Bool = false) -> (values: Tensor, indices: Tensor) {
+    var values: OpaquePointer?
+    var indices: OpaquePointer?
+    withHandle { check(ct_max_dim($0, Int64(dim), keepDim ? 1 : 0, &values, &indices)) }
+    return (wrap(values), wrap(indices))
+  }
 }
 
 extension Functional {

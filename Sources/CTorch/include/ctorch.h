@@ -225,6 +225,8 @@ CTTensor ct_max_pool2d(CTTensor x, const int64_t *kernel, const int64_t *stride,
 // The tensor laid out in `format` (a no-op when it already is); channels-last needs 4 dims.
 CTTensor ct_contiguous_format(CTTensor t, int format);
 int ct_is_contiguous_format(CTTensor t, int format);
+// Largest value along `dim` and its index (the first one on ties); the gradient goes to that index.
+int ct_max_dim(CTTensor a, int64_t dim, int keepdim, CTTensor *values, CTTensor *indices);
 #ifdef __cplusplus
 }
 #endif
