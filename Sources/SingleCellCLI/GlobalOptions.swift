@@ -14,6 +14,8 @@ struct GlobalOptions: ParsableArguments {
 
   /// Applies threads and seed, and resolves the device (a clear error when CUDA is missing).
   func apply() throws -> Device {
+    // libtorch allocates with malloc: keep large freed blocks for the next step (Runtime docs).
+    Runtime.retainFreedMemory()
     if let threads {
       guard threads > 0 else { throw ValidationError("--threads must be positive") }
       Runtime.setThreads(threads)

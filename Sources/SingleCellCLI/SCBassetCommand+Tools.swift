@@ -148,7 +148,8 @@ struct SCBassetSimulateCommand: ParsableCommand {
   @Option(help: "Write the genome with the planted motifs here.") var genomeOut: String?
   @Option var cells: Int = 600
   @Option var peaks: Int = 800
-  @Option var peakWidth: Int = 500
+  @Option(help: "Peak width in bp (the shipped 1-Mb genome piece holds about 1,100 peaks of 300 bp, 670 of 500 bp).")
+  var peakWidth: Int = 300
   @Option var seqLen: Int = 1344
   @Option(help: "Log-odds added per active planted TF.") var effect: Double = 3
   @Option(help: "Standard deviation of the per-peak baseline log-odds.") var baselineSD: Double = 1

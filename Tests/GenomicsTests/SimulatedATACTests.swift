@@ -119,6 +119,16 @@ final class SimulatedATACTests: XCTestCase {
     }
   }
 
+  /// The documented defaults (800 peaks of 300 bp) fit on the shipped 1-Mb piece.
+  func testDefaultConfigurationFitsTheShippedGenome() throws {
+    let (genome, motifs) = try inputs()
+    var configuration = SimulatedATAC.Configuration.small
+    configuration.cellCount = 50
+    let data = try SimulatedATAC(genome: genome, motifs: motifs, configuration: configuration)
+    XCTAssertEqual(data.peakCount, 800)
+    XCTAssertTrue(data.peaks.allSatisfy { $0.end - $0.start == 300 })
+  }
+
   func testUnknownTFIsAnError() throws {
     let (genome, motifs) = try inputs()
     var configuration = smallConfiguration()

@@ -223,4 +223,25 @@ const char *ct_version(void);
 #ifdef __cplusplus
 }
 #endif
+
+// ---- 2-D convolution, pooling and memory formats (conv.cpp) -------------------
+#ifdef __cplusplus
+extern "C" {
+#endif
+enum { CT_MEMORY_FORMAT_CONTIGUOUS = 0, CT_MEMORY_FORMAT_CHANNELS_LAST = 1 };
+// x: [N, C_in, H, W], weight: [C_out, C_in/groups, kH, kW]; stride, padding, dilation: (H, W).
+CTTensor ct_conv2d(CTTensor x, CTTensor weight, CTTensor bias, const int64_t *stride,
+                   const int64_t *padding, const int64_t *dilation, int64_t groups);
+// kernel, stride, padding: (H, W); dilation 1.
+CTTensor ct_max_pool2d(CTTensor x, const int64_t *kernel, const int64_t *stride,
+                       const int64_t *padding, int ceil_mode);
+// The tensor laid out in `format` (a no-op when it already is); channels-last needs 4 dims.
+CTTensor ct_contiguous_format(CTTensor t, int format);
+int ct_is_contiguous_format(CTTensor t, int format);
+// Largest value along `dim` and its index (the first one on ties); the gradient goes to that index.
+int ct_max_dim(CTTensor a, int64_t dim, int keepdim, CTTensor *values, CTTensor *indices);
+#ifdef __cplusplus
+}
+#endif
+
 #endif

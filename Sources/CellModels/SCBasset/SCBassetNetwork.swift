@@ -11,20 +11,32 @@ final class SCBassetConvLayer: Module, UnaryLayer {
   let batchNorm: BatchNorm1d
   let poolSize: Int
   let pooling: SCBassetPooling
+  /// Run as a channels-last [N, C, 1, L] 2-D convolution, batch norm and pool on the CPU (the stem).
+  let channelsLast: Bool
 
-  init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, poolSize: Int, config: SCBassetConfig) {
+  init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, poolSize: Int, config: SCBassetConfig,
+       channelsLast: Bool = false) {
     conv = Conv1d(inChannels, outChannels, kernelSize: kernelSize, padding: kernelSize / 2, bias: false)
     batchNorm = BatchNorm1d(outChannels, eps: config.batchNormEps, momentum: config.batchNormMomentum)
     self.poolSize = poolSize
     pooling = config.pooling
+    self.channelsLast = channelsLast
     super.init()
     registerModule("conv", conv)
     registerModule("batch_norm", batchNorm)
   }
 
   func callAsFunction(_ x: Tensor) -> Tensor {
+    if channelsLast, x.device == .cpu { return channelsLastForward(x) }
     let y = batchNorm(conv(quickGELU(x)))
     guard poolSize > 1 else { return y }
+    let (n, channels, length) = (y.size(0), y.size(1), y.size(2))
+    if length % poolSize == 0, pooling == .keras || poolSize % 2 == 0 {
+      // Windows that tile the length (no padding, no cut-short window): the max over a
+      // [N, C, L/p, p] view, the same values and gradient as max_pool1d and about 30 % faster on
+      // the CPU (max_pool1d with indices runs a scalar loop per window).
+      return y.reshape([n, channels, length / poolSize, poolSize]).max(dim: 3).values
+    }
     switch pooling {
     case .keras:
       // ceil mode with stride = kernel: the last window starts inside and is cut short, as Keras "same".
@@ -32,6 +44,27 @@ final class SCBassetConvLayer: Module, UnaryLayer {
     case .scviTools:
       return Functional.maxPool1d(y, kernelSize: poolSize, padding: (poolSize - 1) / 2)
     }
+  }
+
+  /// The same block on [N, C, 1, L] in channels-last layout, back to a contiguous [N, C', L'] after
+  /// the pool. For the stem (4 input channels, the longest output) libtorch's channels-last
+  /// kernels (oneDNN's brgemm convolution, the vectorised batch norm and max-pool) train this
+  /// block about 1.5× (1 thread) to 4× (2 threads) faster than conv1d on [N, C, L], whose 4-channel
+  /// case falls to oneDNN's im2col gemm and whose pool is scalar; see the scBasset section of BENCHMARKS.md.
+  private func channelsLastForward(_ x: Tensor) -> Tensor {
+    let h = quickGELU(x.unsqueeze(dim: 2).contiguous(memoryFormat: .channelsLast))
+    var y = batchNorm(Functional.conv2d(h, weight: conv.weight.unsqueeze(dim: 2), bias: conv.bias,
+                                        stride: (1, conv.stride), padding: (0, conv.padding),
+                                        dilation: (1, conv.dilation), groups: conv.groups))
+    if poolSize > 1 {
+      switch pooling {
+      case .keras:
+        y = Functional.maxPool2d(y, kernelSize: (1, poolSize), ceilMode: true)
+      case .scviTools:
+        y = Functional.maxPool2d(y, kernelSize: (1, poolSize), padding: (0, (poolSize - 1) / 2))
+      }
+    }
+    return y.contiguous().squeeze(dim: 2)
   }
 }
 
@@ -69,7 +102,7 @@ final class SCBassetEncoder: Module {
   init(_ config: SCBassetConfig) {
     var blocks: [any UnaryLayer] = [
       SCBassetConvLayer(config.vocabSize, config.stemChannels, kernelSize: config.stemKernelSize,
-                        poolSize: config.stemPoolSize, config: config)
+                        poolSize: config.stemPoolSize, config: config, channelsLast: true)
     ]
     var channels = config.stemChannels
     for width in config.towerChannels {
