@@ -24,6 +24,7 @@ permutation), so the held-out cells are the same.
 
 import argparse
 import json
+import os
 import pathlib
 import statistics
 import subprocess
@@ -77,9 +78,15 @@ def prepare(tmp):
     return path, adata.n_obs, adata.n_vars
 
 
+# The singlecell CLI keeps freed memory (mallopt, see Runtime.retainFreedMemory); scvi-tools
+# runs with the same glibc setting so that allocation policy is not part of the comparison.
+MALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
+
+
 def run_scvi_tools(path, threads, epochs):
+    env = dict(os.environ, GLIBC_TUNABLES=MALLOC_TUNABLES)
     out = subprocess.run([sys.executable, "-c", SCVI_SCRIPT, str(path), str(threads), str(epochs)],
-                         check=True, capture_output=True, text=True)
+                         check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
