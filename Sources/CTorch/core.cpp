@@ -162,6 +162,9 @@ void ct_set_num_threads(int n) {
   }
 }
 int ct_get_num_threads(void) { return at::get_num_threads(); }
+int ct_parallel_for(int64_t begin, int64_t end, int64_t grain_size, CTRangeCallback body, void *context) {
+  CT_STATUS(at::parallel_for(begin, end, grain_size, [&](int64_t b, int64_t e) { body(b, e, context); });)
+}
 const char *ct_version(void) { return TORCH_VERSION; }
 
 static std::once_flag cuda_once;

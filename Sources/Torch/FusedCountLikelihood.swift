@@ -1,5 +1,4 @@
 import CTorch
-import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -50,21 +49,22 @@ enum FusedCountLikelihood {
     // log Γ(theta) and ψ(theta) once per gene when theta is per gene.
     let thetaValues = thetaPerGene ? theta.toArray(Float.self).map(Double.init) : []
     let thetaLogGamma = thetaValues.map(logGamma), thetaDigamma = gradients ? thetaValues.map(digamma) : []
-    withExtendedLifetime((mu, theta, x, ziLogits, value, partials, thetaLogGamma, thetaDigamma)) {
-      let pointers = Pointers(
-        mu: floats(mu), theta: floats(theta), ziLogits: ziLogits.map(floats), x: floats(x),
-        value: floats(value), dMu: partials.isEmpty ? nil : floats(partials[0]),
-        dTheta: partials.isEmpty ? nil : floats(partials[1]),
-        dZiLogits: partials.count == 3 ? floats(partials[2]) : nil,
-        genes: genes, thetaPerGene: thetaPerGene,
-        thetaLogGamma: thetaLogGamma.withUnsafeBufferPointer { $0.baseAddress },
-        thetaDigamma: thetaDigamma.withUnsafeBufferPointer { $0.baseAddress })
-      let workers = max(1, min(Runtime.threads, rows / 16))
-      let run = { @Sendable (worker: Int) in
-        let first = rows * worker / workers, last = rows * (worker + 1) / workers
-        pointers.compute(rows: first..<last)
+    withExtendedLifetime((mu, theta, x, ziLogits, value, partials)) {
+      thetaLogGamma.withUnsafeBufferPointer { logGammaTheta in
+        thetaDigamma.withUnsafeBufferPointer { digammaTheta in
+          var pointers = Pointers(
+            mu: floats(mu), theta: floats(theta), ziLogits: ziLogits.map(floats), x: floats(x),
+            value: floats(value), dMu: partials.isEmpty ? nil : floats(partials[0]),
+            dTheta: partials.isEmpty ? nil : floats(partials[1]),
+            dZiLogits: partials.count == 3 ? floats(partials[2]) : nil,
+            genes: genes, thetaPerGene: thetaPerGene,
+            thetaLogGamma: logGammaTheta.baseAddress, thetaDigamma: digammaTheta.baseAddress)
+          // On libtorch's intra-op threads, 8 rows at least per chunk.
+          check(ct_parallel_for(0, Int64(rows), 8, { begin, end, context in
+            context!.assumingMemoryBound(to: Pointers.self).pointee.compute(rows: Int(begin)..<Int(end))
+          }, &pointers))
+        }
       }
-      if workers == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
     }
     return (value, partials)
   }
