@@ -1,36 +1,15 @@
+import CellAnalysis
+
 /// numpy's legacy `np.random.RandomState(seed)` (MT19937) as far as scvi-tools uses it:
 /// `permutation(n)`. Reproducing it gives the same train/validation split as scvi-tools
 /// for the same seed (`scvi.settings.seed`, default 0).
 struct NumpyRandomState {
-  private var state = [UInt32](repeating: 0, count: 624)
-  private var position = 624
+  private var twister: MersenneTwister
 
-  init(seed: UInt32) {
-    state[0] = seed
-    for i in 1..<624 {
-      state[i] = 1_812_433_253 &* (state[i - 1] ^ (state[i - 1] >> 30)) &+ UInt32(i)
-    }
-  }
+  init(seed: UInt32) { twister = MersenneTwister(seed: seed) }
 
   /// MT19937's next 32-bit output (genrand_int32).
-  mutating func nextUInt32() -> UInt32 {
-    if position >= 624 { regenerate() }
-    var y = state[position]
-    position += 1
-    y ^= y >> 11
-    y ^= (y << 7) & 0x9d2c_5680
-    y ^= (y << 15) & 0xefc6_0000
-    y ^= y >> 18
-    return y
-  }
-
-  private mutating func regenerate() {
-    for i in 0..<624 {
-      let y = (state[i] & 0x8000_0000) | (state[(i + 1) % 624] & 0x7fff_ffff)
-      state[i] = state[(i + 397) % 624] ^ (y >> 1) ^ (y & 1 == 0 ? 0 : 0x9908_b0df)
-    }
-    position = 0
-  }
+  mutating func nextUInt32() -> UInt32 { twister.next() }
 
   /// A uniform integer in 0...max by masked rejection (numpy's `random_interval`).
   mutating func interval(_ max: Int) -> Int {
