@@ -171,7 +171,7 @@ enum FusedCountLikelihood {
   }
 }
 
-typealias Vector = SIMD8<Float>
+private typealias Vector = SIMD8<Float>
 
 @inline(__always) private func load(_ p: UnsafeMutablePointer<Float>, _ i: Int) -> Vector {
   UnsafeRawPointer(p + i).loadUnaligned(as: Vector.self)

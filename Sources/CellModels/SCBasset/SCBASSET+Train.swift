@@ -69,12 +69,8 @@ extension SCBASSET {
 
   private func trainEpoch(_ data: SCBassetData, regions: [Int], optimizer: Adam, batchSize: Int) throws -> EpochMetrics {
     network.train()
-    let order = Tensor.randperm(regions.count).toArray(Int64.self).map { regions[Int($0)] }
     var metrics = SCBassetEpochMetrics()
-    var start = 0
-    while start < order.count {
-      let batch = Array(order[start..<min(start + batchSize, order.count)])
-      start += batchSize
+    for batch in minibatchPositions(regions, batchSize: batchSize, shuffle: true) {
       let (codes, target) = data.batch(batch, device: device)
       let logits = network(codes: codes)
       let loss = network.loss(logits: logits, target: target)
@@ -91,10 +87,7 @@ extension SCBASSET {
     defer { network.train() }
     return withNoGrad {
       var metrics = SCBassetEpochMetrics()
-      var start = 0
-      while start < regions.count {
-        let batch = Array(regions[start..<min(start + batchSize, regions.count)])
-        start += batchSize
+      for batch in minibatchPositions(regions, batchSize: batchSize, shuffle: false) {
         let (codes, target) = data.batch(batch, device: device)
         let logits = network(codes: codes)
         metrics.add(loss: network.loss(logits: logits, target: target).item(), logits: logits, target: target,

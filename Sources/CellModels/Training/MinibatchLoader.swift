@@ -54,20 +54,8 @@ public struct MinibatchLoader: Sequence {
   public var batchCount: Int { dropLast ? cells.count / batchSize : (cells.count + batchSize - 1) / batchSize }
 
   public func makeIterator() -> AnyIterator<Minibatch> {
-    var order = cells
-    if shuffle && cells.count > 1 {
-      let permutation = Tensor.randperm(cells.count).toArray(Int64.self)
-      order = permutation.map { cells[Int($0)] }
-    }
-    var batch = 0
-    let total = batchCount
-    return AnyIterator {
-      guard batch < total else { return nil }
-      let start = batch * batchSize
-      let indices = Array(order[start..<Swift.min(start + batchSize, order.count)])
-      batch += 1
-      return minibatch(indices)
-    }
+    var batches = minibatchPositions(cells, batchSize: batchSize, shuffle: shuffle, dropLast: dropLast).makeIterator()
+    return AnyIterator { batches.next().map(minibatch) }
   }
 
   /// The minibatch of the given rows.
@@ -77,4 +65,16 @@ public struct MinibatchLoader: Sequence {
     }
     return Minibatch(indices: indices, x: counts.rows(indices), batchIndex: codes(batchCodes), labels: codes(labelCodes))
   }
+}
+
+/// `items` cut into minibatches of `batchSize`, in order or shuffled by a permutation from
+/// libtorch's generator (so `Runtime.seed` reproduces it); the last partial batch is kept
+/// unless `dropLast`.
+public func minibatchPositions(_ items: [Int], batchSize: Int, shuffle: Bool, dropLast: Bool = false) -> [[Int]] {
+  var order = items
+  if shuffle && items.count > 1 {
+    order = Tensor.randperm(items.count).toArray(Int64.self).map { items[Int($0)] }
+  }
+  let count = dropLast ? order.count / batchSize : (order.count + batchSize - 1) / batchSize
+  return (0..<count).map { Array(order[($0 * batchSize)..<Swift.min(($0 + 1) * batchSize, order.count)]) }
 }
