@@ -40,7 +40,9 @@ let package = Package(
     .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
     .systemLibrary(name: "CIgraph", path: "Sources/CIgraph", pkgConfig: "igraph", providers: [.apt(["libigraph-dev"])]),
     .systemLibrary(name: "CCairo", path: "Sources/CCairo", pkgConfig: "cairo", providers: [.apt(["libcairo2-dev"])]),
-    .target(name: "Torch", dependencies: ["CTorch"]),
+    // Plain C loops for Torch (no libtorch): optimised in debug builds too, so tests stay fast.
+    .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])]),
+    .target(name: "Torch", dependencies: ["CTorch", "CKernels"]),
     .target(name: "CellData", dependencies: ["CHDF5"]),
     .target(name: "Genomics"),
     .target(name: "CellAnalysis", dependencies: ["Torch", "CellData", "CIgraph", "CCairo"]),

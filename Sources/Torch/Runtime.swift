@@ -1,3 +1,4 @@
+import CKernels
 import CTorch
 
 /// Process-wide libtorch settings: threads, seeding, CUDA.
@@ -6,6 +7,14 @@ public enum Runtime {
 
   public static var threads: Int { Int(ct_get_num_threads()) }
   public static func setThreads(_ n: Int) { ct_set_num_threads(Int32(n)) }
+
+  /// Whether swift-singlecell's own CPU kernels (the fused count likelihood) run their
+  /// AVX2+FMA build; true by default where the CPU has AVX2 and FMA. Setting it false runs the
+  /// baseline x86-64 build, which the tests compare against.
+  public static var avx2Kernels: Bool {
+    get { sck_avx2_enabled() != 0 }
+    set { sck_set_avx2_enabled(newValue ? 1 : 0) }
+  }
 
   /// Seeds libtorch's generators (CPU and, when loaded, CUDA).
   public static func seed(_ seed: UInt64) { ct_manual_seed(seed) }

@@ -75,6 +75,40 @@ final class DistributionParityTests: XCTestCase {
     }
   }
 
+  /// The kernel's baseline x86-64 build (for CPUs without AVX2) meets the same float64 targets.
+  func testFusedKernelBaselineBuild() {
+    let avx2 = Runtime.avx2Kernels
+    Runtime.avx2Kernels = false
+    defer { Runtime.avx2Kernels = avx2 }
+    XCTAssertFalse(Runtime.avx2Kernels)
+    testNegativeBinomial()
+    testZeroInflatedNegativeBinomial()
+    testFusedKernelOnPerGeneTheta()
+  }
+
+  /// Split over two threads, the kernel gives exactly the one-thread result (rows and genes
+  /// cut into chunks, an odd number of each).
+  func testFusedKernelIsThreadCountIndependent() {
+    Runtime.seed(12)
+    let cells = 203, genes = 517
+    let x = (Tensor.rand([cells, genes]) * 3).exp().poissonSample() * Tensor.rand([cells, genes]).gt(0.8).to(.float32)
+    let mu = (Tensor.randn([cells, genes]) * 2).exp(), theta = Tensor.randn([genes]).exp()
+    let pi = Tensor.randn([cells, genes]), upstream = Tensor.randn([cells, genes])
+    func run(threads: Int) -> [[Float]] {
+      let saved = Runtime.threads
+      Runtime.setThreads(threads)
+      defer { Runtime.setThreads(saved) }
+      let m = mu.clone().requiringGrad(), t = theta.clone().requiringGrad(), p = pi.clone().requiringGrad()
+      let logp = ZeroInflatedNegativeBinomial(mu: m, theta: t, ziLogits: p).logProb(x)
+      (logp * upstream).sum().backward()
+      return [logp, m.grad!, t.grad!, p.grad!].map { $0.toArray(Float.self) }
+    }
+    let one = run(threads: 1), two = run(threads: 2)
+    for (name, (a, b)) in zip(["log-likelihood", "d/dmu", "d/dtheta", "d/dlogits"], zip(one, two)) {
+      XCTAssertEqual(a, b, name)
+    }
+  }
+
   func testPoisson() {
     let rate = fixture["poisson.rate"].clone().requiringGrad()
     let logp = Poisson(rate: rate).logProb(fixture["poisson.x"])

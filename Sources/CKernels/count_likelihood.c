@@ -1,0 +1,286 @@
+// Fused negative-binomial / zero-inflated NB log-likelihood (scvi-tools' log_nb_positive and
+// log_zinb_positive, eps 1e-8) with its partial derivatives, in one pass.
+//
+// Zero counts (most of a scRNA-seq matrix) take an 8-lane float path with Cephes-style exp and
+// log; written with stable formulas (log(theta) - log(theta + mu) becomes -log1p(mu / theta)).
+// Non-zero counts take a scalar double path, where lgamma and digamma run. On x86-64 the row
+// loop is compiled twice, for AVX2+FMA and for the baseline, and picked at run time.
+
+#include "CKernels.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+// The 8-lane helpers are always inlined, so the AVX argument-passing ABI never applies.
+#pragma clang diagnostic ignored "-Wpsabi"
+
+typedef float f32x8 __attribute__((vector_size(32)));
+typedef int32_t i32x8 __attribute__((vector_size(32)));
+
+#define INLINE static inline __attribute__((always_inline))
+
+static const float kEps = 1e-8f;
+
+INLINE f32x8 splat(float v) { return (f32x8){v, v, v, v, v, v, v, v}; }
+INLINE f32x8 load8(const float *p) {
+  f32x8 v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+INLINE void store8(float *p, f32x8 v) { memcpy(p, &v, sizeof v); }
+INLINE f32x8 select8(i32x8 mask, f32x8 a, f32x8 b) {  // mask ? a : b, lane by lane
+  return (f32x8)((mask & (i32x8)a) | (~mask & (i32x8)b));
+}
+
+// 1.5·2^23: adding it rounds a float to an integer held in the low mantissa bits.
+static const float kRoundingShift = 12582912.0f;
+static const int32_t kRoundingShiftBits = 0x4B400000;
+
+// exp for finite inputs (Cephes' expf: range reduction by ln 2, degree-5 polynomial).
+INLINE f32x8 exp8(f32x8 v) {
+  f32x8 x = select8(v < splat(-87.3f), splat(-87.3f), v);
+  x = select8(x > splat(88.3f), splat(88.3f), x);
+  f32x8 shifted = x * 1.44269504088896341f + kRoundingShift;
+  f32x8 n = shifted - kRoundingShift;
+  f32x8 r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  f32x8 p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  f32x8 y = p * (r * r) + r + 1.0f;
+  i32x8 scale = (((i32x8)shifted - kRoundingShiftBits) + 127) << 23;
+  return y * (f32x8)scale;
+}
+
+// Natural log for positive normal inputs (Cephes' logf: mantissa in [√½, √2), degree-8
+// polynomial).
+INLINE f32x8 log8(f32x8 v) {
+  i32x8 bits = (i32x8)v;
+  f32x8 exponent = (f32x8)(((bits >> 23) - 126) + kRoundingShiftBits) - kRoundingShift;
+  f32x8 m = (f32x8)((bits & 0x007FFFFF) | 0x3F000000);  // in [0.5, 1)
+  i32x8 small = m < splat(0.707106781186547524f);
+  exponent = select8(small, exponent - 1.0f, exponent);
+  m = select8(small, m + m, m) - 1.0f;
+  f32x8 z = m * m;
+  f32x8 p = splat(7.0376836292e-2f);
+  p = p * m - 1.1514610310e-1f;
+  p = p * m + 1.1676998740e-1f;
+  p = p * m - 1.2420140846e-1f;
+  p = p * m + 1.4249322787e-1f;
+  p = p * m - 1.6668057665e-1f;
+  p = p * m + 2.0000714765e-1f;
+  p = p * m - 2.4999993993e-1f;
+  p = p * m + 3.3333331174e-1f;
+  f32x8 y = p * m * z;
+  y = y - exponent * 2.12194440e-4f - 0.5f * z;
+  return m + y + exponent * 0.693359375f;
+}
+
+// log1p(y) for y ≥ 0, a few ulp accurate: log(1 + y) with Goldberg's correction for the
+// rounding of 1 + y.
+INLINE f32x8 log1p8(f32x8 y) {
+  f32x8 u = y + 1.0f;
+  return select8(u == splat(1.0f), y, log8(u) * (y / (u - 1.0f)));
+}
+
+// softplus(v) (torch's, threshold 20) and sigmoid(v), sharing one exponential.
+INLINE void softplus_sigmoid8(f32x8 v, f32x8 *softplus, f32x8 *sigmoid) {
+  i32x8 negative = v < splat(0.0f);
+  f32x8 e = exp8(select8(negative, v, -v));  // exp(−|v|)
+  f32x8 sp = select8(negative, splat(0.0f), v) + log1p8(e);
+  *softplus = select8(v > splat(20.0f), v, sp);
+  f32x8 one_plus = e + 1.0f;
+  *sigmoid = select8(negative, e / one_plus, 1.0f / one_plus);
+}
+
+// Value, d/dmu, d/dtheta, d/dpi at x = 0: NB gives theta·log(theta/(theta+mu)), written as
+// −theta·log1p(mu/theta) to avoid the cancellation of two logs.
+INLINE void zero_count8(f32x8 mu, f32x8 theta, const f32x8 *pi, f32x8 *value, f32x8 *d_mu,
+                        f32x8 *d_theta, f32x8 *d_pi) {
+  f32x8 theta_eps = theta + kEps, theta_mu_eps = theta + mu + kEps;
+  f32x8 log_ratio = -log1p8(mu / theta_eps);
+  f32x8 theta_term = theta * log_ratio;
+  f32x8 dt = log_ratio + theta * mu / (theta_eps * theta_mu_eps), dm = -theta / theta_mu_eps;
+  if (!pi) {
+    *value = theta_term, *d_mu = dm, *d_theta = dt, *d_pi = splat(0.0f);
+    return;
+  }
+  f32x8 softplus_minus_pi, sigmoid_minus_pi, softplus_t, sigmoid_t;
+  softplus_sigmoid8(-*pi, &softplus_minus_pi, &sigmoid_minus_pi);
+  softplus_sigmoid8(-*pi + theta_term, &softplus_t, &sigmoid_t);
+  *value = softplus_t - softplus_minus_pi;
+  *d_mu = sigmoid_t * dm;
+  *d_theta = sigmoid_t * dt;
+  *d_pi = sigmoid_minus_pi - sigmoid_t;
+}
+
+static double log_gamma(double v) {
+  int sign;
+  return lgamma_r(v, &sign);
+}
+
+// log x! for the small integer counts of scRNA-seq from a table, else log Γ(x + 1).
+enum { kLogFactorials = 4096 };
+static double log_factorials[kLogFactorials];
+static pthread_once_t log_factorials_once = PTHREAD_ONCE_INIT;
+static void fill_log_factorials(void) {
+  for (int i = 0; i < kLogFactorials; i++) log_factorials[i] = log_gamma((double)i + 1);
+}
+static double log_factorial(double x) {
+  if (x < kLogFactorials && floor(x) == x) return log_factorials[(int)x];
+  return log_gamma(x + 1);
+}
+
+// ψ(v) for v > 0: recurrence up to 6, then the asymptotic series.
+static double digamma(double v) {
+  if (!(v > 0)) return v == 0 ? -INFINITY : NAN;
+  double shift = 0;
+  while (v < 6) {
+    shift -= 1 / v;
+    v += 1;
+  }
+  double f = 1 / (v * v);
+  double series = f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f / 132))));
+  return shift + log(v) - 0.5 / v - series;
+}
+
+// The same at x > 0, in double: the gamma terms are large and nearly cancel.
+static void positive_count(const SCKCountLikelihood *k, double x, double mu, double theta, double pi,
+                           int64_t gene, double out[4]) {
+  const double eps = 1e-8;
+  double theta_eps = theta + eps, theta_mu_eps = theta + mu + eps, mu_eps = mu + eps;
+  double log_ratio = log(theta_eps / theta_mu_eps);
+  double log_gamma_theta = k->theta_per_gene ? k->theta_log_gamma[gene] : log_gamma(theta);
+  double nb = theta * log_ratio + x * log(mu_eps / theta_mu_eps) + log_gamma(x + theta) - log_gamma_theta -
+              log_factorial(x);
+  double d_mu = 0, d_theta = 0;
+  if (k->d_mu) {
+    double digamma_theta = k->theta_per_gene ? k->theta_digamma[gene] : digamma(theta);
+    d_mu = theta * (x - mu_eps) / (mu_eps * theta_mu_eps);
+    d_theta = log_ratio + theta * mu / (theta_eps * theta_mu_eps) - x / theta_mu_eps + digamma(x + theta) -
+              digamma_theta;
+  }
+  if (!k->zi_logits) {
+    out[0] = nb, out[1] = d_mu, out[2] = d_theta, out[3] = 0;
+    return;
+  }
+  double softplus_minus_pi = pi < -20 ? -pi : log1p(exp(-pi)), sigmoid_minus_pi = 1 / (1 + exp(pi));
+  out[0] = nb - pi - softplus_minus_pi, out[1] = d_mu, out[2] = d_theta, out[3] = sigmoid_minus_pi - 1;
+}
+
+INLINE void compute_one(const SCKCountLikelihood *k, int64_t i, int64_t gene) {
+  float x = k->x[i], mu = k->mu[i], theta = k->theta[k->theta_per_gene ? gene : i];
+  float pi = k->zi_logits ? k->zi_logits[i] : 0;
+  float v, dm, dt, dp;
+  if (x < kEps) {
+    f32x8 pi8 = splat(pi), r[4];
+    zero_count8(splat(mu), splat(theta), k->zi_logits ? &pi8 : NULL, &r[0], &r[1], &r[2], &r[3]);
+    v = r[0][0], dm = r[1][0], dt = r[2][0], dp = r[3][0];
+  } else if (x > kEps) {
+    double r[4];
+    positive_count(k, x, mu, theta, pi, gene, r);
+    v = (float)r[0], dm = (float)r[1], dt = (float)r[2], dp = (float)r[3];
+  } else {
+    v = dm = dt = dp = 0;  // x == eps (or NaN): both of the formula's cases are off
+  }
+  k->value[i] = v;
+  if (k->d_mu) {
+    k->d_mu[i] = dm, k->d_theta[i] = dt;
+    if (k->d_zi_logits) k->d_zi_logits[i] = dp;
+  }
+}
+
+// Eight elements through the zero-count formula; lanes with other counts are then redone one
+// by one.
+INLINE void compute_eight(const SCKCountLikelihood *k, int64_t i, int64_t gene) {
+  f32x8 x = load8(k->x + i), mu = load8(k->mu + i);
+  f32x8 theta = load8(k->theta + (k->theta_per_gene ? gene : i));
+  f32x8 pi = k->zi_logits ? load8(k->zi_logits + i) : splat(0.0f);
+  f32x8 v, dm, dt, dp;
+  zero_count8(mu, theta, k->zi_logits ? &pi : NULL, &v, &dm, &dt, &dp);
+  store8(k->value + i, v);
+  if (k->d_mu) {
+    store8(k->d_mu + i, dm), store8(k->d_theta + i, dt);
+    if (k->d_zi_logits) store8(k->d_zi_logits + i, dp);
+  }
+  i32x8 zero = x < splat(kEps);
+  for (int lane = 0; lane < 8; lane++)
+    if (!zero[lane]) compute_one(k, i + lane, gene + lane);
+}
+
+INLINE void rows_body(const SCKCountLikelihood *k, int64_t row_begin, int64_t row_end) {
+  for (int64_t row = row_begin; row < row_end; row++) {
+    int64_t base = row * k->genes, gene = 0;
+    for (; gene + 8 <= k->genes; gene += 8) compute_eight(k, base + gene, gene);
+    for (; gene < k->genes; gene++) compute_one(k, base + gene, gene);
+  }
+}
+
+static void rows_baseline(const SCKCountLikelihood *k, int64_t row_begin, int64_t row_end) {
+  rows_body(k, row_begin, row_end);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static void rows_avx2(const SCKCountLikelihood *k, int64_t row_begin,
+                                                          int64_t row_end) {
+  rows_body(k, row_begin, row_end);
+}
+#endif
+
+static int avx2_allowed = 1;
+
+void sck_set_avx2_enabled(int enabled) { avx2_allowed = enabled; }
+
+int sck_avx2_enabled(void) {
+#if defined(__x86_64__)
+  return avx2_allowed && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return 0;
+#endif
+}
+
+void sck_count_likelihood_rows(const SCKCountLikelihood *k, int64_t row_begin, int64_t row_end) {
+  pthread_once(&log_factorials_once, fill_log_factorials);
+#if defined(__x86_64__)
+  if (sck_avx2_enabled()) {
+    rows_avx2(k, row_begin, row_end);
+    return;
+  }
+#endif
+  rows_baseline(k, row_begin, row_end);
+}
+
+void sck_count_likelihood_gene_terms(const float *theta, int64_t genes, double *log_gamma_out,
+                                     double *digamma_out) {
+  for (int64_t g = 0; g < genes; g++) {
+    log_gamma_out[g] = log_gamma(theta[g]);
+    if (digamma_out) digamma_out[g] = digamma(theta[g]);
+  }
+}
+
+void sck_count_likelihood_backward_genes(const SCKCountLikelihoodBackward *k, int64_t gene_begin,
+                                         int64_t gene_end) {
+  enum { kBlock = 256 };
+  for (int64_t block = gene_begin; block < gene_end; block += kBlock) {
+    int64_t end = block + kBlock < gene_end ? block + kBlock : gene_end;
+    double theta_sum[kBlock] = {0};
+    for (int64_t row = 0; row < k->rows; row++) {
+      int64_t base = row * k->genes;
+      for (int64_t g = block; g < end; g++) {
+        int64_t i = base + g;
+        float grad = k->grad_output[i];
+        k->grad_mu[i] = grad * k->d_mu[i];
+        if (k->grad_zi_logits) k->grad_zi_logits[i] = grad * k->d_zi_logits[i];
+        if (k->theta_per_gene)
+          theta_sum[g - block] += (double)(grad * k->d_theta[i]);
+        else
+          k->grad_theta[i] = grad * k->d_theta[i];
+      }
+    }
+    if (k->theta_per_gene)
+      for (int64_t g = block; g < end; g++) k->grad_theta[g] = (float)theta_sum[g - block];
+  }
+}

@@ -1,0 +1,56 @@
+// Plain C numeric kernels for the Torch layer: loops that libtorch's composite operations run
+// slowly and Swift's SIMD types do not vectorize reliably. No libtorch here; the Torch target
+// owns the tensors, autograd and threading (it calls these on libtorch's intra-op threads).
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Whether the AVX2+FMA builds of the kernels run (where the CPU has them; the default) or the
+// baseline x86-64 builds. For tests, which check that both agree.
+void sck_set_avx2_enabled(int enabled);
+int sck_avx2_enabled(void);
+
+// scvi-tools' log_nb_positive / log_zinb_positive (eps 1e-8) over a row-major [rows, genes]
+// block: the log-likelihood and, when d_mu is set, its partial derivatives.
+typedef struct {
+  const float *x, *mu;
+  const float *theta;      // [rows, genes], or [genes] when theta_per_gene
+  const float *zi_logits;  // NULL: negative binomial; else zero-inflated, [rows, genes]
+  float *value;
+  float *d_mu, *d_theta, *d_zi_logits;  // NULL when no gradient is needed (d_zi_logits: and for NB)
+  int64_t genes;
+  int theta_per_gene;
+  // log Γ(theta) and ψ(theta) per gene (sck_count_likelihood_gene_terms), when theta_per_gene.
+  const double *theta_log_gamma, *theta_digamma;
+} SCKCountLikelihood;
+
+// Fills log_gamma[g] = log Γ(theta[g]) and, when digamma is not NULL, digamma[g] = ψ(theta[g]).
+void sck_count_likelihood_gene_terms(const float *theta, int64_t genes, double *log_gamma, double *digamma);
+
+// Value (and partials) for rows [row_begin, row_end).
+void sck_count_likelihood_rows(const SCKCountLikelihood *k, int64_t row_begin, int64_t row_end);
+
+// Backward: scales the partials by the output's gradient `grad_output` ([rows, genes],
+// contiguous) for genes [gene_begin, gene_end) of all rows. grad_theta is [rows, genes], or
+// [genes] (summed over rows) when theta_per_gene; grad_zi_logits may be NULL (NB).
+typedef struct {
+  const float *grad_output;
+  const float *d_mu, *d_theta, *d_zi_logits;
+  float *grad_mu, *grad_theta, *grad_zi_logits;
+  int64_t rows, genes;
+  int theta_per_gene;
+} SCKCountLikelihoodBackward;
+
+void sck_count_likelihood_backward_genes(const SCKCountLikelihoodBackward *k, int64_t gene_begin,
+                                         int64_t gene_end);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
