@@ -41,7 +41,7 @@ let package = Package(
     .systemLibrary(name: "CIgraph", path: "Sources/CIgraph", pkgConfig: "igraph", providers: [.apt(["libigraph-dev"])]),
     .systemLibrary(name: "CCairo", path: "Sources/CCairo", pkgConfig: "cairo", providers: [.apt(["libcairo2-dev"])]),
     // Plain C loops for Torch (no libtorch): optimised in debug builds too, so tests stay fast.
-    .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])]),
+    .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2", "-fno-math-errno"])]),
     .target(name: "Torch", dependencies: ["CTorch", "CKernels"]),
     .target(name: "CellData", dependencies: ["CHDF5"]),
     .target(name: "Genomics"),

@@ -30,6 +30,15 @@ final class OptimizerParityTests: XCTestCase {
   }
   func testAdamWDefaults() { checkTrajectory("adamw") { AdamW($0, learningRate: 1e-2) } }
   func testAdamAMSGrad() { checkTrajectory("adam_amsgrad") { Adam($0, learningRate: 5e-2, amsgrad: true) } }
+  /// The fused CPU update's baseline x86-64 build (for CPUs without AVX2) follows torch too.
+  func testAdamBaselineBuild() {
+    let avx2 = Runtime.avx2Kernels
+    Runtime.avx2Kernels = false
+    defer { Runtime.avx2Kernels = avx2 }
+    testAdamWithScviToolsSettings()
+    testAdamWDefaults()
+    testAdamAMSGrad()
+  }
   func testGradNormClipping() { checkTrajectory("adam_clip", clip: 0.5) { Adam($0, learningRate: 1e-2) } }
 
   func testStepLR() {

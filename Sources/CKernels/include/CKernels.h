@@ -49,6 +49,23 @@ typedef struct {
 void sck_count_likelihood_backward_genes(const SCKCountLikelihoodBackward *k, int64_t gene_begin,
                                          int64_t gene_end);
 
+// One step of torch.optim.Adam's single-tensor update (AdamW with decoupled_weight_decay) on
+// elements [begin, end) of one float32 parameter, in torch's order of operations. The scalars
+// are computed in double and rounded once, as torch does with its Python floats.
+typedef struct {
+  float *param;
+  const float *grad;
+  float *exp_avg, *exp_avg_sq;
+  float *max_exp_avg_sq;       // NULL unless amsgrad
+  float param_scale;           // 1 − lr·weight_decay for AdamW, else 1
+  float weight_decay;          // added to the gradient (0 for AdamW)
+  float one_minus_beta1, beta2, one_minus_beta2, eps;
+  float step_size;             // lr / (1 − β1^t)
+  float bias_correction2_sqrt; // √(1 − β2^t)
+} SCKAdamStep;
+
+void sck_adam_step(const SCKAdamStep *s, int64_t begin, int64_t end);
+
 #ifdef __cplusplus
 }
 #endif

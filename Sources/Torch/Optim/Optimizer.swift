@@ -54,6 +54,15 @@ public class Adam: Optimizer {
           if amsgrad { maxExpAvgSq[i] = Tensor.zeros(param.shape, dtype: param.dtype, device: param.device) }
         }
         steps[i] += 1
+        let t = Double(steps[i])
+        let biasCorrection1 = 1 - Foundation.pow(beta1, t)
+        let biasCorrection2Sqrt = (1 - Foundation.pow(beta2, t)).squareRoot()
+        let m = expAvg[i]!, v = expAvgSq[i]!
+        if FusedAdam.applies(param, grad) {
+          FusedAdam.step(param: param, grad: grad, expAvg: m, expAvgSq: v, maxExpAvgSq: maxExpAvgSq[i],
+                         optimizer: self, biasCorrection1: biasCorrection1, biasCorrection2Sqrt: biasCorrection2Sqrt)
+          continue
+        }
         if weightDecay != 0 {
           if decoupledWeightDecay {
             param.mul_(1 - learningRate * weightDecay)
@@ -61,13 +70,9 @@ public class Adam: Optimizer {
             grad = grad + param * weightDecay
           }
         }
-        let m = expAvg[i]!, v = expAvgSq[i]!
         m.lerp_(grad, weight: 1 - beta1)
         v.mul_(beta2)
         v.addcmul_(grad, grad, value: 1 - beta2)
-        let t = Double(steps[i])
-        let biasCorrection1 = 1 - Foundation.pow(beta1, t)
-        let biasCorrection2Sqrt = (1 - Foundation.pow(beta2, t)).squareRoot()
         var second = v
         if amsgrad, let vmax = maxExpAvgSq[i] {
           vmax.maximum_(v)
