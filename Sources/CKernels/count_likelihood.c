@@ -92,29 +92,36 @@ INLINE void softplus_sigmoid8(f32x8 v, f32x8 *softplus, f32x8 *sigmoid) {
   f32x8 e = exp8(select8(negative, v, -v));  // exp(−|v|)
   f32x8 sp = select8(negative, splat(0.0f), v) + log1p8(e);
   *softplus = select8(v > splat(20.0f), v, sp);
-  f32x8 one_plus = e + 1.0f;
-  *sigmoid = select8(negative, e / one_plus, 1.0f / one_plus);
+  f32x8 r = 1.0f / (e + 1.0f);
+  *sigmoid = select8(negative, e * r, r);
 }
 
-// Value, d/dmu, d/dtheta, d/dpi at x = 0: NB gives theta·log(theta/(theta+mu)), written as
-// −theta·log1p(mu/theta) to avoid the cancellation of two logs.
-INLINE void zero_count8(f32x8 mu, f32x8 theta, const f32x8 *pi, f32x8 *value, f32x8 *d_mu,
-                        f32x8 *d_theta, f32x8 *d_pi) {
-  f32x8 theta_eps = theta + kEps, theta_mu_eps = theta + mu + kEps;
-  f32x8 log_ratio = -log1p8(mu / theta_eps);
+// Value and partials d/dmu, d/dtheta, d/dpi at x = 0. NB gives theta·log(theta/(theta+mu)),
+// written as −theta·log1p(mu/theta) to avoid the cancellation of two logs. With zero
+// inflation it also returns softplus(−pi) and sigmoid(−pi), which the other counts reuse.
+typedef struct {
+  f32x8 value, d_mu, d_theta, d_pi, softplus_minus_pi, sigmoid_minus_pi;
+} ZeroCount8;
+
+INLINE ZeroCount8 zero_count8(f32x8 mu, f32x8 theta, int zero_inflated, f32x8 pi) {
+  ZeroCount8 r;
+  f32x8 ratio = mu / (theta + kEps), inverse_theta_mu = 1.0f / (theta + mu + kEps);
+  f32x8 log_ratio = -log1p8(ratio);
   f32x8 theta_term = theta * log_ratio;
-  f32x8 dt = log_ratio + theta * mu / (theta_eps * theta_mu_eps), dm = -theta / theta_mu_eps;
-  if (!pi) {
-    *value = theta_term, *d_mu = dm, *d_theta = dt, *d_pi = splat(0.0f);
-    return;
+  f32x8 dt = log_ratio + theta * ratio * inverse_theta_mu, dm = -theta * inverse_theta_mu;
+  if (!zero_inflated) {
+    r.value = theta_term, r.d_mu = dm, r.d_theta = dt;
+    r.d_pi = r.softplus_minus_pi = r.sigmoid_minus_pi = splat(0.0f);
+    return r;
   }
-  f32x8 softplus_minus_pi, sigmoid_minus_pi, softplus_t, sigmoid_t;
-  softplus_sigmoid8(-*pi, &softplus_minus_pi, &sigmoid_minus_pi);
-  softplus_sigmoid8(-*pi + theta_term, &softplus_t, &sigmoid_t);
-  *value = softplus_t - softplus_minus_pi;
-  *d_mu = sigmoid_t * dm;
-  *d_theta = sigmoid_t * dt;
-  *d_pi = sigmoid_minus_pi - sigmoid_t;
+  f32x8 softplus_t, sigmoid_t;
+  softplus_sigmoid8(-pi, &r.softplus_minus_pi, &r.sigmoid_minus_pi);
+  softplus_sigmoid8(theta_term - pi, &softplus_t, &sigmoid_t);
+  r.value = softplus_t - r.softplus_minus_pi;
+  r.d_mu = sigmoid_t * dm;
+  r.d_theta = sigmoid_t * dt;
+  r.d_pi = r.sigmoid_minus_pi - sigmoid_t;
+  return r;
 }
 
 static double log_gamma(double v) {
@@ -147,9 +154,10 @@ static double digamma(double v) {
   return shift + log(v) - 0.5 / v - series;
 }
 
-// The same at x > 0, in double: the gamma terms are large and nearly cancel.
+// The same at x > 0, in double: the gamma terms are large and nearly cancel. The zero
+// inflation's softplus(−pi) and sigmoid(−pi) come from the float path.
 static void positive_count(const SCKCountLikelihood *k, double x, double mu, double theta, double pi,
-                           int64_t gene, double out[4]) {
+                           double softplus_minus_pi, double sigmoid_minus_pi, int64_t gene, double out[4]) {
   const double eps = 1e-8;
   double theta_eps = theta + eps, theta_mu_eps = theta + mu + eps, mu_eps = mu + eps;
   double log_ratio = log(theta_eps / theta_mu_eps);
@@ -167,48 +175,65 @@ static void positive_count(const SCKCountLikelihood *k, double x, double mu, dou
     out[0] = nb, out[1] = d_mu, out[2] = d_theta, out[3] = 0;
     return;
   }
-  double softplus_minus_pi = pi < -20 ? -pi : log1p(exp(-pi)), sigmoid_minus_pi = 1 / (1 + exp(pi));
   out[0] = nb - pi - softplus_minus_pi, out[1] = d_mu, out[2] = d_theta, out[3] = sigmoid_minus_pi - 1;
 }
 
-INLINE void compute_one(const SCKCountLikelihood *k, int64_t i, int64_t gene) {
-  float x = k->x[i], mu = k->mu[i], theta = k->theta[k->theta_per_gene ? gene : i];
-  float pi = k->zi_logits ? k->zi_logits[i] : 0;
-  float v, dm, dt, dp;
-  if (x < kEps) {
-    f32x8 pi8 = splat(pi), r[4];
-    zero_count8(splat(mu), splat(theta), k->zi_logits ? &pi8 : NULL, &r[0], &r[1], &r[2], &r[3]);
-    v = r[0][0], dm = r[1][0], dt = r[2][0], dp = r[3][0];
-  } else if (x > kEps) {
-    double r[4];
-    positive_count(k, x, mu, theta, pi, gene, r);
-    v = (float)r[0], dm = (float)r[1], dt = (float)r[2], dp = (float)r[3];
-  } else {
-    v = dm = dt = dp = 0;  // x == eps (or NaN): both of the formula's cases are off
-  }
-  k->value[i] = v;
+// Element i at a count other than 0: the positive-count formula, or zeros where x is eps or
+// NaN (both of the formula's cases are off there).
+INLINE void nonzero_one(const SCKCountLikelihood *k, int64_t i, int64_t gene, float softplus_minus_pi,
+                        float sigmoid_minus_pi) {
+  float x = k->x[i];
+  double r[4] = {0, 0, 0, 0};
+  if (x > kEps)
+    positive_count(k, x, k->mu[i], k->theta[k->theta_per_gene ? gene : i], k->zi_logits ? k->zi_logits[i] : 0,
+                   softplus_minus_pi, sigmoid_minus_pi, gene, r);
+  k->value[i] = (float)r[0];
   if (k->d_mu) {
-    k->d_mu[i] = dm, k->d_theta[i] = dt;
-    if (k->d_zi_logits) k->d_zi_logits[i] = dp;
+    k->d_mu[i] = (float)r[1], k->d_theta[i] = (float)r[2];
+    if (k->d_zi_logits) k->d_zi_logits[i] = (float)r[3];
+  }
+}
+
+INLINE void store_zero_count(const SCKCountLikelihood *k, int64_t i, const ZeroCount8 *z) {
+  store8(k->value + i, z->value);
+  if (k->d_mu) {
+    store8(k->d_mu + i, z->d_mu), store8(k->d_theta + i, z->d_theta);
+    if (k->d_zi_logits) store8(k->d_zi_logits + i, z->d_pi);
   }
 }
 
 // Eight elements through the zero-count formula; lanes with other counts are then redone one
 // by one.
 INLINE void compute_eight(const SCKCountLikelihood *k, int64_t i, int64_t gene) {
-  f32x8 x = load8(k->x + i), mu = load8(k->mu + i);
+  f32x8 x = load8(k->x + i);
   f32x8 theta = load8(k->theta + (k->theta_per_gene ? gene : i));
   f32x8 pi = k->zi_logits ? load8(k->zi_logits + i) : splat(0.0f);
-  f32x8 v, dm, dt, dp;
-  zero_count8(mu, theta, k->zi_logits ? &pi : NULL, &v, &dm, &dt, &dp);
-  store8(k->value + i, v);
-  if (k->d_mu) {
-    store8(k->d_mu + i, dm), store8(k->d_theta + i, dt);
-    if (k->d_zi_logits) store8(k->d_zi_logits + i, dp);
-  }
+  ZeroCount8 z = zero_count8(load8(k->mu + i), theta, k->zi_logits != NULL, pi);
+  store_zero_count(k, i, &z);
   i32x8 zero = x < splat(kEps);
-  for (int lane = 0; lane < 8; lane++)
-    if (!zero[lane]) compute_one(k, i + lane, gene + lane);
+  unsigned others = 0;
+  for (int lane = 0; lane < 8; lane++) others |= (unsigned)(zero[lane] == 0) << lane;
+  while (others) {
+    int lane = __builtin_ctz(others);
+    others &= others - 1;
+    nonzero_one(k, i + lane, gene + lane, z.softplus_minus_pi[lane], z.sigmoid_minus_pi[lane]);
+  }
+}
+
+// One element (a row's last genes), through the same 8-lane code.
+INLINE void compute_one(const SCKCountLikelihood *k, int64_t i, int64_t gene) {
+  float pi = k->zi_logits ? k->zi_logits[i] : 0;
+  ZeroCount8 z = zero_count8(splat(k->mu[i]), splat(k->theta[k->theta_per_gene ? gene : i]), k->zi_logits != NULL,
+                             splat(pi));
+  if (k->x[i] < kEps) {
+    k->value[i] = z.value[0];
+    if (k->d_mu) {
+      k->d_mu[i] = z.d_mu[0], k->d_theta[i] = z.d_theta[0];
+      if (k->d_zi_logits) k->d_zi_logits[i] = z.d_pi[0];
+    }
+  } else {
+    nonzero_one(k, i, gene, z.softplus_minus_pi[0], z.sigmoid_minus_pi[0]);
+  }
 }
 
 INLINE void rows_body(const SCKCountLikelihood *k, int64_t row_begin, int64_t row_end) {
@@ -230,18 +255,6 @@ __attribute__((target("avx2,fma"))) static void rows_avx2(const SCKCountLikeliho
 }
 #endif
 
-static int avx2_allowed = 1;
-
-void sck_set_avx2_enabled(int enabled) { avx2_allowed = enabled; }
-
-int sck_avx2_enabled(void) {
-#if defined(__x86_64__)
-  return avx2_allowed && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-  return 0;
-#endif
-}
-
 void sck_count_likelihood_rows(const SCKCountLikelihood *k, int64_t row_begin, int64_t row_end) {
   pthread_once(&log_factorials_once, fill_log_factorials);
 #if defined(__x86_64__)
@@ -261,26 +274,52 @@ void sck_count_likelihood_gene_terms(const float *theta, int64_t genes, double *
   }
 }
 
-void sck_count_likelihood_backward_genes(const SCKCountLikelihoodBackward *k, int64_t gene_begin,
-                                         int64_t gene_end) {
+INLINE void backward_body(const SCKCountLikelihoodBackward *k, int64_t gene_begin, int64_t gene_end) {
   enum { kBlock = 256 };
   for (int64_t block = gene_begin; block < gene_end; block += kBlock) {
-    int64_t end = block + kBlock < gene_end ? block + kBlock : gene_end;
+    const int64_t n = block + kBlock < gene_end ? kBlock : gene_end - block;
     double theta_sum[kBlock] = {0};
     for (int64_t row = 0; row < k->rows; row++) {
-      int64_t base = row * k->genes;
-      for (int64_t g = block; g < end; g++) {
-        int64_t i = base + g;
-        float grad = k->grad_output[i];
-        k->grad_mu[i] = grad * k->d_mu[i];
-        if (k->grad_zi_logits) k->grad_zi_logits[i] = grad * k->d_zi_logits[i];
-        if (k->theta_per_gene)
-          theta_sum[g - block] += (double)(grad * k->d_theta[i]);
-        else
-          k->grad_theta[i] = grad * k->d_theta[i];
+      const int64_t base = row * k->genes + block;
+      const float *restrict grad = k->grad_output + base;
+      const float *restrict d_mu = k->d_mu + base, *restrict d_theta = k->d_theta + base;
+      float *restrict grad_mu = k->grad_mu + base;
+      for (int64_t g = 0; g < n; g++) grad_mu[g] = grad[g] * d_mu[g];
+      if (k->grad_zi_logits) {
+        const float *restrict d_pi = k->d_zi_logits + base;
+        float *restrict grad_pi = k->grad_zi_logits + base;
+        for (int64_t g = 0; g < n; g++) grad_pi[g] = grad[g] * d_pi[g];
+      }
+      if (k->theta_per_gene) {
+        for (int64_t g = 0; g < n; g++) theta_sum[g] += (double)(grad[g] * d_theta[g]);
+      } else {
+        float *restrict grad_theta = k->grad_theta + base;
+        for (int64_t g = 0; g < n; g++) grad_theta[g] = grad[g] * d_theta[g];
       }
     }
     if (k->theta_per_gene)
-      for (int64_t g = block; g < end; g++) k->grad_theta[g] = (float)theta_sum[g - block];
+      for (int64_t g = 0; g < n; g++) k->grad_theta[block + g] = (float)theta_sum[g];
   }
+}
+
+static void backward_baseline(const SCKCountLikelihoodBackward *k, int64_t gene_begin, int64_t gene_end) {
+  backward_body(k, gene_begin, gene_end);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static void backward_avx2(const SCKCountLikelihoodBackward *k,
+                                                              int64_t gene_begin, int64_t gene_end) {
+  backward_body(k, gene_begin, gene_end);
+}
+#endif
+
+void sck_count_likelihood_backward_genes(const SCKCountLikelihoodBackward *k, int64_t gene_begin,
+                                         int64_t gene_end) {
+#if defined(__x86_64__)
+  if (sck_avx2_enabled()) {
+    backward_avx2(k, gene_begin, gene_end);
+    return;
+  }
+#endif
+  backward_baseline(k, gene_begin, gene_end);
 }
