@@ -154,93 +154,81 @@ static double digamma(double v) {
   return shift + log(v) - 0.5 / v - series;
 }
 
-// The same at x > 0, in double: the gamma terms are large and nearly cancel. The zero
-// inflation's softplus(−pi) and sigmoid(−pi) come from the float path.
-static void positive_count(const SCKCountLikelihood *k, double x, double mu, double theta, double pi,
-                           double softplus_minus_pi, double sigmoid_minus_pi, int64_t gene, double out[4]) {
+// The NB part at x > 0, in double (the gamma terms are large and nearly cancel): value,
+// d/dmu, d/dtheta. The zero inflation adds −pi − softplus(−pi), which does not depend on x.
+static void positive_count(const SCKCountLikelihood *k, double x, double mu, double theta, int64_t gene,
+                           double out[3]) {
   const double eps = 1e-8;
   double theta_eps = theta + eps, theta_mu_eps = theta + mu + eps, mu_eps = mu + eps;
   double log_ratio = log(theta_eps / theta_mu_eps);
   double log_gamma_theta = k->theta_per_gene ? k->theta_log_gamma[gene] : log_gamma(theta);
-  double nb = theta * log_ratio + x * log(mu_eps / theta_mu_eps) + log_gamma(x + theta) - log_gamma_theta -
-              log_factorial(x);
-  double d_mu = 0, d_theta = 0;
+  out[0] = theta * log_ratio + x * log(mu_eps / theta_mu_eps) + log_gamma(x + theta) - log_gamma_theta -
+           log_factorial(x);
+  out[1] = out[2] = 0;
   if (k->d_mu) {
     double digamma_theta = k->theta_per_gene ? k->theta_digamma[gene] : digamma(theta);
-    d_mu = theta * (x - mu_eps) / (mu_eps * theta_mu_eps);
-    d_theta = log_ratio + theta * mu / (theta_eps * theta_mu_eps) - x / theta_mu_eps + digamma(x + theta) -
-              digamma_theta;
-  }
-  if (!k->zi_logits) {
-    out[0] = nb, out[1] = d_mu, out[2] = d_theta, out[3] = 0;
-    return;
-  }
-  out[0] = nb - pi - softplus_minus_pi, out[1] = d_mu, out[2] = d_theta, out[3] = sigmoid_minus_pi - 1;
-}
-
-// Element i at a count other than 0: the positive-count formula, or zeros where x is eps or
-// NaN (both of the formula's cases are off there).
-INLINE void nonzero_one(const SCKCountLikelihood *k, int64_t i, int64_t gene, float softplus_minus_pi,
-                        float sigmoid_minus_pi) {
-  float x = k->x[i];
-  double r[4] = {0, 0, 0, 0};
-  if (x > kEps)
-    positive_count(k, x, k->mu[i], k->theta[k->theta_per_gene ? gene : i], k->zi_logits ? k->zi_logits[i] : 0,
-                   softplus_minus_pi, sigmoid_minus_pi, gene, r);
-  k->value[i] = (float)r[0];
-  if (k->d_mu) {
-    k->d_mu[i] = (float)r[1], k->d_theta[i] = (float)r[2];
-    if (k->d_zi_logits) k->d_zi_logits[i] = (float)r[3];
+    out[1] = theta * (x - mu_eps) / (mu_eps * theta_mu_eps);
+    out[2] = log_ratio + theta * mu / (theta_eps * theta_mu_eps) - x / theta_mu_eps + digamma(x + theta) -
+             digamma_theta;
   }
 }
 
-INLINE void store_zero_count(const SCKCountLikelihood *k, int64_t i, const ZeroCount8 *z) {
-  store8(k->value + i, z->value);
-  if (k->d_mu) {
-    store8(k->d_mu + i, z->d_mu), store8(k->d_theta + i, z->d_theta);
-    if (k->d_zi_logits) store8(k->d_zi_logits + i, z->d_pi);
-  }
-}
-
-// Eight elements through the zero-count formula; lanes with other counts are then redone one
-// by one.
-INLINE void compute_eight(const SCKCountLikelihood *k, int64_t i, int64_t gene) {
-  f32x8 x = load8(k->x + i);
-  f32x8 theta = load8(k->theta + (k->theta_per_gene ? gene : i));
-  f32x8 pi = k->zi_logits ? load8(k->zi_logits + i) : splat(0.0f);
-  ZeroCount8 z = zero_count8(load8(k->mu + i), theta, k->zi_logits != NULL, pi);
-  store_zero_count(k, i, &z);
-  i32x8 zero = x < splat(kEps);
-  unsigned others = 0;
-  for (int lane = 0; lane < 8; lane++) others |= (unsigned)(zero[lane] == 0) << lane;
-  while (others) {
-    int lane = __builtin_ctz(others);
-    others &= others - 1;
-    nonzero_one(k, i + lane, gene + lane, z.softplus_minus_pi[lane], z.sigmoid_minus_pi[lane]);
-  }
-}
-
-// One element (a row's last genes), through the same 8-lane code.
-INLINE void compute_one(const SCKCountLikelihood *k, int64_t i, int64_t gene) {
-  float pi = k->zi_logits ? k->zi_logits[i] : 0;
-  ZeroCount8 z = zero_count8(splat(k->mu[i]), splat(k->theta[k->theta_per_gene ? gene : i]), k->zi_logits != NULL,
-                             splat(pi));
-  if (k->x[i] < kEps) {
-    k->value[i] = z.value[0];
-    if (k->d_mu) {
-      k->d_mu[i] = z.d_mu[0], k->d_theta[i] = z.d_theta[0];
-      if (k->d_zi_logits) k->d_zi_logits[i] = z.d_pi[0];
-    }
+// Pass 1 over `lanes` (≤ 8) elements from i, branch-free: zero counts get their whole result;
+// positive counts get the zero-inflation part of the value and of d/dpi (pass 2 adds the NB
+// part); x = eps or NaN, where both of the formula's cases are off, gets zeros.
+INLINE void zero_pass(const SCKCountLikelihood *k, int64_t i, int64_t gene, int lanes) {
+  float in[4][8] = {{0}, {1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1}, {0}};  // x, mu, theta, pi
+  const float *theta_at = k->theta + (k->theta_per_gene ? gene : i);
+  f32x8 x, mu, theta, pi = splat(0.0f);
+  if (lanes == 8) {
+    x = load8(k->x + i), mu = load8(k->mu + i), theta = load8(theta_at);
+    if (k->zi_logits) pi = load8(k->zi_logits + i);
   } else {
-    nonzero_one(k, i, gene, z.softplus_minus_pi[0], z.sigmoid_minus_pi[0]);
+    memcpy(in[0], k->x + i, lanes * sizeof(float)), memcpy(in[1], k->mu + i, lanes * sizeof(float));
+    memcpy(in[2], theta_at, lanes * sizeof(float));
+    if (k->zi_logits) memcpy(in[3], k->zi_logits + i, lanes * sizeof(float));
+    x = load8(in[0]), mu = load8(in[1]), theta = load8(in[2]), pi = load8(in[3]);
+  }
+  ZeroCount8 z = zero_count8(mu, theta, k->zi_logits != NULL, pi);
+  i32x8 zero = x < splat(kEps), positive = x > splat(kEps);
+  f32x8 out[4] = {
+      select8(zero, z.value, select8(positive, -pi - z.softplus_minus_pi, splat(0.0f))),
+      select8(zero, z.d_mu, splat(0.0f)),
+      select8(zero, z.d_theta, splat(0.0f)),
+      select8(zero, z.d_pi, select8(positive, z.sigmoid_minus_pi - 1.0f, splat(0.0f))),
+  };
+  float *targets[4] = {k->value, k->d_mu, k->d_theta, k->d_zi_logits};
+  for (int t = 0; t < 4; t++) {
+    if (!targets[t]) continue;
+    if (lanes == 8) {
+      store8(targets[t] + i, out[t]);
+    } else {
+      float lane_values[8];
+      store8(lane_values, out[t]);
+      memcpy(targets[t] + i, lane_values, lanes * sizeof(float));
+    }
+  }
+}
+
+// Pass 2: the NB part at the positive counts of elements [begin, end) of a row.
+static void positive_pass(const SCKCountLikelihood *k, int64_t base, int64_t genes) {
+  for (int64_t gene = 0; gene < genes; gene++) {
+    int64_t i = base + gene;
+    float x = k->x[i];
+    if (!(x > kEps)) continue;
+    double r[3];
+    positive_count(k, x, k->mu[i], k->theta[k->theta_per_gene ? gene : i], gene, r);
+    k->value[i] = (float)(k->value[i] + r[0]);
+    if (k->d_mu) k->d_mu[i] = (float)r[1], k->d_theta[i] = (float)r[2];
   }
 }
 
 INLINE void rows_body(const SCKCountLikelihood *k, int64_t row_begin, int64_t row_end) {
   for (int64_t row = row_begin; row < row_end; row++) {
     int64_t base = row * k->genes, gene = 0;
-    for (; gene + 8 <= k->genes; gene += 8) compute_eight(k, base + gene, gene);
-    for (; gene < k->genes; gene++) compute_one(k, base + gene, gene);
+    for (; gene + 8 <= k->genes; gene += 8) zero_pass(k, base + gene, gene, 8);
+    if (gene < k->genes) zero_pass(k, base + gene, gene, (int)(k->genes - gene));
+    positive_pass(k, base, k->genes);
   }
 }
 
