@@ -1,6 +1,7 @@
 // Errors, handle lifetime, creation, data access and runtime settings.
 #include <dlfcn.h>
 
+#include <atomic>
 #include <cstring>
 #include <mutex>
 #include <sstream>
@@ -164,26 +165,26 @@ void ct_set_num_threads(int n) {
 int ct_get_num_threads(void) { return at::get_num_threads(); }
 // at::parallel_for is header code whose `#pragma omp parallel` only works when the caller is
 // compiled with OpenMP; the shim is not (that would bring in a second OpenMP runtime). So it
-// splits the range as at::parallel_for does and runs the chunks through libgomp's entry point,
-// the runtime libtorch_cpu itself uses, looked up at run time (serial when absent).
+// runs the range through libgomp's entry point, the runtime libtorch_cpu itself uses, looked up
+// at run time (serial when absent). Threads take chunks from a shared counter, so a thread that
+// wakes late or gets costlier rows does not hold the others up.
 namespace {
 struct ParallelRange {
-  int64_t begin, end, chunk;
+  int64_t end, chunk;
+  std::atomic<int64_t> next;
   CTRangeCallback body;
   void *context;
 };
 using GompParallel = void (*)(void (*)(void *), void *, unsigned, unsigned);
-using OmpThreadNum = int (*)(void);
 GompParallel gomp_parallel = nullptr;
-OmpThreadNum omp_thread_num = nullptr;
 std::once_flag gomp_once;
 
-void run_chunk(void *data) {
-  const auto *range = static_cast<const ParallelRange *>(data);
-  const int64_t first = range->begin + omp_thread_num() * range->chunk;
-  if (first >= range->end) return;
+void run_chunks(void *data) {
+  auto *range = static_cast<ParallelRange *>(data);
   c10::ParallelGuard guard(true);  // libtorch calls in the body stay on this thread
-  range->body(first, std::min(range->end, first + range->chunk), range->context);
+  for (int64_t first; (first = range->next.fetch_add(range->chunk)) < range->end;) {
+    range->body(first, std::min(range->end, first + range->chunk), range->context);
+  }
 }
 }  // namespace
 
@@ -191,17 +192,16 @@ int ct_parallel_for(int64_t begin, int64_t end, int64_t grain_size, CTRangeCallb
   CT_STATUS({
     std::call_once(gomp_once, [] {
       gomp_parallel = reinterpret_cast<GompParallel>(dlsym(RTLD_DEFAULT, "GOMP_parallel"));
-      omp_thread_num = reinterpret_cast<OmpThreadNum>(dlsym(RTLD_DEFAULT, "omp_get_thread_num"));
     });
-    const int64_t n = end - begin;
-    int64_t threads = at::in_parallel_region() ? 1 : at::get_num_threads();
-    if (grain_size > 0) threads = std::min(threads, (n + grain_size - 1) / grain_size);
+    const int64_t n = end - begin, grain = std::max<int64_t>(grain_size, 1);
+    const int64_t threads = std::min<int64_t>(at::in_parallel_region() ? 1 : at::get_num_threads(), (n + grain - 1) / grain);
     if (n <= 0) {
-    } else if (threads <= 1 || gomp_parallel == nullptr || omp_thread_num == nullptr) {
+    } else if (threads <= 1 || gomp_parallel == nullptr) {
       body(begin, end, context);
     } else {
-      ParallelRange range{begin, end, (n + threads - 1) / threads, body, context};
-      gomp_parallel(run_chunk, &range, static_cast<unsigned>(threads), 0);
+      // About four chunks per thread, each at least grain_size long.
+      ParallelRange range{end, std::max(grain, (n + 4 * threads - 1) / (4 * threads)), {begin}, body, context};
+      gomp_parallel(run_chunks, &range, static_cast<unsigned>(threads), 0);
     }
   })
 }

@@ -100,12 +100,14 @@ def run_swift(binary, path, threads, epochs, tmp):
 
 
 def flops_per_epoch(n_genes, n_train, n_validation, n_batch=2, hidden=128, latent=10):
-    """Matmul FLOPs: 2·in·out per cell forward, 3× that for a training step."""
-    layers = [(n_genes, hidden), (hidden, latent), (hidden, latent),      # z encoder
-              (n_genes, hidden), (hidden, 1), (hidden, 1),                # l encoder
+    """Matmul FLOPs of the layers scVI runs by default (the library encoder is skipped with the
+    observed library size): 2·in·out per cell forward; a training step adds the weight gradient
+    (2·in·out) and the input gradient (2·in·out) of every layer but the first."""
+    layers = [(n_genes, hidden), (hidden, latent), (hidden, latent),            # z encoder
               (latent + n_batch, hidden), (hidden, n_genes), (hidden, n_genes)]  # decoder: scale, dropout
     forward = sum(2 * i * o for i, o in layers)
-    return 3 * forward * n_train + forward * n_validation
+    first = 2 * n_genes * hidden
+    return (3 * forward - first) * n_train + forward * n_validation
 
 
 def main():

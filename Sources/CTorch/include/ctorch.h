@@ -215,8 +215,9 @@ int ct_custom_function(const CTTensor *inputs, int n_inputs, CTForwardCallback f
 void ct_manual_seed(uint64_t seed);
 void ct_set_num_threads(int n);
 int ct_get_num_threads(void);
-// Runs body over [begin, end) in chunks on libtorch's intra-op threads (at::parallel_for), so
-// CPU kernels written in Swift share libtorch's threads instead of competing with them.
+// Runs body over [begin, end) in chunks of at least grain_size on libtorch's intra-op threads
+// (its OpenMP pool), so CPU kernels outside libtorch share its threads instead of competing
+// with them. Chunks may be several per thread and run in any order.
 typedef void (*CTRangeCallback)(int64_t begin, int64_t end, void *context);
 int ct_parallel_for(int64_t begin, int64_t end, int64_t grain_size, CTRangeCallback body, void *context);
 // Loads libtorch_cuda.so next to libtorch_cpu.so (once). Returns 1 when CUDA is usable.
