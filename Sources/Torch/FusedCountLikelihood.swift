@@ -2,10 +2,9 @@ import CKernels
 import CTorch
 
 /// Fused CPU kernel for scvi-tools' negative-binomial log-likelihoods (`log_nb_positive` and
-/// `log_zinb_positive`, eps 1e-8). One pass over the elements computes the value and, when a
-/// gradient is needed, the partial derivatives, which backward only scales by the incoming
-/// gradient. lgamma and digamma run only where the count is non-zero; in scRNA-seq most counts
-/// are zero, and these two functions dominate the composite formula's cost.
+/// `log_zinb_positive`, eps 1e-8): the autograd glue around CKernels' `count_likelihood.c`.
+/// Forward computes the value and, when a gradient is needed, the partial derivatives in one
+/// pass; backward only scales them by the incoming gradient. Both run on libtorch's threads.
 ///
 /// Same formulas as `NegativeBinomial.logProb` / `ZeroInflatedNegativeBinomial.logProb`, which
 /// remain the path on CUDA and for other dtypes. The kernel avoids the formula's float32
@@ -50,17 +49,18 @@ enum FusedCountLikelihood {
     withExtendedLifetime((mu, theta, x, ziLogits, value, partials)) {
       if thetaPerGene {
         thetaDigamma.withUnsafeMutableBufferPointer { digamma in
-          sck_count_likelihood_gene_terms(floats(theta), Int64(genes), &thetaLogGamma,
+          sck_count_likelihood_gene_terms(theta.floatPointer, Int64(genes), &thetaLogGamma,
                                           gradients ? digamma.baseAddress : nil)
         }
       }
       thetaLogGamma.withUnsafeBufferPointer { logGammaTheta in
         thetaDigamma.withUnsafeBufferPointer { digammaTheta in
           var kernel = SCKCountLikelihood(
-            x: floats(x), mu: floats(mu), theta: floats(theta), zi_logits: ziLogits.map(floats),
-            value: floats(value), d_mu: partials.isEmpty ? nil : floats(partials[0]),
-            d_theta: partials.isEmpty ? nil : floats(partials[1]),
-            d_zi_logits: partials.count == 3 ? floats(partials[2]) : nil,
+            x: x.floatPointer, mu: mu.floatPointer, theta: theta.floatPointer,
+            zi_logits: ziLogits.map(\.floatPointer),
+            value: value.floatPointer, d_mu: partials.isEmpty ? nil : partials[0].floatPointer,
+            d_theta: partials.isEmpty ? nil : partials[1].floatPointer,
+            d_zi_logits: partials.count == 3 ? partials[2].floatPointer : nil,
             genes: Int64(genes), theta_per_gene: thetaPerGene ? 1 : 0,
             theta_log_gamma: logGammaTheta.baseAddress, theta_digamma: digammaTheta.baseAddress)
           // On libtorch's intra-op threads, 8 rows at least per chunk.
@@ -83,10 +83,10 @@ enum FusedCountLikelihood {
       + (partials.count == 3 ? [uninitialized(shape)] : [])
     withExtendedLifetime((gradOutput, partials, gradients)) {
       var kernel = SCKCountLikelihoodBackward(
-        grad_output: floats(gradOutput), d_mu: floats(partials[0]), d_theta: floats(partials[1]),
-        d_zi_logits: partials.count == 3 ? floats(partials[2]) : nil,
-        grad_mu: floats(gradients[0]), grad_theta: floats(gradients[1]),
-        grad_zi_logits: partials.count == 3 ? floats(gradients[2]) : nil,
+        grad_output: gradOutput.floatPointer, d_mu: partials[0].floatPointer, d_theta: partials[1].floatPointer,
+        d_zi_logits: partials.count == 3 ? partials[2].floatPointer : nil,
+        grad_mu: gradients[0].floatPointer, grad_theta: gradients[1].floatPointer,
+        grad_zi_logits: partials.count == 3 ? gradients[2].floatPointer : nil,
         rows: Int64(rows), genes: Int64(genes), theta_per_gene: thetaShape == shape ? 0 : 1)
       check(ct_parallel_for(0, Int64(genes), 64, { begin, end, context in
         sck_count_likelihood_backward_genes(
@@ -99,10 +99,6 @@ enum FusedCountLikelihood {
   private static func uninitialized(_ shape: [Int]) -> Tensor {
     let dims = shape.map(Int64.init)
     return wrap(ct_empty(dims, Int32(dims.count), Int32(CT_FLOAT32), Int32(CT_CPU), -1))
-  }
-
-  private static func floats(_ t: Tensor) -> UnsafeMutablePointer<Float> {
-    ct_data_ptr(t.handle)!.assumingMemoryBound(to: Float.self)
   }
 }
 

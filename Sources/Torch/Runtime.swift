@@ -8,7 +8,7 @@ public enum Runtime {
   public static var threads: Int { Int(ct_get_num_threads()) }
   public static func setThreads(_ n: Int) { ct_set_num_threads(Int32(n)) }
 
-  /// Whether swift-singlecell's own CPU kernels (the fused count likelihood) run their
+  /// Whether swift-singlecell's own CPU kernels (the fused count likelihood, Adam's update) run their
   /// AVX2+FMA build; true by default where the CPU has AVX2 and FMA. Setting it false runs the
   /// baseline x86-64 build, which the tests compare against.
   public static var avx2Kernels: Bool {

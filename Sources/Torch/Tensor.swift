@@ -165,6 +165,12 @@ extension Tensor {
     }
   }
 
+  /// The first element of a contiguous float32 CPU tensor, for the CKernels loops (callers
+  /// check dtype, device and layout, and keep the tensor alive while they use it).
+  var floatPointer: UnsafeMutablePointer<Float> {
+    ct_data_ptr(handle)!.assumingMemoryBound(to: Float.self)
+  }
+
   /// The value of a one-element tensor.
   public func item() -> Double {
     var value = Double.nan

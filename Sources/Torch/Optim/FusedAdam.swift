@@ -15,8 +15,8 @@ enum FusedAdam {
     withExtendedLifetime((param, grad, expAvg, expAvgSq, maxExpAvgSq)) {
       let o = optimizer, decoupled = o.decoupledWeightDecay
       var update = SCKAdamStep(
-        param: floats(param), grad: floats(grad), exp_avg: floats(expAvg), exp_avg_sq: floats(expAvgSq),
-        max_exp_avg_sq: maxExpAvgSq.map(floats),
+        param: param.floatPointer, grad: grad.floatPointer, exp_avg: expAvg.floatPointer,
+        exp_avg_sq: expAvgSq.floatPointer, max_exp_avg_sq: maxExpAvgSq.map(\.floatPointer),
         param_scale: Float(decoupled ? 1 - o.learningRate * o.weightDecay : 1),
         weight_decay: Float(decoupled ? 0 : o.weightDecay), one_minus_beta1: Float(1 - o.beta1),
         beta2: Float(o.beta2), one_minus_beta2: Float(1 - o.beta2), eps: Float(o.eps),
@@ -25,9 +25,5 @@ enum FusedAdam {
         sck_adam_step(context!.assumingMemoryBound(to: SCKAdamStep.self), begin, end)
       }, &update))
     }
-  }
-
-  private static func floats(_ t: Tensor) -> UnsafeMutablePointer<Float> {
-    ct_data_ptr(t.handle)!.assumingMemoryBound(to: Float.self)
   }
 }
