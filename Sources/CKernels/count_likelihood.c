@@ -160,16 +160,31 @@ static void positive_count(const SCKCountLikelihood *k, double x, double mu, dou
                            double out[3]) {
   const double eps = 1e-8;
   double theta_eps = theta + eps, theta_mu_eps = theta + mu + eps, mu_eps = mu + eps;
-  double log_ratio = log(theta_eps / theta_mu_eps);
-  double log_gamma_theta = k->theta_per_gene ? k->theta_log_gamma[gene] : log_gamma(theta);
-  out[0] = theta * log_ratio + x * log(mu_eps / theta_mu_eps) + log_gamma(x + theta) - log_gamma_theta -
-           log_factorial(x);
+  double log_ratio = log(theta_eps / theta_mu_eps), mu_ratio = mu_eps / theta_mu_eps;
+  // x·log(mu/(theta+mu)) + log Γ(x + theta) − log Γ(theta), and ψ(x + theta) − ψ(theta). For
+  // the small integer counts of scRNA-seq the gamma terms are log Π(theta + j) and
+  // Σ 1/(theta + j) over j < x (exact identities, without the cancellation of two large lgamma
+  // values), so one log of Π (theta + j)·mu/(theta+mu) covers both logs (with theta ≤ 1e16
+  // the product of at most 16 such factors stays within double range).
+  double count_terms, digamma_difference = 0;
+  if (x <= 16 && theta <= 1e16 && floor(x) == x) {
+    double product = 1;
+    for (int j = 0; j < (int)x; j++) {
+      product *= (theta + j) * mu_ratio;
+      if (k->d_mu) digamma_difference += 1 / (theta + j);
+    }
+    count_terms = log(product);
+  } else {
+    double log_gamma_theta = k->theta_per_gene ? k->theta_log_gamma[gene] : log_gamma(theta);
+    count_terms = x * log(mu_ratio) + log_gamma(x + theta) - log_gamma_theta;
+    if (k->d_mu)
+      digamma_difference = digamma(x + theta) - (k->theta_per_gene ? k->theta_digamma[gene] : digamma(theta));
+  }
+  out[0] = theta * log_ratio + count_terms - log_factorial(x);
   out[1] = out[2] = 0;
   if (k->d_mu) {
-    double digamma_theta = k->theta_per_gene ? k->theta_digamma[gene] : digamma(theta);
     out[1] = theta * (x - mu_eps) / (mu_eps * theta_mu_eps);
-    out[2] = log_ratio + theta * mu / (theta_eps * theta_mu_eps) - x / theta_mu_eps + digamma(x + theta) -
-             digamma_theta;
+    out[2] = log_ratio + theta * mu / (theta_eps * theta_mu_eps) - x / theta_mu_eps + digamma_difference;
   }
 }
 
