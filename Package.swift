@@ -57,6 +57,8 @@ let package = Package(
     .testTarget(name: "CellModelsTests", dependencies: ["CellModels", "CellData", "Torch"]),
     .testTarget(name: "CellAnalysisTests", dependencies: ["CellAnalysis", "CellData", "Torch"]),
     .testTarget(name: "CellDataTests", dependencies: ["CellData", "CellAnalysis"]),
+    // Runs the `singlecell` executable that `swift build --build-tests` builds next to the tests.
+    .testTarget(name: "CLITests"),
   ],
   cxxLanguageStandard: .cxx17
 )

@@ -1,0 +1,146 @@
+import Foundation
+import XCTest
+
+/// `singlecell scvi|ldvae train/evaluate/de` end to end on the bundled PBMC counts (700 cells ×
+/// 765 genes): the files and JSON the commands promise, the same model for the same seed, and
+/// clear errors that leave an existing model folder as it was.
+final class VAECommandTests: XCTestCase {
+  static let repository = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+  let counts = repository.appendingPathComponent("data/pbmc68k_reduced.h5ad").path
+  let otherGenes = repository.appendingPathComponent("data/pbmc_two_batch.h5ad").path
+  var scratch: URL!
+
+  override func setUpWithError() throws {
+    scratch = FileManager.default.temporaryDirectory.appendingPathComponent("cli-tests-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+  }
+
+  override func tearDownWithError() throws { try? FileManager.default.removeItem(at: scratch) }
+
+  func testSCVITrainEvaluateAndDifferentialExpression() throws {
+    let out = scratch.appendingPathComponent("scvi").path
+    let train = try singlecell(["scvi", "train", counts, "-o", out, "--labels-key", "bulk_labels", "--n-latent", "5",
+                                "--n-hidden", "32", "--max-epochs", "3", "--seed", "0", "--threads", "1", "--quiet"])
+    XCTAssertEqual(train.status, 0, train.stderr)
+    for name in ["model.safetensors", "model.json", "adata.h5ad", "history.csv", "metrics.json"] {
+      XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/\(name)"), "missing \(name)")
+    }
+    let metrics = try json("\(out)/metrics.json")
+    XCTAssertEqual(metrics["epochs"] as? Int, 3)
+    for key in ["train_seconds", "train_loss", "validation_loss"] {
+      XCTAssertNotNil(metrics[key] as? Double, "metrics.json lacks \(key)")
+    }
+    let history = try String(contentsOfFile: "\(out)/history.csv", encoding: .utf8).split(separator: "\n")
+    XCTAssertEqual(history.count, 4, "a header and one row per epoch")
+    XCTAssertTrue(history[0].contains("reconstruction_loss_validation"))
+
+    let info = try singlecell(["info", "\(out)/adata.h5ad"])
+    XCTAssertTrue(info.stdout.contains("X_scVI: array float32 [700, 5]"), info.stdout)
+
+    let evaluation = try singlecell(["scvi", "evaluate", out])
+    XCTAssertEqual(evaluation.status, 0, evaluation.stderr)
+    let scores = try JSONSerialization.jsonObject(with: Data(evaluation.stdout.utf8)) as? [String: Any] ?? [:]
+    let reconstruction = try XCTUnwrap(scores["reconstruction_loss"] as? Double)
+    let elbo = try XCTUnwrap(scores["elbo"] as? Double)
+    XCTAssertGreaterThan(reconstruction, 0, "positive NLL")
+    XCTAssertLessThan(elbo, 0, "scvi-tools' sign")
+    XCTAssertEqual(scores["n_cells"] as? Int, 700)
+
+    let table = "\(out)/de.csv"
+    let de = try singlecell(["scvi", "de", out, "--groupby", "bulk_labels", "--group1", "CD19+ B", "-o", table])
+    XCTAssertEqual(de.status, 0, de.stderr)
+    let rows = try String(contentsOfFile: table, encoding: .utf8).split(separator: "\n")
+    XCTAssertEqual(rows.count, 766, "a header and one row per gene")
+    for column in ["gene", "bayes_factor", "lfc_mean", "is_de_fdr_0.05"] {
+      XCTAssertTrue(rows[0].split(separator: ",").contains(Substring(column)), "DE table lacks \(column)")
+    }
+  }
+
+  func testLDVAEWritesLoadings() throws {
+    let out = scratch.appendingPathComponent("ldvae").path
+    let train = try singlecell(["ldvae", "train", counts, "-o", out, "--n-latent", "4", "--max-epochs", "2",
+                                "--seed", "0", "--threads", "1", "--quiet"])
+    XCTAssertEqual(train.status, 0, train.stderr)
+    let loadings = try String(contentsOfFile: "\(out)/loadings.csv", encoding: .utf8).split(separator: "\n")
+    XCTAssertEqual(loadings.count, 766, "a header and one row per gene")
+    XCTAssertEqual(loadings[0].split(separator: ",", omittingEmptySubsequences: false), ["", "Z_0", "Z_1", "Z_2", "Z_3"],
+                   "the gene column, then the four factors")
+    let info = try singlecell(["info", "\(out)/adata.h5ad"])
+    XCTAssertTrue(info.stdout.contains("X_ldvae: array float32 [700, 4]"), info.stdout)
+    XCTAssertTrue(info.stdout.contains("ldvae_loadings"), info.stdout)
+  }
+
+  func testSameSeedSameModel() throws {
+    func train(_ name: String) throws -> Data {
+      let out = scratch.appendingPathComponent(name).path
+      let run = try singlecell(["scvi", "train", counts, "-o", out, "--n-hidden", "32", "--max-epochs", "2",
+                                "--seed", "7", "--threads", "1", "--quiet"])
+      XCTAssertEqual(run.status, 0, run.stderr)
+      return try Data(contentsOf: URL(fileURLWithPath: "\(out)/model.safetensors"))
+    }
+    XCTAssertEqual(try train("first"), try train("second"))
+  }
+
+  func testBadInputGivesClearErrorsAndKeepsTheModel() throws {
+    let out = scratch.appendingPathComponent("model").path
+    let train = try singlecell(["scvi", "train", counts, "-o", out, "--n-hidden", "32", "--max-epochs", "1",
+                                "--seed", "0", "--threads", "1", "--quiet"])
+    XCTAssertEqual(train.status, 0, train.stderr)
+    let model = try Data(contentsOf: URL(fileURLWithPath: "\(out)/model.safetensors"))
+
+    let unknownKey = try singlecell(["scvi", "train", counts, "-o", out, "--batch-key", "no_such_column",
+                                     "--max-epochs", "1", "--quiet"])
+    XCTAssertNotEqual(unknownKey.status, 0)
+    XCTAssertTrue(unknownKey.stderr.contains("no_such_column"), unknownKey.stderr)
+    XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(out)/model.safetensors")), model,
+                   "a failed run must leave the existing model alone")
+
+    let wrongGenes = try singlecell(["scvi", "evaluate", out, otherGenes])
+    XCTAssertNotEqual(wrongGenes.status, 0)
+    XCTAssertTrue(wrongGenes.stderr.lowercased().contains("gene"), wrongGenes.stderr)
+
+    let missing = try singlecell(["scvi", "train", scratch.appendingPathComponent("absent.h5ad").path, "-o", out])
+    XCTAssertNotEqual(missing.status, 0)
+    XCTAssertTrue(missing.stderr.contains("absent.h5ad"), missing.stderr)
+  }
+
+  // MARK: - Running the binary
+
+  struct Result {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+  }
+
+  /// Runs the `singlecell` built next to this test binary (`swift build --build-tests` builds both).
+  func singlecell(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Result {
+    let folders = [URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent(),
+                   Bundle(for: VAECommandTests.self).bundleURL.deletingLastPathComponent()]
+    guard let executable = folders.map({ $0.appendingPathComponent("singlecell") })
+      .first(where: { FileManager.default.isExecutableFile(atPath: $0.path) })
+    else {
+      XCTFail("no singlecell next to the tests in \(folders.map(\.path)); run `swift build --build-tests`",
+              file: file, line: line)
+      throw CocoaError(.fileNoSuchFile)
+    }
+    // Output goes to files, so a chatty command can never block on a full pipe.
+    let stdoutURL = scratch.appendingPathComponent("stdout-\(UUID().uuidString)")
+    let stderrURL = scratch.appendingPathComponent("stderr-\(UUID().uuidString)")
+    for url in [stdoutURL, stderrURL] { try Data().write(to: url) }
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
+    process.standardError = try FileHandle(forWritingTo: stderrURL)
+    try process.run()
+    process.waitUntilExit()
+    return Result(status: process.terminationStatus, stdout: try String(contentsOf: stdoutURL, encoding: .utf8),
+                  stderr: try String(contentsOf: stderrURL, encoding: .utf8))
+  }
+
+  private func json(_ path: String) throws -> [String: Any] {
+    let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
+    return try XCTUnwrap(object as? [String: Any])
+  }
+}
