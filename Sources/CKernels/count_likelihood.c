@@ -1,10 +1,11 @@
 // Fused negative-binomial / zero-inflated NB log-likelihood (scvi-tools' log_nb_positive and
-// log_zinb_positive, eps 1e-8) with its partial derivatives, in one pass.
+// log_zinb_positive, eps 1e-8) with its partial derivatives, computed together.
 //
-// Zero counts (most of a scRNA-seq matrix) take an 8-lane float path with Cephes-style exp and
-// log; written with stable formulas (log(theta) - log(theta + mu) becomes -log1p(mu / theta)).
-// Non-zero counts take a scalar double path, where lgamma and digamma run. On x86-64 the row
-// loop is compiled twice, for AVX2+FMA and for the baseline, and picked at run time.
+// Per row, a branch-free 8-lane float pass with Cephes-style exp and log gives the zero counts
+// (most of a scRNA-seq matrix) their whole result, in stable form (log(theta) − log(theta + mu)
+// becomes −log1p(mu / theta)); a scalar double pass then adds the NB part at the non-zero
+// counts. On x86-64 the row loop is compiled twice, for AVX2+FMA and for the baseline, and
+// picked at run time.
 
 #include "CKernels.h"
 
