@@ -226,7 +226,7 @@ INLINE void zero_pass(const SCKCountLikelihood *k, int64_t i, int64_t gene, int 
   }
 }
 
-// Pass 2: the NB part at the positive counts of elements [begin, end) of a row.
+// Pass 2: the NB part at the positive counts of the row of `genes` elements from `base`.
 static void positive_pass(const SCKCountLikelihood *k, int64_t base, int64_t genes) {
   for (int64_t gene = 0; gene < genes; gene++) {
     int64_t i = base + gene;
