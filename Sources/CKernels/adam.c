@@ -1,6 +1,7 @@
 // torch.optim.Adam's update in one pass over the parameter instead of eight tensor operations.
 
 #include "CKernels.h"
+#include "dispatch.h"
 
 #include <math.h>
 
@@ -32,20 +33,6 @@ static inline __attribute__((always_inline)) void adam_body(const SCKAdamStep *s
     adam_loop(s, begin, end, 0);
 }
 
-static void adam_baseline(const SCKAdamStep *s, int64_t begin, int64_t end) { adam_body(s, begin, end); }
+DISPATCHED_RANGE_KERNEL(adam, SCKAdamStep, adam_body)
 
-#if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) static void adam_avx2(const SCKAdamStep *s, int64_t begin, int64_t end) {
-  adam_body(s, begin, end);
-}
-#endif
-
-void sck_adam_step(const SCKAdamStep *s, int64_t begin, int64_t end) {
-#if defined(__x86_64__)
-  if (sck_avx2_enabled()) {
-    adam_avx2(s, begin, end);
-    return;
-  }
-#endif
-  adam_baseline(s, begin, end);
-}
+void sck_adam_step(const SCKAdamStep *s, int64_t begin, int64_t end) { adam(s, begin, end); }

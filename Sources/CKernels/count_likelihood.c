@@ -8,6 +8,7 @@
 // picked at run time.
 
 #include "CKernels.h"
+#include "dispatch.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -248,26 +249,11 @@ INLINE void rows_body(const SCKCountLikelihood *k, int64_t row_begin, int64_t ro
   }
 }
 
-static void rows_baseline(const SCKCountLikelihood *k, int64_t row_begin, int64_t row_end) {
-  rows_body(k, row_begin, row_end);
-}
-
-#if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) static void rows_avx2(const SCKCountLikelihood *k, int64_t row_begin,
-                                                          int64_t row_end) {
-  rows_body(k, row_begin, row_end);
-}
-#endif
+DISPATCHED_RANGE_KERNEL(rows, SCKCountLikelihood, rows_body)
 
 void sck_count_likelihood_rows(const SCKCountLikelihood *k, int64_t row_begin, int64_t row_end) {
   pthread_once(&log_factorials_once, fill_log_factorials);
-#if defined(__x86_64__)
-  if (sck_avx2_enabled()) {
-    rows_avx2(k, row_begin, row_end);
-    return;
-  }
-#endif
-  rows_baseline(k, row_begin, row_end);
+  rows(k, row_begin, row_end);
 }
 
 void sck_count_likelihood_gene_terms(const float *theta, int64_t genes, double *log_gamma_out,
@@ -306,24 +292,9 @@ INLINE void backward_body(const SCKCountLikelihoodBackward *k, int64_t gene_begi
   }
 }
 
-static void backward_baseline(const SCKCountLikelihoodBackward *k, int64_t gene_begin, int64_t gene_end) {
-  backward_body(k, gene_begin, gene_end);
-}
-
-#if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) static void backward_avx2(const SCKCountLikelihoodBackward *k,
-                                                              int64_t gene_begin, int64_t gene_end) {
-  backward_body(k, gene_begin, gene_end);
-}
-#endif
+DISPATCHED_RANGE_KERNEL(backward, SCKCountLikelihoodBackward, backward_body)
 
 void sck_count_likelihood_backward_genes(const SCKCountLikelihoodBackward *k, int64_t gene_begin,
                                          int64_t gene_end) {
-#if defined(__x86_64__)
-  if (sck_avx2_enabled()) {
-    backward_avx2(k, gene_begin, gene_end);
-    return;
-  }
-#endif
-  backward_baseline(k, gene_begin, gene_end);
+  backward(k, gene_begin, gene_end);
 }

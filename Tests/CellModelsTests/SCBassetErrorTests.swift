@@ -22,15 +22,17 @@ enum SCBassetTiny {
     return adata
   }
 
-  static func config(cells: Int = 5, length: Int = 64) -> SCBassetConfig {
+  /// A small network: two tower blocks of `channels` filters; the defaults are the tiniest.
+  static func config(cells: Int = 5, length: Int = 64, channels: Int = 4, stemKernel: Int = 5, pointwise: Int = 3,
+                     bottleneck: Int = 4) -> SCBassetConfig {
     var c = SCBassetConfig(numLabels: cells)
     c.vocabSize = 4
     c.sequenceLength = length
-    c.stemChannels = 4
-    c.stemKernelSize = 5
-    c.towerChannels = [4, 4]
-    c.pointwiseChannels = 3
-    c.bottleneckSize = 4
+    c.stemChannels = channels
+    c.stemKernelSize = stemKernel
+    c.towerChannels = [channels, channels]
+    c.pointwiseChannels = pointwise
+    c.bottleneckSize = bottleneck
     return c
   }
 }

@@ -18,15 +18,7 @@ final class SCBassetTrainedFixture {
 
   /// A network small enough for debug-build CI: 96 bp, 32 filters, 2 tower blocks.
   static func smallConfig(cells: Int) -> SCBassetConfig {
-    var c = SCBassetConfig(numLabels: cells)
-    c.vocabSize = 4
-    c.sequenceLength = 96
-    c.stemChannels = 32
-    c.stemKernelSize = 13
-    c.towerChannels = [32, 32]
-    c.pointwiseChannels = 16
-    c.bottleneckSize = 8
-    return c
+    SCBassetTiny.config(cells: cells, length: 96, channels: 32, stemKernel: 13, pointwise: 16, bottleneck: 8)
   }
 
   /// The simulated set, shrunk for CI: 120 cells, 2,000 peaks of 96 bp with 96-bp windows, and a
