@@ -1,0 +1,190 @@
+import CellAnalysis
+import CellData
+import Foundation
+import Torch
+
+/// Which data of an AnnData feed scAtlasVAE: the counts (X or a layer), the batch keys (the
+/// first is the main one, the rest the reference's additional batch keys), the label keys
+/// and their categories, and the gene names.
+///
+/// Label categories leave out the unlabelled name (default "undefined") and missing values:
+/// those cells get code −1 and no label loss. The reference instead keeps the unlabelled name
+/// as a category and assumes it sorts last, which breaks on label names sorting after it.
+public struct ScAtlasVAESetup: Codable, Sendable, Equatable {
+  public var layer: String?
+  public var batchKey: String?
+  public var batchCategories: [String]
+  public var additionalBatchKeys: [String]
+  public var additionalBatchCategories: [[String]]
+  public var labelKeys: [String]
+  public var labelCategories: [[String]]
+  public var unlabeled: String
+  /// obsm key of the latent-constraint target, if any.
+  public var latentTargetKey: String?
+  public var geneNames: [String]
+
+  public init(_ adata: AnnData, layer: String? = nil, batchKeys: [String] = [], labelKeys: [String] = [],
+              unlabeled: String = "undefined", latentTargetKey: String? = nil) throws {
+    if let layer, adata.layers[layer] == nil {
+      throw SCVIModelError.setup("no layer '\(layer)' (layers: \(adata.layers.keys.sorted().joined(separator: ", ")))")
+    }
+    if layer == nil, adata.X == nil { throw SCVIModelError.setup("the AnnData has no X; name a layer of counts") }
+    if let duplicate = Self.firstDuplicate(batchKeys + labelKeys) {
+      throw SCVIModelError.setup("obs column '\(duplicate)' is named twice among the batch and label keys")
+    }
+    self.layer = layer
+    self.unlabeled = unlabeled
+    batchKey = batchKeys.first
+    additionalBatchKeys = Array(batchKeys.dropFirst())
+    let batchCategories = try batchKeys.map { try Self.categories(adata, $0, what: "batch") }
+    self.batchCategories = batchCategories.first ?? []
+    additionalBatchCategories = Array(batchCategories.dropFirst())
+    self.labelKeys = labelKeys
+    labelCategories = try labelKeys.map { key in
+      try Self.categories(adata, key, what: "label", skipping: unlabeled)
+    }
+    for (key, categories) in zip(labelKeys, labelCategories) where categories.isEmpty {
+      throw SCVIModelError.setup("label key '\(key)' has no labelled cell (every cell is '\(unlabeled)' or missing)")
+    }
+    if let latentTargetKey, adata.obsm[latentTargetKey] == nil {
+      throw SCVIModelError.setup("no obsm '\(latentTargetKey)' for the latent constraint (obsm: \(adata.obsm.keys.sorted().joined(separator: ", ")))")
+    }
+    self.latentTargetKey = latentTargetKey
+    geneNames = adata.varNames
+  }
+
+  public var batchKeys: [String] { (batchKey.map { [$0] } ?? []) + additionalBatchKeys }
+
+  /// The network's category counts for this setup.
+  public func config(_ base: ScAtlasVAEConfig? = nil) -> ScAtlasVAEConfig {
+    var config = base ?? ScAtlasVAEConfig(nInput: geneNames.count)
+    config.nInput = geneNames.count
+    config.nBatch = batchCategories.count
+    config.nAdditionalBatch = additionalBatchCategories.map(\.count)
+    config.nLabels = labelCategories.map(\.count)
+    return config
+  }
+
+  /// Category order: the column's own when categorical, else sorted (empty and missing
+  /// values are refused for batches; `skipping` and missing values are left out for labels).
+  static func categories(_ adata: AnnData, _ key: String, what: String, skipping: String? = nil) throws -> [String] {
+    guard let column = adata.obs[key] else {
+      throw SCVIModelError.setup("no obs column '\(key)' for the \(what) (obs columns: \(adata.obs.columnNames.joined(separator: ", ")))")
+    }
+    let values = try adata.obs.labels(key)
+    if skipping == nil, let missing = values.firstIndex(where: { $0 == nil }) {
+      throw SCVIModelError.setup("\(what) column '\(key)' has a missing value at cell '\(adata.obsNames[missing])'")
+    }
+    let present = Set(values.compactMap { $0 })
+    var names: [String]
+    if case .categorical(let c) = column {
+      names = (0..<c.categories.count).map { c.categories.text(at: $0) }.filter { present.contains($0) }
+    } else {
+      names = present.sorted()
+    }
+    if let skipping { names.removeAll { $0 == skipping } }
+    return names
+  }
+
+  private static func firstDuplicate(_ names: [String]) -> String? {
+    var seen = Set<String>()
+    return names.first { !seen.insert($0).inserted }
+  }
+}
+
+/// The registered cells of an AnnData for scAtlasVAE: counts and covariate codes, validated once.
+struct AtlasCells {
+  let counts: CountMatrix
+  let batchCodes: [Int]?
+  let additionalBatchCodes: [[Int]]
+  /// Per label key; −1 for unlabelled cells and for labels the setup does not know.
+  let labelCodes: [[Int]]
+  let latentTarget: (values: [Float], width: Int)?
+  let obsNames: [String]
+
+  /// - Parameters:
+  ///   - requireKnownBatches: refuse batches the setup does not know (training, loading);
+  ///     query mapping passes false and registers no batch codes.
+  init(_ adata: AnnData, setup: ScAtlasVAESetup, reconstruction: AtlasReconstruction, requireBatches: Bool = true,
+       allowEmptyCells: Bool = false) throws {
+    guard adata.varNames == setup.geneNames else {
+      throw SCVIModelError.genesMismatch(
+        "the data's \(adata.nVars) genes are not the model's \(setup.geneNames.count) genes in the model's order (align the query first: ScAtlasVAE.alignGenes)")
+    }
+    let counts = try CountMatrix(adata, layer: setup.layer)
+    let source = setup.layer.map { "layer '\($0)'" } ?? "X"
+    let integers = reconstruction == .zinb || reconstruction == .nb
+    if let bad = counts.firstInvalidCount(integers: integers) {
+      let problem = !bad.value.isFinite ? "is \(bad.value)" : bad.value < 0 ? "is negative (\(bad.value))"
+        : "is not an integer (\(bad.value)); the \(reconstruction.rawValue) likelihood needs raw counts"
+      throw SCVIModelError.invalidCounts("\(source) at cell '\(adata.obsNames[bad.row])', gene '\(adata.varNames[bad.column])' \(problem)")
+    }
+    if !allowEmptyCells, let empty = counts.rowSums().firstIndex(where: { $0 <= 0 }) {
+      throw SCVIModelError.invalidCounts(
+        "cell '\(adata.obsNames[empty])' has no counts in \(source) (\(counts.rowSums().filter { $0 <= 0 }.count) such cells); remove empty cells first (preprocess --min-counts 1)")
+    }
+    self.counts = counts
+    if requireBatches {
+      batchCodes = try setup.batchKey.map { try Self.codes(adata, $0, setup.batchCategories) }
+      additionalBatchCodes = try zip(setup.additionalBatchKeys, setup.additionalBatchCategories).map {
+        try Self.codes(adata, $0, $1)
+      }
+    } else {
+      batchCodes = nil
+      additionalBatchCodes = []
+    }
+    labelCodes = try zip(setup.labelKeys, setup.labelCategories).map { key, categories in
+      guard adata.obs[key] != nil else { return Array(repeating: -1, count: adata.nObs) }
+      let lookup = Dictionary(uniqueKeysWithValues: categories.enumerated().map { ($1, $0) })
+      return try adata.obs.labels(key).map { $0.flatMap { lookup[$0] } ?? -1 }
+    }
+    if let key = setup.latentTargetKey, adata.obsm[key] != nil {
+      let target = try adata.representation(useRep: key)
+      latentTarget = (target.values.map { Float($0) }, target.cols)
+    } else {
+      latentTarget = nil
+    }
+    obsNames = adata.obsNames
+  }
+
+  var count: Int { counts.nRows }
+
+  private static func codes(_ adata: AnnData, _ key: String, _ categories: [String]) throws -> [Int] {
+    guard adata.obs[key] != nil else {
+      throw SCVIModelError.setup("no obs column '\(key)' for the batch (obs columns: \(adata.obs.columnNames.joined(separator: ", ")))")
+    }
+    let lookup = Dictionary(uniqueKeysWithValues: categories.enumerated().map { ($1, $0) })
+    return try adata.obs.labels(key).enumerated().map { cell, value in
+      guard let value, let code = lookup[value] else {
+        throw SCVIModelError.setup(
+          "cell '\(adata.obsNames[cell])' has batch '\(value ?? "missing")' in '\(key)', which the model does not know (known: \(categories.prefix(20).joined(separator: ", ")))")
+      }
+      return code
+    }
+  }
+
+  /// The network input for the cells at `indices`.
+  func input(_ indices: [Int]) -> AtlasInput {
+    func codes(_ all: [Int]) -> Tensor { Tensor(indices.map { Int64(all[$0]) }) }
+    var target: Tensor?
+    if let (values, width) = latentTarget {
+      var rows = [Float]()
+      rows.reserveCapacity(indices.count * width)
+      for i in indices { rows += values[(i * width)..<((i + 1) * width)] }
+      target = Tensor(rows, shape: [indices.count, width])
+    }
+    return AtlasInput(x: counts.rows(indices), batch: batchCodes.map(codes), additionalBatches: additionalBatchCodes.map(codes),
+                      labels: labelCodes.map(codes), latentTarget: target)
+  }
+
+  /// N / count per class of each label key over `cells` (N counts every cell, labelled or
+  /// not, as the reference); a class without cells gets weight 0, not the reference's infinity.
+  func classWeights(config: ScAtlasVAEConfig, cells: [Int]? = nil) -> [Tensor] {
+    let cells = cells ?? Array(0..<count)
+    return zip(labelCodes, config.nLabels).map { codes, nClasses in
+      var counts = [Double](repeating: 0, count: nClasses)
+      for cell in cells where codes[cell] >= 0 { counts[codes[cell]] += 1 }
+      return Tensor(counts.map { $0 > 0 ? Float(Double(cells.count) / $0) : 0 })
+    }
+  }
+}
