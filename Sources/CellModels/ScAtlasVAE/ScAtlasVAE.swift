@@ -20,6 +20,11 @@ public final class ScAtlasVAE {
   var cells: AtlasCells
   /// Parameters training leaves unchanged (transfer with a frozen encoder), by identity.
   var frozen: [ObjectIdentifier] = []
+  /// Parameters partly kept (transfer): after each step the values where the mask is 0 are
+  /// restored from the saved copy, so neither gradients nor weight decay move them.
+  var kept: [(parameter: Tensor, mask: Tensor, original: Tensor)] = []
+  /// Keep the encoder in eval mode while training (frozen BatchNorm statistics, no dropout).
+  var frozenEncoder = false
 
   public var config: ScAtlasVAEConfig { module.config }
   public var isTrained: Bool { !history.epochs.isEmpty }
@@ -127,6 +132,7 @@ public final class ScAtlasVAE {
       let klWeight = warmup.weight(epoch: epoch, step: 0)
       let withLabels = epoch >= maxEpochs - options.predictionLastEpochs
       module.train()
+      if frozenEncoder { for block in module.encoderBlocks { block.eval() } }
       var totals = AtlasEpochTotals()
       for batch in minibatchPositions(split.train, batchSize: options.batchSize, shuffle: true) {
         let input = cells.input(batch).to(device)
@@ -135,6 +141,7 @@ public final class ScAtlasVAE {
         optimizer.zeroGrad()
         loss.backward()
         optimizer.step()
+        restoreKeptValues()
         totals.add(terms, loss: loss, cells: batch.count)
       }
       var metrics = totals.metrics(suffix: "train")
@@ -175,6 +182,15 @@ public final class ScAtlasVAE {
     }
     if config.latentConstraint != nil { loss = loss + terms.latentConstraint * options.constraintWeight }
     return loss
+  }
+
+  private func restoreKeptValues() {
+    guard !kept.isEmpty else { return }
+    withNoGrad {
+      for (parameter, mask, original) in kept {
+        parameter.copy_(parameter * mask + original.to(parameter.device) * (1 - mask.to(parameter.device)))
+      }
+    }
   }
 
   /// A fixed validation split of `pool` (numpy's RandomState permutation, validation first);
