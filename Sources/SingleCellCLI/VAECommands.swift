@@ -220,7 +220,7 @@ struct VAEDEArguments: ParsableArguments {
 
 // MARK: - helpers
 
-private func parseChoice<T: RawRepresentable & CaseIterable>(_ text: String, _ flag: String) throws -> T where T.RawValue == String {
+func parseChoice<T: RawRepresentable & CaseIterable>(_ text: String, _ flag: String) throws -> T where T.RawValue == String {
   guard let value = T(rawValue: text) else {
     throw ValidationError("\(flag) must be one of \(T.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
   }

@@ -25,7 +25,6 @@ extension ScAtlasVAE {
 
   func mapBatches(_ data: AtlasCells, batchSize: Int = 256, _ body: (AtlasInput) throws -> Tensor) throws -> Tensor {
     module.eval()
-    let device = module.parameters.first?.device ?? .cpu
     return try withNoGrad {
       var parts: [Tensor] = []
       for batch in minibatchPositions(Array(0..<data.count), batchSize: batchSize, shuffle: false) {
@@ -49,7 +48,6 @@ extension ScAtlasVAE {
     guard !setup.labelKeys.isEmpty else { throw SCVIModelError.setup("the model has no label key") }
     let z = try latent(adata)
     return try withNoGrad {
-      let device = module.parameters.first?.device ?? .cpu
       let logits = module.labelLogits(z.to(device))
       return zip(zip(setup.labelKeys, setup.labelCategories), logits).map { keyed, logits in
         let probabilities = logits.softmax(dim: 1).to(.cpu)

@@ -75,6 +75,7 @@ extension ScAtlasVAE {
     let (state, keep) = try grownState(reference.module.stateDict(), into: module.stateDict(), old: reference.config, new: config)
     try module.loadStateDict(state)
     let model = ScAtlasVAE(setup: setup, module: module, cells: cells)
+    try model.to(reference.device)
     model.kept = module.namedParameters().compactMap { key, parameter in keep[key].map { (parameter, $0, parameter.detach().clone()) } }
     if options.freezeEncoder {
       model.frozenEncoder = true

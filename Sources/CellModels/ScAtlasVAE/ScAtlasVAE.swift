@@ -27,6 +27,13 @@ public final class ScAtlasVAE {
   var frozenEncoder = false
 
   public var config: ScAtlasVAEConfig { module.config }
+  /// Where the network runs; minibatches are moved there.
+  public var device: Device { module.parameters.first?.device ?? .cpu }
+
+  /// Moves the network to `device`.
+  public func to(_ device: Device) throws {
+    try withTorchErrors { module.to(device) }
+  }
   public var isTrained: Bool { !history.epochs.isEmpty }
   /// The obsm key the CLI writes the latent to.
   public static let latentKey = "X_scAtlasVAE"
@@ -126,7 +133,6 @@ public final class ScAtlasVAE {
     let trainer = try Trainer(options: .init(maxEpochs: maxEpochs, schedule: schedule, checkpoint: options.checkpoint,
                                              progress: options.progress, label: "atlas"))
     let warmup = KLWarmup(epochs: options.klWarmupEpochs.map { Swift.min($0, maxEpochs) }, maxWeight: options.klWeight)
-    let device = module.parameters.first?.device ?? .cpu
     defer { module.eval() }
     try trainer.fit(module) { epoch in
       let klWeight = warmup.weight(epoch: epoch, step: 0)
