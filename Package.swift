@@ -58,7 +58,7 @@ let package = Package(
     .testTarget(name: "CellAnalysisTests", dependencies: ["CellAnalysis", "CellData", "Torch"]),
     .testTarget(name: "CellDataTests", dependencies: ["CellData", "CellAnalysis"]),
     // Runs the `singlecell` executable that `swift build --build-tests` builds next to the tests.
-    .testTarget(name: "CLITests"),
+    .testTarget(name: "CLITests", dependencies: ["CellData"]),
   ],
   cxxLanguageStandard: .cxx17
 )

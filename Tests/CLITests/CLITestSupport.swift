@@ -1,0 +1,57 @@
+import Foundation
+import XCTest
+
+/// Runs the `singlecell` binary built next to the tests, in a scratch folder per test.
+class CLITestCase: XCTestCase {
+  static let repository = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+  /// The bundled PBMC counts (700 cells × 765 genes).
+  let counts = repository.appendingPathComponent("data/pbmc68k_reduced.h5ad").path
+  var scratch: URL!
+
+  override func setUpWithError() throws {
+    scratch = FileManager.default.temporaryDirectory.appendingPathComponent("cli-tests-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+  }
+
+  override func tearDownWithError() throws { try? FileManager.default.removeItem(at: scratch) }
+
+  // MARK: - Running the binary
+
+  struct Result {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+  }
+
+  /// Runs the `singlecell` built next to this test binary (`swift build --build-tests` builds both).
+  func singlecell(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Result {
+    let folders = [URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent(),
+                   Bundle(for: CLITestCase.self).bundleURL.deletingLastPathComponent()]
+    guard let executable = folders.map({ $0.appendingPathComponent("singlecell") })
+      .first(where: { FileManager.default.isExecutableFile(atPath: $0.path) })
+    else {
+      XCTFail("no singlecell next to the tests in \(folders.map(\.path)); run `swift build --build-tests`",
+              file: file, line: line)
+      throw CocoaError(.fileNoSuchFile)
+    }
+    // Output goes to files, so a chatty command can never block on a full pipe.
+    let stdoutURL = scratch.appendingPathComponent("stdout-\(UUID().uuidString)")
+    let stderrURL = scratch.appendingPathComponent("stderr-\(UUID().uuidString)")
+    for url in [stdoutURL, stderrURL] { try Data().write(to: url) }
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
+    process.standardError = try FileHandle(forWritingTo: stderrURL)
+    try process.run()
+    process.waitUntilExit()
+    return Result(status: process.terminationStatus, stdout: try String(contentsOf: stdoutURL, encoding: .utf8),
+                  stderr: try String(contentsOf: stderrURL, encoding: .utf8))
+  }
+
+  func json(_ path: String) throws -> [String: Any] {
+    let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
+    return try XCTUnwrap(object as? [String: Any])
+  }
+}
