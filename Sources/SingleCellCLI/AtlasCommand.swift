@@ -6,7 +6,28 @@ import SingleCell
 struct AtlasCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "atlas", abstract: "scAtlasVAE: atlas integration with several batch keys, cell-type heads and query transfer.",
-    subcommands: [AtlasTrain.self, AtlasMap.self, AtlasPredict.self])
+    subcommands: [AtlasTrain.self, AtlasMap.self, AtlasPredict.self, EmbedCommand<AtlasKind>.self,
+                  LatentCommand<AtlasKind>.self])
+}
+
+/// scAtlasVAE for the generic model-folder verbs (embed, latent).
+enum AtlasKind: FolderModelKind {
+  static let name = "atlas"
+  static let title = "scAtlasVAE"
+  static let latentKey = ScAtlasVAE.latentKey
+
+  static func open(_ dir: URL, device: Device) throws -> ScAtlasVAE {
+    let reference = try AnnData.read(h5ad: dir.appendingPathComponent("adata.h5ad").path)
+    let model = try ScAtlasVAE.load(from: dir, adata: reference, requireBatches: false)
+    try model.to(device)
+    return model
+  }
+
+  static func genes(_ model: ScAtlasVAE) -> [String] { model.setup.geneNames }
+  static func layer(_ model: ScAtlasVAE) -> String? { model.setup.layer }
+
+  /// The encoder is batch-invariant: `batch` changes nothing.
+  static func latent(_ model: ScAtlasVAE, _ cells: AnnData, batch: String?) throws -> Tensor { try model.latent(cells) }
 }
 
 // MARK: - train
@@ -145,10 +166,7 @@ struct AtlasMap: ParsableCommand {
     let reference = try AnnData.read(h5ad: dir.appendingPathComponent("adata.h5ad").path)
     var model = try ScAtlasVAE.load(from: dir, adata: reference)
     try model.to(device)
-    var (aligned, missing) = try model.alignGenes(try AnnData.read(h5ad: query))
-    if missing > 0 {
-      warn("\(missing) of the model's \(model.setup.geneNames.count) genes are missing from the query and were set to zero")
-    }
+    var (_, aligned, missing) = try AtlasKind.alignedData(model, query)
     let outdir = URL(fileURLWithPath: output)
     try writeFolderAtomically(outdir) { staging in
       if fineTuneEpochs > 0 {
@@ -219,18 +237,10 @@ struct AtlasPredict: ParsableCommand {
   @Option(name: [.short, .customLong("output")], help: "Output .h5ad.") var output: String
 
   func run() throws {
-    let device = try global.apply()
-    let input = try AnnData.read(h5ad: data)
-    let dir = URL(fileURLWithPath: modelDir)
-    let reference = try AnnData.read(h5ad: dir.appendingPathComponent("adata.h5ad").path)
-    let model = try ScAtlasVAE.load(from: dir, adata: reference, requireBatches: false)
-    try model.to(device)
-    var (aligned, missing) = try model.alignGenes(input)
-    if missing > 0 { warn("\(missing) of the model's \(model.setup.geneNames.count) genes are missing and were set to zero") }
-    var result = input
+    let model = try AtlasKind.open(URL(fileURLWithPath: modelDir), device: try global.apply())
+    var (result, aligned, _) = try AtlasKind.alignedData(model, data)
     result.obsm[ScAtlasVAE.latentKey] = try model.latent(aligned).floatElement()
     if !model.setup.labelKeys.isEmpty { try addPredictions(try model.predictLabels(aligned), to: &result) }
-    aligned.obsm.removeAll()
     try result.write(h5ad: output)
     print("wrote \(output): \(result.nObs) cells")
   }

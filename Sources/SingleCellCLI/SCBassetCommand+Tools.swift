@@ -183,7 +183,3 @@ struct SCBassetSimulateCommand: ParsableCommand {
     print("wrote \(cells) simulated cells × \(peaks) peaks to \(output)")
   }
 }
-
-private func csvField(_ s: String) -> String {
-  s.contains(",") || s.contains("\"") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
-}

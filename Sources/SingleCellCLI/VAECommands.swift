@@ -2,59 +2,95 @@ import ArgumentParser
 import Foundation
 import SingleCell
 
-/// `singlecell scvi …` and `singlecell ldvae …`: train, evaluate, differential expression.
+/// `singlecell scvi …` and `singlecell ldvae …`: one generic command per verb, over the model kind.
 struct SCVICommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "scvi", abstract: "scVI: a VAE for scRNA-seq counts (scvi-tools' SCVI).",
-    subcommands: [SCVITrain.self, SCVIEvaluate.self, SCVIDifferentialExpression.self])
+    subcommands: VAEKinds.verbs(SCVIKind.self))
 }
 
 struct LDVAECommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "ldvae", abstract: "LDVAE: scVI with a linear decoder and gene loadings (scvi-tools' LinearSCVI).",
-    subcommands: [LDVAETrain.self, LDVAEEvaluate.self, LDVAEDifferentialExpression.self])
+    subcommands: VAEKinds.verbs(LDVAEKind.self) + [LoadingsCommand.self])
 }
 
-struct SCVITrain: ParsableCommand {
-  static let configuration = VAETrainArguments.configuration(.scvi)
+/// The two kinds of SCVIModel as types, so each verb is one generic command.
+protocol VAEKind: FolderModelKind where Model == SCVIModel {
+  static var kind: SCVIModel.Kind { get }
+}
+
+extension VAEKind {
+  static var name: String { kind.rawValue }
+  static var title: String { kind == .scvi ? "scVI" : "LDVAE" }
+  static var latentKey: String { kind.latentKey }
+
+  static func open(_ dir: URL, device: Device) throws -> SCVIModel {
+    let adata = try AnnData.read(h5ad: dir.appendingPathComponent("adata.h5ad").path)
+    let model = try SCVIModel.load(from: dir, adata: adata)
+    guard model.kind == kind else {
+      throw ValidationError("\(dir.path) holds a \(model.kind.rawValue) model; use `singlecell \(model.kind.rawValue) …`")
+    }
+    try model.to(device)
+    return model
+  }
+
+  static func genes(_ model: SCVIModel) -> [String] { model.setup.geneNames }
+  static func layer(_ model: SCVIModel) -> String? { model.setup.layer }
+
+  static func latent(_ model: SCVIModel, _ cells: AnnData, batch: String?) throws -> Tensor {
+    try model.latentRepresentation(try withBatch(model, cells, batch))
+  }
+
+  /// `cells` with every cell in `batch` when given; a clear error when the model has a batch
+  /// key the data lacks.
+  static func withBatch(_ model: SCVIModel, _ cells: AnnData, _ batch: String?) throws -> AnnData {
+    guard let key = model.setup.batchKey else {
+      if batch != nil { throw ValidationError("--batch: the model was trained without batches") }
+      return cells
+    }
+    var cells = cells
+    if let batch {
+      guard model.setup.batchCategories.contains(batch) else {
+        throw ValidationError("--batch '\(batch)' is not one of the model's batches (\(model.setup.batchCategories.joined(separator: ", ")))")
+      }
+      try cells.obs.set(key, .categorical(Categorical(Array(repeating: batch, count: cells.nObs))))
+    } else if cells.obs[key] == nil {
+      throw ValidationError("the data has no obs column '\(key)' of batches; name the batch to use with --batch")
+    }
+    return cells
+  }
+}
+
+enum SCVIKind: VAEKind { static let kind = SCVIModel.Kind.scvi }
+enum LDVAEKind: VAEKind { static let kind = SCVIModel.Kind.ldvae }
+
+enum VAEKinds {
+  static func verbs<K: VAEKind>(_: K.Type) -> [ParsableCommand.Type] {
+    [VAETrain<K>.self, VAEEvaluate<K>.self, VAEDifferentialExpression<K>.self, EmbedCommand<K>.self,
+     LatentCommand<K>.self, VAEMap<K>.self, VAENormalize<K>.self, VAESample<K>.self]
+  }
+}
+
+struct VAETrain<K: VAEKind>: ParsableCommand {
+  static var configuration: CommandConfiguration { VAETrainArguments.configuration(K.kind) }
   @OptionGroup var global: GlobalOptions
   @OptionGroup var arguments: VAETrainArguments
-  func run() throws { try arguments.run(.scvi, global: global) }
+  func run() throws { try arguments.run(K.kind, global: global) }
 }
 
-struct LDVAETrain: ParsableCommand {
-  static let configuration = VAETrainArguments.configuration(.ldvae)
-  @OptionGroup var global: GlobalOptions
-  @OptionGroup var arguments: VAETrainArguments
-  func run() throws { try arguments.run(.ldvae, global: global) }
-}
-
-struct SCVIEvaluate: ParsableCommand {
-  static let configuration = VAEEvaluateArguments.configuration(.scvi)
+struct VAEEvaluate<K: VAEKind>: ParsableCommand {
+  static var configuration: CommandConfiguration { VAEEvaluateArguments.configuration(K.kind) }
   @OptionGroup var global: GlobalOptions
   @OptionGroup var arguments: VAEEvaluateArguments
-  func run() throws { try arguments.run(.scvi, global: global) }
+  func run() throws { try arguments.run(K.kind, global: global) }
 }
 
-struct LDVAEEvaluate: ParsableCommand {
-  static let configuration = VAEEvaluateArguments.configuration(.ldvae)
-  @OptionGroup var global: GlobalOptions
-  @OptionGroup var arguments: VAEEvaluateArguments
-  func run() throws { try arguments.run(.ldvae, global: global) }
-}
-
-struct SCVIDifferentialExpression: ParsableCommand {
-  static let configuration = VAEDEArguments.configuration(.scvi)
+struct VAEDifferentialExpression<K: VAEKind>: ParsableCommand {
+  static var configuration: CommandConfiguration { VAEDEArguments.configuration(K.kind) }
   @OptionGroup var global: GlobalOptions
   @OptionGroup var arguments: VAEDEArguments
-  func run() throws { try arguments.run(.scvi, global: global) }
-}
-
-struct LDVAEDifferentialExpression: ParsableCommand {
-  static let configuration = VAEDEArguments.configuration(.ldvae)
-  @OptionGroup var global: GlobalOptions
-  @OptionGroup var arguments: VAEDEArguments
-  func run() throws { try arguments.run(.ldvae, global: global) }
+  func run() throws { try arguments.run(K.kind, global: global) }
 }
 
 // MARK: - train
@@ -116,7 +152,9 @@ struct VAETrainArguments: ParsableArguments {
     if kind == .ldvae {
       let loadings = try model.loadings()
       result.varm["ldvae_loadings"] = try loadings.floatElement()
-      try writeAtomically(Data(loadingsCSV(loadings, genes: setup.geneNames).utf8), to: outdir.appendingPathComponent("loadings.csv"))
+      let factors = (0..<loadings.size(1)).map { "Z_\($0)" }
+      try writeAtomically(Data(matrixCSV(loadings, rows: setup.geneNames, columns: factors).utf8),
+                          to: outdir.appendingPathComponent("loadings.csv"))
     }
     try result.write(h5ad: outdir.appendingPathComponent("adata.h5ad").path)
     try writeAtomically(Data(model.history.csv().utf8), to: outdir.appendingPathComponent("history.csv"))
@@ -137,16 +175,6 @@ struct VAETrainArguments: ParsableArguments {
       if let value = model.history.last(key) { metrics[key] = value }
     }
     return metrics
-  }
-
-  private func loadingsCSV(_ loadings: Tensor, genes: [String]) -> String {
-    let values = loadings.contiguous().toArray(Float.self)
-    let factors = loadings.size(1)
-    var lines = [([""] + (0..<factors).map { "Z_\($0)" }).joined(separator: ",")]
-    for (row, gene) in genes.enumerated() {
-      lines.append(([gene] + (0..<factors).map { "\(values[row * factors + $0])" }).joined(separator: ","))
-    }
-    return lines.joined(separator: "\n") + "\n"
   }
 }
 
