@@ -28,10 +28,14 @@ public enum PickleValue {
   public subscript(key: String) -> PickleValue? { dict?.value(forKey: key) }
 }
 
-public final class PickleList { public var items: [PickleValue] = [] }
+public final class PickleList {
+  public var items: [PickleValue] = []
+  public init(_ items: [PickleValue] = []) { self.items = items }
+}
 
 public final class PickleDict {
   public var entries: [(key: PickleValue, value: PickleValue)] = []
+  public init(_ entries: [(key: PickleValue, value: PickleValue)] = []) { self.entries = entries }
   public func value(forKey key: String) -> PickleValue? {
     entries.last { $0.key.string == key }?.value
   }
@@ -44,7 +48,7 @@ public final class PickleObject {
   /// Items set on the object by SETITEMS/APPENDS (dict or list subclasses).
   public let items = PickleDict()
   public let listItems = PickleList()
-  init(callable: PickleValue, arguments: [PickleValue]) {
+  public init(callable: PickleValue, arguments: [PickleValue]) {
     self.callable = callable
     self.arguments = arguments
   }
