@@ -265,6 +265,14 @@ struct Unpickler {
       return .dict(dict)
     case ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor"):
       return .tensor(try rebuildTensor(args))
+    case ("_codecs", "encode"):
+      // Protocol 2's bytes: the latin-1 code points of a text.
+      guard args.count == 2, let text = args[0].string, args[1].string == "latin1" else {
+        return .object(PickleObject(callable: callable, arguments: args))
+      }
+      let scalars = text.unicodeScalars.map(\.value)
+      guard scalars.allSatisfy({ $0 < 256 }) else { throw corrupt("_codecs.encode: text is not latin-1") }
+      return .bytes(scalars.map { UInt8($0) })
     case ("torch._utils", "_rebuild_parameter"), ("torch._utils", "_rebuild_parameter_with_state"):
       guard let data = args.first else { throw corrupt("_rebuild_parameter without data") }
       return data

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Writing files that Python's `torch.load` reads: the zip layout of `torch.save` with a
-/// protocol-3 pickle. Tensors become storages under `data/`; other Python objects are
+/// protocol-2 pickle (torch.save's own protocol). Tensors become storages under `data/`; other Python objects are
 /// written as `PickleValue.object` reductions (a global called with arguments, then BUILD
 /// with its state), so numpy arrays and the like can be described by value.
 extension TorchFile {
@@ -34,9 +34,9 @@ extension TorchFile {
   }
 }
 
-/// Emits pickle protocol 3, the opcodes Python's own pickler uses for these values.
+/// Emits pickle protocol 2, the opcodes Python's own pickler uses for these values.
 struct Pickler {
-  private(set) var bytes: [UInt8] = [0x80, 3]  // PROTO 3
+  private(set) var bytes: [UInt8] = [0x80, 2]  // PROTO 2
   /// Raw little-endian bytes of each tensor, in the order their persistent ids were written.
   private(set) var storages: [[UInt8]] = []
   private var depth = 0
@@ -63,9 +63,11 @@ struct Pickler {
       bytes += withUnsafeBytes(of: UInt32(utf8.count).littleEndian, Array.init)
       bytes += utf8
     case .bytes(let b):
-      bytes.append(0x42)  // BINBYTES
-      bytes += withUnsafeBytes(of: UInt32(b.count).littleEndian, Array.init)
-      bytes += b
+      // Protocol 2 has no bytes opcode: Python writes _codecs.encode(latin-1 text, 'latin1').
+      global("_codecs", "encode")
+      let latin1 = String(String.UnicodeScalarView(b.map { Unicode.Scalar($0) }))
+      try emit(.tuple([.string(latin1), .string("latin1")]))
+      bytes.append(0x52)
     case .tuple(let items):
       if items.isEmpty {
         bytes.append(0x29)
