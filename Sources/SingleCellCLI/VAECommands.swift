@@ -68,7 +68,8 @@ enum LDVAEKind: VAEKind { static let kind = SCVIModel.Kind.ldvae }
 enum VAEKinds {
   static func verbs<K: VAEKind>(_: K.Type) -> [ParsableCommand.Type] {
     [VAETrain<K>.self, VAEEvaluate<K>.self, VAEDifferentialExpression<K>.self, EmbedCommand<K>.self,
-     LatentCommand<K>.self, VAEMap<K>.self, VAENormalize<K>.self, VAESample<K>.self]
+     LatentCommand<K>.self, VAEMap<K>.self, VAENormalize<K>.self, VAESample<K>.self, VAEImport<K>.self,
+     VAEExport<K>.self]
   }
 }
 

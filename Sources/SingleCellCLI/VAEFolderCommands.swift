@@ -140,3 +140,70 @@ func denseMatrix(_ tensor: Tensor) throws -> Matrix {
   let matrix = tensor.to(.cpu).to(.float32).contiguous()
   return .dense(try DenseArray(shape: matrix.shape, data: .float32(matrix.toArray(Float.self))))
 }
+
+/// `import DIR -o OUTDIR`: a scvi-tools model folder as our model folder.
+struct VAEImport<K: VAEKind>: ParsableCommand {
+  static var configuration: CommandConfiguration {
+    CommandConfiguration(
+      commandName: "import", abstract: "Open a scvi-tools \(K.kind == .scvi ? "SCVI" : "LinearSCVI") model folder (model.save) as a \(K.title) model folder.",
+      discussion: """
+        Reads scvi-tools 1.x and 0.15–0.20 model.pt, and the pre-0.15 model_params.pt + attr.pkl + \
+        var_names.csv. The data is DIR/adata.h5ad (save_anndata=True) unless --data is given; its \
+        genes are matched to the model's by name. Writes OUTDIR/model.safetensors, model.json and adata.h5ad.
+        """)
+  }
+
+  @OptionGroup var global: GlobalOptions
+  @Argument(help: "scvi-tools model folder.") var folder: String
+  @Option(name: [.short, .customLong("output")], help: "Output model folder.") var output: String
+  @Option(help: ".h5ad with the model's genes, batches and labels (default: FOLDER/adata.h5ad).") var data: String?
+
+  func run() throws {
+    _ = try global.apply()
+    let dir = URL(fileURLWithPath: folder)
+    let contents = try SCVIModel.readScviToolsFolder(dir)
+    guard contents.kind == K.kind else {
+      throw ValidationError("\(folder) holds a scvi-tools \(contents.modelName) model; use `singlecell \(contents.kind.rawValue) import`")
+    }
+    let path = data ?? dir.appendingPathComponent("adata.h5ad").path
+    guard FileManager.default.fileExists(atPath: path) else {
+      throw ValidationError("\(folder) has no adata.h5ad (saved without save_anndata=True): pass the data with --data")
+    }
+    let (aligned, missing) = try AnnData.aligned(try AnnData.read(h5ad: path), toGenes: contents.geneNames, layer: contents.layer)
+    if missing > 0 { warn("\(missing) of the model's \(contents.geneNames.count) genes are missing from \(path) and were set to zero") }
+    let model = try SCVIModel.importScviTools(dir, adata: aligned)
+    try writeFolderAtomically(URL(fileURLWithPath: output)) { staging in
+      try model.save(to: staging)
+      try aligned.write(h5ad: staging.appendingPathComponent("adata.h5ad").path)
+    }
+    print("wrote \(output): \(contents.modelName) (scvi-tools \(contents.version ?? "< 0.15")) over \(contents.geneNames.count) genes")
+  }
+}
+
+/// `export MODEL -o DIR --format scvi-tools`: our model folder as a scvi-tools model folder.
+struct VAEExport<K: VAEKind>: ParsableCommand {
+  static var configuration: CommandConfiguration {
+    CommandConfiguration(
+      commandName: "export", abstract: "Write a \(K.title) model folder as a scvi-tools model folder.",
+      discussion: "DIR/model.pt opens with scvi.model.\(K.kind == .scvi ? "SCVI" : "LinearSCVI").load(DIR, adata) (scvi-tools 1.x) on data with the model's genes; --save-anndata also writes DIR/adata.h5ad.")
+  }
+
+  @OptionGroup var global: GlobalOptions
+  @Argument(help: "Model folder.") var model: String
+  @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String
+  @Option(help: "Output format (only scvi-tools).") var format = "scvi-tools"
+  @Flag(help: "Also write the model's data as DIR/adata.h5ad.") var saveAnndata = false
+
+  func run() throws {
+    guard format == "scvi-tools" else { throw ValidationError("--format must be scvi-tools, got '\(format)'") }
+    let dir = URL(fileURLWithPath: model)
+    let loaded = try K.open(dir, device: try global.apply())
+    try writeFolderAtomically(URL(fileURLWithPath: output)) { staging in
+      try loaded.exportScviTools(to: staging)
+      if saveAnndata {
+        try FileManager.default.copyItem(at: dir.appendingPathComponent("adata.h5ad"), to: staging.appendingPathComponent("adata.h5ad"))
+      }
+    }
+    print("wrote \(output)/model.pt (scvi-tools \(SCVIModel.scviToolsLayoutVersion) layout)")
+  }
+}

@@ -101,6 +101,34 @@ final class VAEFolderCommandTests: CLITestCase {
     XCTAssertTrue(badTransform.stderr.contains("nope"), badTransform.stderr)
   }
 
+  func testExportToScviToolsAndImportBackGiveTheSameLatent() throws {
+    for kind in ["scvi", "ldvae"] {
+      let (model, _) = try trainedModel(kind)
+      let exported = scratch.appendingPathComponent("\(kind)-scvi-tools").path
+      let export = try singlecell([kind, "export", model, "-o", exported, "--format", "scvi-tools"])
+      XCTAssertEqual(export.status, 0, export.stderr)
+      XCTAssertTrue(FileManager.default.fileExists(atPath: "\(exported)/model.pt"))
+      let reimported = scratch.appendingPathComponent("\(kind)-back").path
+      let noData = try singlecell([kind, "import", exported, "-o", reimported])
+      XCTAssertTrue(noData.stderr.contains("--data"), noData.stderr)
+      let other = kind == "scvi" ? "ldvae" : "scvi"
+      let wrongKind = try singlecell([other, "import", exported, "-o", reimported, "--data", "\(model)/adata.h5ad"])
+      XCTAssertTrue(wrongKind.stderr.contains("use `singlecell \(kind) import`"), wrongKind.stderr)
+      let back = try singlecell([kind, "import", exported, "-o", reimported, "--data", "\(model)/adata.h5ad"])
+      XCTAssertEqual(back.status, 0, back.stderr)
+      var latents: [String] = []
+      for folder in [model, reimported] {
+        let csv = scratch.appendingPathComponent("\(UUID()).csv").path
+        let run = try singlecell([kind, "latent", folder, "-o", csv])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        latents.append(try String(contentsOfFile: csv, encoding: .utf8))
+      }
+      XCTAssertEqual(latents[0], latents[1], "\(kind): same weights, same latent")
+    }
+    let bad = try singlecell(["scvi", "export", scratch.path, "-o", scratch.appendingPathComponent("x").path])
+    XCTAssertNotEqual(bad.status, 0)
+  }
+
   func testLDVAELoadingsCSV() throws {
     let (model, _) = try trainedModel("ldvae")
     let csv = scratch.appendingPathComponent("loadings.csv").path

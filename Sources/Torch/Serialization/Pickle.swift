@@ -22,7 +22,14 @@ public enum PickleValue {
   public var string: String? { if case .string(let s) = self { return s } else { return nil } }
   public var int: Int? { if case .int(let i) = self { return i } else { return nil } }
   public var tensor: Tensor? { if case .tensor(let t) = self { return t } else { return nil } }
-  public var dict: PickleDict? { if case .dict(let d) = self { return d } else { return nil } }
+  /// A dict, or the items of a dict subclass (collections.defaultdict and the like).
+  public var dict: PickleDict? {
+    switch self {
+    case .dict(let d): return d
+    case .object(let o) where !o.items.entries.isEmpty || o.isDefaultDict: return o.items
+    default: return nil
+    }
+  }
 
   /// The entries of a dict (or an OrderedDict) keyed by string.
   public subscript(key: String) -> PickleValue? { dict?.value(forKey: key) }
@@ -48,6 +55,10 @@ public final class PickleObject {
   /// Items set on the object by SETITEMS/APPENDS (dict or list subclasses).
   public let items = PickleDict()
   public let listItems = PickleList()
+  var isDefaultDict: Bool {
+    if case .global("collections", "defaultdict") = callable { return true }
+    return false
+  }
   public init(callable: PickleValue, arguments: [PickleValue]) {
     self.callable = callable
     self.arguments = arguments
