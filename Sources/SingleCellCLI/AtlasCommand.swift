@@ -7,7 +7,7 @@ struct AtlasCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "atlas", abstract: "scAtlasVAE: atlas integration with several batch keys, cell-type heads and query transfer.",
     subcommands: [AtlasTrain.self, AtlasMap.self, AtlasPredict.self, EmbedCommand<AtlasKind>.self,
-                  LatentCommand<AtlasKind>.self])
+                  LatentCommand<AtlasKind>.self, AtlasImport.self])
 }
 
 /// scAtlasVAE for the generic model-folder verbs (embed, latent).
@@ -243,6 +243,41 @@ struct AtlasPredict: ParsableCommand {
     if !model.setup.labelKeys.isEmpty { try addPredictions(try model.predictLabels(aligned), to: &result) }
     try result.write(h5ad: output)
     print("wrote \(output): \(result.nObs) cells")
+  }
+}
+
+// MARK: - import
+
+struct AtlasImport: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "import", abstract: "Open a file written by scAtlasVAE's save_to_disk as an atlas model folder.",
+    discussion: """
+      Genes, batch and label keys, categories, settings and weights come from the file (its pandas \
+      objects are read by value, never executed; CUDA tensors load on the CPU). The reference does \
+      not save total_variational: pass --total-variational if the model used it. DATA (the \
+      reference cells, matched to the model's genes by name) becomes OUTDIR/adata.h5ad.
+      """)
+
+  @OptionGroup var global: GlobalOptions
+  @Argument(help: "The .pt file from save_to_disk.") var file: String
+  @Option(help: "The reference cells (.h5ad with raw counts).") var data: String
+  @Option(name: [.short, .customLong("output")], help: "Output model folder.") var output: String
+  @Flag(help: "The model normalised each cell to 1e4 counts before its encoder.") var totalVariational = false
+
+  func run() throws {
+    _ = try global.apply()
+    let url = URL(fileURLWithPath: file)
+    let (setup, _) = try ScAtlasVAE.readReferenceFile(url, totalVariational: totalVariational)
+    let (aligned, missing) = try AnnData.aligned(try AnnData.read(h5ad: data), toGenes: setup.geneNames, layer: setup.layer)
+    if missing > 0 { warn("\(missing) of the model's \(setup.geneNames.count) genes are missing from \(data) and were set to zero") }
+    let model = try ScAtlasVAE.loadReferenceFile(url, adata: aligned, totalVariational: totalVariational)
+    try writeFolderAtomically(URL(fileURLWithPath: output)) { staging in
+      try model.save(to: staging)
+      var result = aligned
+      result.obsm[ScAtlasVAE.latentKey] = try model.latent().floatElement()
+      try result.write(h5ad: staging.appendingPathComponent("adata.h5ad").path)
+    }
+    print("wrote \(output): scAtlasVAE over \(setup.geneNames.count) genes, batch keys \(setup.batchKeys), label keys \(setup.labelKeys)")
   }
 }
 

@@ -67,6 +67,22 @@ final class AtlasCommandTests: CLITestCase {
     XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.appendingPathComponent("none").path))
   }
 
+  /// A file from the reference's save_to_disk becomes a model folder that predicts.
+  func testImportTheReferencesSaveToDiskFile() throws {
+    let saved = CLITestCase.repository.appendingPathComponent("tests/fixtures/scatlasvae/reference_saved.pt").path
+    let out = scratch.appendingPathComponent("imported").path
+    let imported = try singlecell(["atlas", "import", saved, "--data", counts, "-o", out])
+    XCTAssertEqual(imported.status, 0, imported.stderr)
+    XCTAssertTrue(imported.stdout.contains("batch keys [\"half\", \"lane\"]"), imported.stdout)
+    let predicted = scratch.appendingPathComponent("predicted.h5ad").path
+    let predict = try singlecell(["atlas", "predict", out, counts, "-o", predicted])
+    XCTAssertEqual(predict.status, 0, predict.stderr)
+    XCTAssertEqual(try AnnData.read(h5ad: predicted).obs.labels("predicted_cell_type").count, 700)
+    let notAFile = try singlecell(["atlas", "import", counts, "--data", counts, "-o", scratch.appendingPathComponent("bad").path])
+    XCTAssertNotEqual(notAFile.status, 0)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.appendingPathComponent("bad").path))
+  }
+
   func testBadInputLeavesNoOutput() throws {
     let out = scratch.appendingPathComponent("atlas-bad").path
     let unknown = try singlecell(["atlas", "train", counts, "-o", out, "--batch-key", "nope", "--max-epochs", "1", "--quiet"])

@@ -89,3 +89,30 @@ final class ScAtlasVAEParityTests: XCTestCase {
     XCTAssertGreaterThan(Swift.abs(ours - reference) / Swift.abs(ours), 0.01, "the fixture shows the reference's NB bug")
   }
 }
+
+extension ScAtlasVAEParityTests {
+  /// The reference's `save_to_disk` file of the default case: genes, keys, categories and
+  /// weights read from its pandas objects by value; the same outputs as the state dict.
+  func testReadsTheReferencesSaveToDiskFile() throws {
+    let (setup, module) = try ScAtlasVAE.readReferenceFile(fixtureURL("scatlasvae", "reference_saved.pt"))
+    let json = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtureURL("scatlasvae", "cases.json"))) as! [String: Any]
+    let entry = json["zinb_default"] as! [String: Any]
+    XCTAssertEqual(setup.geneNames, json["genes"] as? [String])
+    XCTAssertEqual(setup.batchKeys, ["half", "lane"])
+    XCTAssertEqual(setup.batchCategories, entry["batch_categories"] as? [String])
+    XCTAssertEqual(setup.additionalBatchCategories, entry["additional_batch_categories"] as? [[String]])
+    XCTAssertEqual(setup.labelKeys, ["cell_type"])
+    XCTAssertEqual(setup.labelCategories.first, entry["label_categories"] as? [String])
+    XCTAssertEqual(module.config.hiddenStacks, [32])
+    XCTAssertEqual(module.config.nLatent, 6)
+    let c = try Case("zinb_default")
+    assertClose(module.encode(c["in.x"], sample: false).qMu, c["out.q_mu"], rtol: 1e-4, atol: 1e-6, "q_mu from the saved file")
+
+    let truncated = FileManager.default.temporaryDirectory.appendingPathComponent("atlas-truncated-\(UUID()).pt")
+    let bytes = try Data(contentsOf: fixtureURL("scatlasvae", "reference_saved.pt"))
+    try bytes.prefix(bytes.count / 2).write(to: truncated)
+    defer { try? FileManager.default.removeItem(at: truncated) }
+    XCTAssertThrowsError(try ScAtlasVAE.readReferenceFile(truncated))
+    XCTAssertThrowsError(try ScAtlasVAE.readReferenceFile(fixtureURL("scvi", "scvi_zinb.state.safetensors")))
+  }
+}

@@ -53,6 +53,21 @@ public struct ScAtlasVAESetup: Codable, Sendable, Equatable {
     geneNames = adata.varNames
   }
 
+  /// A setup from saved keys and categories (no data needed).
+  init(batchKeys: [String], batchCategories: [[String]], labelKeys: [String], labelCategories: [[String]],
+       unlabeled: String, geneNames: [String], layer: String? = nil) {
+    self.layer = layer
+    batchKey = batchKeys.first
+    additionalBatchKeys = Array(batchKeys.dropFirst())
+    self.batchCategories = batchCategories.first ?? []
+    additionalBatchCategories = Array(batchCategories.dropFirst())
+    self.labelKeys = labelKeys
+    self.labelCategories = labelCategories
+    self.unlabeled = unlabeled
+    latentTargetKey = nil
+    self.geneNames = geneNames
+  }
+
   public var batchKeys: [String] { (batchKey.map { [$0] } ?? []) + additionalBatchKeys }
 
   /// The network's category counts for this setup.

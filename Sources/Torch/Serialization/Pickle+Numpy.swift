@@ -120,3 +120,26 @@ public enum PickleFile {
     return try unpickler.load()
   }
 }
+
+/// pandas objects inside pickles, read by value.
+extension PickleValue {
+  /// The labels of a pickled pandas Index (`_new_Index(Index, {"data": ndarray, …})`), or the
+  /// categories of a pickled Categorical or CategoricalDtype; nil for anything else.
+  public var pandasStrings: [String]? {
+    guard case .object(let object) = self, case .global(let module, let name) = object.callable,
+      module.hasPrefix("pandas")
+    else { return nil }
+    switch name {
+    case "_new_Index":
+      guard object.arguments.count >= 2 else { return nil }
+      return object.arguments[1]["data"]?.stringArray
+    case "CategoricalDtype":
+      return object.state["categories"]?.pandasStrings
+    default:
+      // A Categorical: its state holds the CategoricalDtype first (pandas ≥ 1.x NDArrayBacked).
+      if case .tuple(let state) = object.state, let dtype = state.first { return dtype.pandasStrings }
+      if let dtype = object.state["_dtype"] { return dtype.pandasStrings }
+      return nil
+    }
+  }
+}
