@@ -1,0 +1,255 @@
+"""scAtlasVAE benchmark: swift-singlecell (`singlecell atlas train`) against the reference
+scAtlasVAE 1.0.5.9 and against our scVI, same data, same settings, same run.
+
+    swift build -c release --product singlecell
+    pip download --no-deps scatlasvae==1.0.5.9 -d /tmp/sav && unzip /tmp/sav/*.whl -d /tmp/sav/src
+    PYTHONPATH=/tmp/sav/src python bench/scatlasvae/bench.py [--speed-epochs 10] [--quality-epochs 200]
+
+The Python needs torch, scanpy, einops, tabulate and scirpy (the reference's model module
+imports them); its pins (torch 1.13, Python <= 3.9) are not needed for the model code.
+
+1. Speed: pbmc_frozen_sorted_5k (5,036 PBMCs, batches frozen_donor_a / sorted, labels for
+   the sorted cells, the rest "undefined"), 2,000 seurat_v3-style HVGs (top variance of
+   log-normalised counts, batch-aware), batch 128, `--speed-epochs` epochs, 1 and 2 threads:
+   median seconds per epoch (first epoch excluded), reference / Swift.
+2. Integration: each real multi-batch labelled set of ../shared/data (NeurIPS 2021 BMMC CITE
+   RNA, 600 cells; BMMC multiome RNA, 500 cells), `--quality-epochs` epochs, lr 1e-3 on all
+   three models; the scib-style aggregates (`singlecell metrics`, the same code for all three
+   embeddings) of scAtlasVAE (Swift), scAtlasVAE (reference) and scVI (Swift).
+3. Label transfer: reference = the sorted cells of pbmc_frozen_sorted_5k (9 bead-sorted
+   types), query = data/pbmc68k_reduced (another 10x experiment of the same study; its
+   bulk_labels mapped to the sorted names, types without a sorted counterpart dropped).
+   Accuracy and macro-F1 of the classifier and of a 15-NN vote on the latent, for both
+   implementations; the reference's predict_labels output is also re-ordered to the AnnData's
+   cell order (its "best path"), since it returns the model's internal shuffled order.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared" / "data"
+BIN = ROOT / ".build" / "release" / "singlecell"
+
+# bulk_labels of pbmc68k_reduced → cell_type of the sorted populations.
+QUERY_LABELS = {
+    "CD19+ B": "bcells", "CD14+ Monocyte": "monocytes", "CD56+ NK": "nk", "CD4+/CD25 T Reg": "regulatoryt",
+    "CD4+/CD45RA+/CD25- Naive T": "naivet", "CD4+/CD45RO+ Memory": "memoryt", "CD8+ Cytotoxic T": "cytotoxict",
+    "CD8+/CD45RA+ Naive Cytotoxic": "naivecytotoxic",
+}
+
+REFERENCE_SCRIPT = r"""
+import json, sys, time
+import numpy as np, torch, scanpy as sc
+torch.set_num_threads(int(sys.argv[2]))
+torch.manual_seed(0); np.random.seed(0)
+from scatlasvae.model._gex_model import scAtlasVAE
+adata = sc.read_h5ad(sys.argv[1])
+epochs, lr = int(sys.argv[3]), float(sys.argv[4])
+label_key = sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] != "-" else None
+stamps = []
+original = scAtlasVAE.as_dataloader
+def timed(self, *a, **k):
+    if k.get("train_test_split"): stamps.append(time.perf_counter())
+    return original(self, *a, **k)
+scAtlasVAE.as_dataloader = timed
+model = scAtlasVAE(adata=adata, batch_key="batch", label_key=label_key, device="cpu")
+start = time.perf_counter()
+model.fit(max_epoch=epochs, lr=lr, n_per_batch=128)
+stamps.append(time.perf_counter())
+z = model.get_latent_embedding(show_progress=False)
+result = {"epoch_seconds": [b - a for a, b in zip(stamps, stamps[1:])], "train_seconds": stamps[-1] - start}
+np.save(sys.argv[6], z)
+if label_key and len(sys.argv) > 7:
+    query = sc.read_h5ad(sys.argv[7])
+    # The documented query path: setup_anndata + a model over the query with the saved weights.
+    model.save_to_disk(sys.argv[8])
+    q = scAtlasVAE.setup_anndata(query.copy(), sys.argv[8])
+    qm = scAtlasVAE(adata=q, batch_key="batch", label_key=label_key, device="cpu", pretrained_state_dict=sys.argv[8])
+    logits = qm.predict_labels(show_progress=False)
+    cats = list(model.label_category.categories)
+    as_returned = [cats[i] for i in logits.argmax(1).numpy()]
+    # The same rows put back through the query model's own shuffle, the other way round.
+    reordered = [cats[i] for i in logits[np.argsort(qm._shuffle_indices)].argmax(1).numpy()]
+    zq = qm.get_latent_embedding(show_progress=False)
+    np.save(sys.argv[9], zq)
+    result["query_as_returned"] = as_returned
+    result["query_reordered"] = reordered
+print(json.dumps(result))
+"""
+
+
+def sh(args, **kwargs):
+    return subprocess.run([str(a) for a in args], check=True, capture_output=True, text=True, **kwargs)
+
+
+def prepare_speed(tmp):
+    import numpy as np
+    import scanpy as sc
+
+    adata = sc.read_h5ad(SHARED / "pbmc_frozen_sorted_5k.h5ad")
+    adata.obs["cell_type"] = adata.obs["cell_type"].astype(str).replace("nan", "undefined")
+    norm = adata.copy()
+    sc.pp.normalize_total(norm, target_sum=1e4)
+    sc.pp.log1p(norm)
+    sc.pp.highly_variable_genes(norm, n_top_genes=2000, batch_key="batch")
+    adata = adata[:, norm.var["highly_variable"].to_numpy()].copy()
+    adata.X = adata.X.astype(np.float32)
+    path = tmp / "pbmc5k_hvg.h5ad"
+    adata.write_h5ad(path)
+    return path, adata
+
+
+def swift_train(path, out, epochs, threads, lr, label_key=None, model="atlas"):
+    args = [BIN, model, "train", path, "-o", out, "--batch-key", "batch", "--max-epochs", epochs,
+            "--threads", threads, "--seed", "0", "--quiet", "--lr", lr]
+    if model == "atlas" and label_key:
+        args += ["--label-key", label_key, "--pred-last-n-epochs", max(10, epochs // 4)]
+    sh(args)
+    return json.loads((pathlib.Path(out) / "metrics.json").read_text())
+
+
+def reference_train(path, threads, epochs, lr, label_key, latent_out, extra=()):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    out = sh([sys.executable, "-c", REFERENCE_SCRIPT, path, threads, epochs, lr, label_key or "-", latent_out, *extra], env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def median_after_first(times):
+    return statistics.median(times[1:]) if len(times) > 1 else times[0]
+
+
+def scores(h5ad, key, labels, batch):
+    out = sh([BIN, "metrics", h5ad, "--embedding", key, "--label-key", labels, "--batch-key", batch])
+    return json.loads(out.stdout)
+
+
+def speed(tmp, args):
+    path, _ = prepare_speed(tmp)
+    rows = []
+    for threads in args.threads:
+        sw = swift_train(path, tmp / f"speed_swift_{threads}", args.speed_epochs, threads, 5e-5, "cell_type")
+        ref = reference_train(path, threads, args.speed_epochs, 5e-5, "cell_type", tmp / "z_speed.npy")
+        s, r = median_after_first(sw["epoch_seconds"]), median_after_first(ref["epoch_seconds"])
+        rows.append({"threads": threads, "swift_s_per_epoch": s, "reference_s_per_epoch": r, "ratio": r / s})
+        print(f"speed, {threads} thread(s): Swift {s:.3f} s/epoch, reference {r:.3f} s/epoch, {r / s:.2f}x", flush=True)
+    return rows
+
+
+def integration(tmp, args):
+    import anndata as ad
+    import numpy as np
+
+    rows = []
+    for name in ["neurips2021_bmmc_cite_subset", "neurips2021_bmmc_multiome_subset_rna"]:
+        adata = ad.read_h5ad(SHARED / f"{name}.h5ad")
+        adata.X = adata.X.astype(np.float32)
+        for key in list(adata.obsm.keys()):
+            del adata.obsm[key]
+        path = tmp / f"{name}.h5ad"
+        adata.write_h5ad(path)
+        sw = swift_train(path, tmp / f"{name}_atlas", args.quality_epochs, 2, 1e-3)
+        sv = swift_train(path, tmp / f"{name}_scvi", args.quality_epochs, 2, 1e-3, model="scvi")
+        ref = reference_train(path, 2, args.quality_epochs, 1e-3, None, tmp / f"{name}_ref.npy")
+        scored = ad.read_h5ad(tmp / f"{name}_atlas" / "adata.h5ad")
+        scored.obsm["X_scVI"] = ad.read_h5ad(tmp / f"{name}_scvi" / "adata.h5ad").obsm["X_scVI"]
+        scored.obsm["X_reference"] = np.load(tmp / f"{name}_ref.npy").astype(np.float32)
+        for key in ["X_umap"]:
+            scored.obsm.pop(key, None)
+        combined = tmp / f"{name}_scored.h5ad"
+        scored.write_h5ad(combined)
+        row = {"data": name, "cells": int(adata.n_obs), "epochs": args.quality_epochs}
+        for label, key in [("scatlasvae_swift", "X_scAtlasVAE"), ("scatlasvae_reference", "X_reference"), ("scvi_swift", "X_scVI")]:
+            s = scores(combined, key, "cell_type", "batch")
+            row[label] = {k: s[k] for k in ("bio_conservation", "batch_correction", "total") if k in s}
+        row["swift_s_per_epoch"] = median_after_first(sw["epoch_seconds"])
+        row["reference_s_per_epoch"] = median_after_first(ref["epoch_seconds"])
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def label_transfer(tmp, args):
+    import anndata as ad
+    import numpy as np
+    import scanpy as sc
+    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    full = sc.read_h5ad(SHARED / "pbmc_frozen_sorted_5k.h5ad")
+    reference = full[full.obs["batch"] == "sorted"].copy()
+    reference.obs["cell_type"] = reference.obs["cell_type"].astype(str)
+    norm = reference.copy()
+    sc.pp.normalize_total(norm, target_sum=1e4)
+    sc.pp.log1p(norm)
+    sc.pp.highly_variable_genes(norm, n_top_genes=2000)
+    query = sc.read_h5ad(ROOT / "data" / "pbmc68k_reduced.h5ad")
+    shared = [g for g in reference.var_names[norm.var["highly_variable"].to_numpy()] if g in set(query.var_names)]
+    reference = reference[:, shared].copy()
+    keep = query.obs["bulk_labels"].astype(str).isin(QUERY_LABELS).to_numpy()
+    query = query[keep, shared].copy()
+    truth = query.obs["bulk_labels"].astype(str).map(QUERY_LABELS).to_numpy()
+    query.obs["cell_type"] = "undefined"
+    query.obs["batch"] = "query"
+    for a in (reference, query):
+        a.X = a.X.astype(np.float32)
+        a.obsm.clear() if hasattr(a.obsm, "clear") else None
+    ref_path, query_path = tmp / "lt_reference.h5ad", tmp / "lt_query.h5ad"
+    reference.write_h5ad(ref_path)
+    query.write_h5ad(query_path)
+
+    def summary(pred):
+        return {"accuracy": float(accuracy_score(truth, pred)), "macro_f1": float(f1_score(truth, pred, average="macro"))}
+
+    epochs = args.transfer_epochs
+    out = tmp / "lt_swift"
+    sh([BIN, "atlas", "train", ref_path, "-o", out, "--batch-key", "batch", "--label-key", "cell_type",
+        "--max-epochs", epochs, "--pred-last-n-epochs", max(10, epochs // 4), "--lr", 1e-3, "--seed", 0, "--quiet",
+        "--threads", 2])
+    sh([BIN, "atlas", "map", out, query_path, "-o", tmp / "lt_swift_map", "-k", 15])
+    mapped = ad.read_h5ad(tmp / "lt_swift_map" / "query.h5ad")
+    result = {"query_cells": int(query.n_obs), "genes": len(shared), "epochs": epochs,
+              "swift_classifier": summary(mapped.obs["predicted_cell_type"].astype(str).to_numpy()),
+              "swift_knn": summary(mapped.obs["knn_cell_type"].astype(str).to_numpy())}
+    ref = reference_train(ref_path, 2, epochs, 1e-3, "cell_type", tmp / "lt_ref_z.npy",
+                          extra=(query_path, tmp / "lt_ref_model.pt", tmp / "lt_ref_zq.npy"))
+    result["reference_classifier_as_returned"] = summary(np.array(ref["query_as_returned"]))
+    result["reference_classifier_reordered"] = summary(np.array(ref["query_reordered"]))
+    knn = KNeighborsClassifier(n_neighbors=15).fit(np.load(tmp / "lt_ref_z.npy"), reference.obs["cell_type"].to_numpy())
+    result["reference_knn"] = summary(knn.predict(np.load(tmp / "lt_ref_zq.npy")))
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--speed-epochs", type=int, default=10)
+    parser.add_argument("--quality-epochs", type=int, default=200)
+    parser.add_argument("--transfer-epochs", type=int, default=100)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--only", choices=["speed", "integration", "transfer"], nargs="+",
+                        default=["speed", "integration", "transfer"])
+    args = parser.parse_args()
+    if not BIN.exists():
+        sys.exit(f"{BIN} is missing: swift build -c release --product singlecell")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        report = {}
+        if "speed" in args.only:
+            report["speed"] = speed(tmp, args)
+        if "integration" in args.only:
+            report["integration"] = integration(tmp, args)
+        if "transfer" in args.only:
+            report["label_transfer"] = label_transfer(tmp, args)
+        print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
