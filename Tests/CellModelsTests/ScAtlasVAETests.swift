@@ -203,6 +203,13 @@ final class ScAtlasVAETests: XCTestCase {
     try allUnlabelled.obs.set("cell_type", .categorical(Categorical(Array(repeating: "undefined", count: 700))))
     XCTAssertTrue(message { _ = try ScAtlasVAESetup(allUnlabelled, labelKeys: ["cell_type"]) }.contains("no labelled cell"))
 
+    // A categorical batch column with a category no cell has: the category is left out (the
+    // reference counts present values but keeps the codes, which then overflow its embedding).
+    var unused = adata
+    let halves = try adata.obs.labels("half").map { $0 == "first" ? 0 : 2 }
+    try unused.obs.set("half", .categorical(try Categorical(codes: halves, categories: .string(["first", "unused", "second"]))))
+    XCTAssertEqual(try ScAtlasVAESetup(unused, batchKeys: ["half"]).batchCategories, ["first", "second"])
+
     let setup = try ScAtlasVAESetup(adata, batchKeys: ["half"])
     var empty = adata
     var values = try empty.X!.denseDoubles()
