@@ -140,9 +140,9 @@ struct AtlasCells {
     }
     self.counts = counts
     if requireBatches {
-      batchCodes = try setup.batchKey.map { try Self.codes(adata, $0, setup.batchCategories) }
+      batchCodes = try setup.batchKey.map { try SCVISetup.codes(adata, key: $0, categories: setup.batchCategories, what: "batch") }
       additionalBatchCodes = try zip(setup.additionalBatchKeys, setup.additionalBatchCategories).map {
-        try Self.codes(adata, $0, $1)
+        try SCVISetup.codes(adata, key: $0, categories: $1, what: "batch")
       }
     } else {
       batchCodes = nil
@@ -163,20 +163,6 @@ struct AtlasCells {
   }
 
   var count: Int { counts.nRows }
-
-  private static func codes(_ adata: AnnData, _ key: String, _ categories: [String]) throws -> [Int] {
-    guard adata.obs[key] != nil else {
-      throw SCVIModelError.setup("no obs column '\(key)' for the batch (obs columns: \(adata.obs.columnNames.joined(separator: ", ")))")
-    }
-    let lookup = Dictionary(uniqueKeysWithValues: categories.enumerated().map { ($1, $0) })
-    return try adata.obs.labels(key).enumerated().map { cell, value in
-      guard let value, let code = lookup[value] else {
-        throw SCVIModelError.setup(
-          "cell '\(adata.obsNames[cell])' has batch '\(value ?? "missing")' in '\(key)', which the model does not know (known: \(categories.prefix(20).joined(separator: ", ")))")
-      }
-      return code
-    }
-  }
 
   /// The network input for the cells at `indices`.
   func input(_ indices: [Int]) -> AtlasInput {

@@ -44,7 +44,8 @@ public struct SCVISetup: Codable, Sendable, Equatable {
   }
 
   /// Each cell's code in `categories` for the obs column `key`; 0 for every cell without a key.
-  func codes(_ adata: AnnData, key: String?, categories: [String], what: String) throws -> [Int] {
+  /// A missing column, a missing value or an unknown category is an error naming the cell.
+  static func codes(_ adata: AnnData, key: String?, categories: [String], what: String) throws -> [Int] {
     guard let key else { return Array(repeating: 0, count: adata.nObs) }
     guard adata.obs[key] != nil else {
       throw SCVIModelError.setup("no obs column '\(key)' for the \(what) (obs columns: \(adata.obs.columnNames.joined(separator: ", ")))")
@@ -118,8 +119,8 @@ struct RegisteredCells {
         "cell '\(adata.obsNames[empty])' has no counts in \(source); its observed library size log(0) is undefined. Remove empty cells first (preprocess --min-counts 1 / filterCells(minCounts: 1)).")
     }
     self.counts = counts
-    batchCodes = try setup.codes(adata, key: setup.batchKey, categories: setup.batchCategories, what: "batch")
-    labelCodes = try setup.codes(adata, key: setup.labelsKey, categories: setup.labelCategories, what: "label")
+    batchCodes = try SCVISetup.codes(adata, key: setup.batchKey, categories: setup.batchCategories, what: "batch")
+    labelCodes = try SCVISetup.codes(adata, key: setup.labelsKey, categories: setup.labelCategories, what: "label")
     obsNames = adata.obsNames
     obs = adata.obs
   }
