@@ -67,7 +67,7 @@ extension SCVIModel {
 
   // MARK: - Reading the pieces
 
-  private static func tensors(_ value: PickleValue?, file: URL) throws -> StateDict {
+  static func tensors(_ value: PickleValue?, file: URL) throws -> StateDict {
     guard let dict = value?.dict else { throw SCVIModelError.file("\(file.path): model_state_dict is missing") }
     var state = StateDict()
     for (key, entry) in dict.entries {
