@@ -1,4 +1,6 @@
-"""Rebuilds data/pbmc_two_batch.h5ad: 200 + 200 PBMCs of two 10x CITE-seq runs, two batches.
+"""Rebuilds pbmc_two_batch.h5ad (kept in ../shared/data, not in this repository: it derives from
+files that only a GitHub repository holds): 200 + 200 PBMCs of two 10x CITE-seq runs, two batches.
+Written to $PBMC_TWO_BATCH_OUT, else to the current directory.
 
     /root/fixenv/bin/python data/make_pbmc_two_batch.py            # downloads both files
     /root/fixenv/bin/python data/make_pbmc_two_batch.py DIR        # or reads them from DIR
@@ -20,6 +22,7 @@ uns["protein_names"]. Written with gzip compression.
 """
 
 import hashlib
+import os
 import pathlib
 import sys
 import urllib.request
@@ -91,7 +94,7 @@ def main() -> None:
     adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
     assert np.all(adata.X.data == np.round(adata.X.data)) and adata.X.data.min() > 0
 
-    target = HERE / "pbmc_two_batch.h5ad"
+    target = pathlib.Path(os.environ.get("PBMC_TWO_BATCH_OUT", ".")) / "pbmc_two_batch.h5ad"
     adata.write_h5ad(target, compression="gzip")
     print(adata)
     print("genes: shared", len(genes), "kept (detected in >= 1 cell)", adata.n_vars)

@@ -5,7 +5,6 @@ import XCTest
 /// 765 genes): the files and JSON the commands promise, the same model for the same seed, and
 /// clear errors that leave an existing model folder as it was.
 final class VAECommandTests: CLITestCase {
-  let otherGenes = CLITestCase.repository.appendingPathComponent("data/pbmc_two_batch.h5ad").path
 
   func testSCVITrainEvaluateAndDifferentialExpression() throws {
     let out = scratch.appendingPathComponent("scvi").path
@@ -85,7 +84,7 @@ final class VAECommandTests: CLITestCase {
     XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(out)/model.safetensors")), model,
                    "a failed run must leave the existing model alone")
 
-    let wrongGenes = try singlecell(["scvi", "evaluate", out, otherGenes])
+    let wrongGenes = try singlecell(["scvi", "evaluate", out, try sharedData("pbmc_two_batch.h5ad")])
     XCTAssertNotEqual(wrongGenes.status, 0)
     XCTAssertTrue(wrongGenes.stderr.lowercased().contains("gene"), wrongGenes.stderr)
 

@@ -3,11 +3,11 @@ import XCTest
 
 @testable import CellData
 
-/// data/pbmc_two_batch.h5ad, built by data/make_pbmc_two_batch.py from the LZF-compressed
-/// scvi-tools test files; the numbers below are the ones that script prints.
+/// ../shared/data/pbmc_two_batch.h5ad, built by data/make_pbmc_two_batch.py from the
+/// LZF-compressed scvi-tools test files; the numbers below are the ones that script prints.
 final class PBMCTwoBatchTests: XCTestCase {
   func testShapeBatchesCountsAndProteins() throws {
-    let a = try AnnData.read(h5ad: Fixtures.data("pbmc_two_batch.h5ad"), requireX: true)
+    let a = try AnnData.read(h5ad: try Fixtures.shared("pbmc_two_batch.h5ad"), requireX: true)
     XCTAssertEqual([a.nObs, a.nVars], [400, 14520])
     XCTAssertEqual(Set(a.varNames).count, a.nVars, "unique gene names")
 

@@ -2,10 +2,9 @@
 same data, same settings, same run.
 
     swift build -c release --product singlecell
-    /root/fixenv/bin/python bench/data/make_bench_counts.py     # once: builds the data set
     /root/fixenv/bin/python bench/scvi/bench.py [--speed-epochs 12] [--quality-epochs 100]
 
-Data: bench/data/pbmc_frozen_sorted_5k.h5ad (5,036 real 10x PBMCs, two batches), reduced to
+Data: ../shared/data/pbmc_frozen_sorted_5k.h5ad (5,036 real 10x PBMCs, two batches), reduced to
 the 2,000 seurat_v3 highly variable genes (scanpy, on counts, batch-aware), counts in X.
 
 Settings on both sides: scVI defaults (1 hidden layer of 128, 10 latent, zinb, gene
@@ -33,7 +32,7 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-DATA = ROOT / "bench" / "data" / "pbmc_frozen_sorted_5k.h5ad"
+DATA = ROOT.parent / "shared" / "data" / "pbmc_frozen_sorted_5k.h5ad"
 
 SCVI_SCRIPT = r"""
 import json, sys, time
