@@ -120,7 +120,7 @@ func read(_ reader: FuzzReader, _ path: String) throws -> String {
     _ = try TorchFile.load(url)
     return "\(try TorchFile.loadStateDict(url).count) tensors"
   case .pickle:
-    let value = try PickleFile.load(URL(fileURLWithPath: path))
+    let value = try PickleFile.load(URL(fileURLWithPath: path), skippingPersistentIDs: true)
     return "\(value.dict?.entries.count ?? -1) entries"
   case .scviModel:
     let dir = URL(fileURLWithPath: path)

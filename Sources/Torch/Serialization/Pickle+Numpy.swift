@@ -109,12 +109,15 @@ extension PickleValue {
 
 /// Plain pickle files (Python's `pickle.dump`, e.g. scvi-tools' old `attr.pkl`), read by value.
 public enum PickleFile {
-  public static func load(_ url: URL) throws -> PickleValue {
+  /// With `skippingPersistentIDs`, a persistent id (a torch storage, say) reads as None instead
+  /// of being an error: the rest of a torch.save pickle taken out of its archive can be read.
+  public static func load(_ url: URL, skippingPersistentIDs: Bool = false) throws -> PickleValue {
     let data: Data
     do { data = try Data(contentsOf: url) } catch {
       throw TorchError.io("cannot read \(url.path): \(error.localizedDescription)")
     }
     var unpickler = Unpickler(data, name: url.lastPathComponent) { _ in
+      if skippingPersistentIDs { return .none }
       throw TorchError.io("\(url.lastPathComponent): a plain pickle with persistent ids (a torch.save file?)")
     }
     return try unpickler.load()
