@@ -174,7 +174,7 @@ struct Unpickler {
         let line = try readLine()
         stack.append(line == "01" ? .bool(true) : line == "00" ? .bool(false) : .int(Int(line) ?? 0))
       case 0x4C: stack.append(.int(Int(try readLine().dropLast()) ?? 0))  // LONG (text)
-      case 0x47: stack.append(.float(Double(bitPattern: UInt64(try readUInt8BigEndian()))))  // BINFLOAT
+      case 0x47: stack.append(.float(Double(bitPattern: try readUInt64BigEndian())))  // BINFLOAT
       case 0x46: stack.append(.float(Double(try readLine()) ?? .nan))  // FLOAT (text)
       case 0x58, 0x8C, 0x8D:  // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
         let n = try readUInt(op == 0x58 ? 4 : op == 0x8C ? 1 : 8)
@@ -264,8 +264,9 @@ struct Unpickler {
     }
   }
 
-  private mutating func readUInt8BigEndian() throws -> Int {
-    try read(8).reduce(0) { $0 << 8 | Int($1) }
+  /// Eight bytes, big-endian (a negative double has the top bit set: not an Int).
+  private mutating func readUInt64BigEndian() throws -> UInt64 {
+    try read(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
   }
 
   private func append(_ items: [PickleValue], to target: PickleValue) throws {
