@@ -24,6 +24,9 @@ let package = Package(
   products: [
     .library(name: "SingleCell", targets: ["SingleCell"]),
     .executable(name: "singlecell", targets: ["SingleCellCLI"]),
+    // Reads one kind of outside file per run: the mutation tests' child process, and the libFuzzer
+    // harness that `make fuzz` builds (see docs/robustness.md).
+    .executable(name: "singlecell-fuzz", targets: ["SingleCellFuzz"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -52,6 +55,7 @@ let package = Package(
       name: "SingleCellCLI",
       dependencies: ["SingleCell", .product(name: "ArgumentParser", package: "swift-argument-parser")]
     ),
+    .executableTarget(name: "SingleCellFuzz", dependencies: ["CellData", "Genomics", "Torch", "CellModels"]),
     .testTarget(name: "TorchTests", dependencies: ["Torch"]),
     .testTarget(name: "GenomicsTests", dependencies: ["Genomics"]),
     .testTarget(name: "CellModelsTests", dependencies: ["CellModels", "CellData", "Torch"]),

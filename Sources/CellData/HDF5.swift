@@ -9,6 +9,7 @@ import Foundation
 private let silenceOnce: Void = {
   chdf5_silence_errors()
   _ = chdf5_register_lzf()
+  _ = chdf5_register_vlen_ref_conv()
 }()
 
 /// The last libhdf5 error stack as one line.
@@ -176,8 +177,8 @@ final class H5Dataset {
     let type = H5Dget_type(id)
     guard type >= 0 else { throw error("cannot get the data type") }
     defer { _ = H5Tclose(type) }
-    let count = try shape.reduce(1, *)
-    return try readTyped(fileType: type, count: count, file: file, path: path) { memType, buffer in
+    let count = try checkedCount(try shape, type: type, storedBytes: H5Dget_storage_size(id), file: file, path: path)
+    return try readTyped(object: id, fileType: type, count: count, file: file, path: path) { memType, buffer in
       H5Dread(id, memType, hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT), buffer)
     }
   }
@@ -200,8 +201,11 @@ struct H5Attributes {
     let type = H5Aget_type(aid)
     let space = H5Aget_space(aid)
     defer { _ = H5Tclose(type); _ = H5Sclose(space) }
-    let count = try spaceShape(space, file: file, path: "\(path) attribute \(name)").reduce(1, *)
-    return try readTyped(fileType: type, count: count, file: file, path: "\(path) attribute \(name)") { memType, buffer in
+    let element = "\(path) attribute \(name)"
+    guard type >= 0, space >= 0 else { throw CellDataError("\(file): \(element): cannot read its type or shape: \(hdf5ErrorMessage())") }
+    let count = try checkedCount(try spaceShape(space, file: file, path: element), type: type,
+                                 storedBytes: H5Aget_storage_size(aid), file: file, path: element)
+    return try readTyped(object: aid, fileType: type, count: count, file: file, path: element) { memType, buffer in
       H5Aread(aid, memType, buffer)
     }
   }
@@ -276,11 +280,42 @@ struct H5Attributes {
 
 private func spaceShape(_ space: hid_t, file: String, path: String) throws -> [Int] {
   let rank = H5Sget_simple_extent_ndims(space)
-  guard rank >= 0 else { throw CellDataError("\(file): \(path): cannot read the shape: \(hdf5ErrorMessage())") }
+  guard rank >= 0, rank <= 32 else { throw CellDataError("\(file): \(path): cannot read the shape: \(hdf5ErrorMessage())") }
   if H5Sget_simple_extent_type(space) == H5S_NULL { return [0] }
   var dims = [hsize_t](repeating: 0, count: Int(rank))
-  _ = H5Sget_simple_extent_dims(space, &dims, nil)
+  guard H5Sget_simple_extent_dims(space, &dims, nil) >= 0 else {
+    throw CellDataError("\(file): \(path): cannot read the shape: \(hdf5ErrorMessage())")
+  }
+  guard dims.allSatisfy({ $0 <= hsize_t(Int.max) }) else {
+    throw CellDataError("\(file): \(path): shape \(dims) is out of range (corrupt file?)")
+  }
   return dims.map { Int($0) }
+}
+
+/// The element count of `shape`, checked before anything is allocated: the product must not
+/// overflow, and the bytes it implies must be what the file can hold. An element stores its
+/// values in at most `storedBytes` bytes of the file; compression (gzip, LZF) expands that by at
+/// most about a thousandfold, and an element with no storage allocated may hold fill values only
+/// up to a small size. A shape beyond that comes from a damaged header, not from data.
+func checkedCount(_ shape: [Int], type: hid_t, storedBytes: hsize_t, file: String, path: String) throws -> Int {
+  var count = 1
+  for d in shape {
+    let (product, overflow) = count.multipliedReportingOverflow(by: d)
+    guard d >= 0, !overflow else {
+      throw CellDataError("\(file): \(path): shape \(shape) is out of range (corrupt file?)")
+    }
+    count = product
+  }
+  let elementSize = Swift.max(H5Tget_size(type), 1)
+  let (bytes, overflow) = count.multipliedReportingOverflow(by: Swift.max(elementSize, 8))
+  var status = stat()
+  let fileBytes = stat(file, &status) == 0 ? Int(status.st_size) : Int.max / 2048
+  let stored = Swift.min(Int(clamping: storedBytes), fileBytes)
+  let limit = stored.multipliedReportingOverflow(by: 1100).partialValue &+ (1 << 20)
+  guard !overflow, bytes <= limit else {
+    throw CellDataError("\(file): \(path): shape \(shape) of \(elementSize)-byte values needs \(overflow ? "more than Int.max" : "\(bytes)") bytes, but the file stores \(storedBytes) bytes for it (corrupt file?)")
+  }
+  return count
 }
 
 private func makeSpace(_ shape: [Int], file: String, path: String) throws -> hid_t {
@@ -297,7 +332,7 @@ private func makeSpace(_ shape: [Int], file: String, path: String) throws -> hid
 
 /// Reads `count` elements whose file type is `fileType` through `read(memType, buffer)`.
 private func readTyped(
-  fileType: hid_t, count: Int, file: String, path: String,
+  object: hid_t, fileType: hid_t, count: Int, file: String, path: String,
   _ read: (hid_t, UnsafeMutableRawPointer) -> herr_t
 ) throws -> ArrayData {
   func fail() -> CellDataError { CellDataError("\(file): \(path): cannot read: \(hdf5ErrorMessage())") }
@@ -341,6 +376,9 @@ private func readTyped(
     let bytes = try numeric(UInt8.self, memType)
     return .bool(bytes.map { $0 != 0 })
   case H5T_STRING:
+    if H5Tis_variable_str(fileType) > 0 {
+      return .string(try readVariableStrings(object: object, count: count, file: file, path: path, fail: fail, read))
+    }
     return .string(try readStrings(fileType: fileType, count: count, fail: fail, read))
   default:
     throw CellDataError("\(file): \(path): unsupported HDF5 data type class")
@@ -353,17 +391,6 @@ private func readStrings(
 ) throws -> [String] {
   let memType = H5Tcopy(chdf5_c_s1())
   defer { _ = H5Tclose(memType) }
-  if H5Tis_variable_str(fileType) > 0 {
-    _ = H5Tset_size(memType, chdf5_variable())
-    _ = H5Tset_cset(memType, H5Tget_cset(fileType))
-    var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
-    if count > 0 {
-      let status = pointers.withUnsafeMutableBytes { read(memType, $0.baseAddress!) }
-      guard status >= 0 else { throw fail() }
-    }
-    defer { for p in pointers where p != nil { H5free_memory(p) } }
-    return pointers.map { $0.map { String(cString: $0) } ?? "" }
-  }
   let width = H5Tget_size(fileType)
   _ = H5Tset_size(memType, width)
   _ = H5Tset_strpad(memType, H5T_STR_NULLPAD)

@@ -36,15 +36,7 @@ class CLITestCase: XCTestCase {
 
   /// Runs the `singlecell` built next to this test binary (`swift build --build-tests` builds both).
   func singlecell(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Result {
-    let folders = [URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent(),
-                   Bundle(for: CLITestCase.self).bundleURL.deletingLastPathComponent()]
-    guard let executable = folders.map({ $0.appendingPathComponent("singlecell") })
-      .first(where: { FileManager.default.isExecutableFile(atPath: $0.path) })
-    else {
-      XCTFail("no singlecell next to the tests in \(folders.map(\.path)); run `swift build --build-tests`",
-              file: file, line: line)
-      throw CocoaError(.fileNoSuchFile)
-    }
+    let executable = try Self.builtExecutable("singlecell", file: file, line: line)
     // Output goes to files, so a chatty command can never block on a full pipe.
     let stdoutURL = scratch.appendingPathComponent("stdout-\(UUID().uuidString)")
     let stderrURL = scratch.appendingPathComponent("stderr-\(UUID().uuidString)")
@@ -58,6 +50,20 @@ class CLITestCase: XCTestCase {
     process.waitUntilExit()
     return Result(status: process.terminationStatus, stdout: try String(contentsOf: stdoutURL, encoding: .utf8),
                   stderr: try String(contentsOf: stderrURL, encoding: .utf8))
+  }
+
+  /// An executable product built next to this test binary (`swift build --build-tests` builds them all).
+  static func builtExecutable(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> URL {
+    let folders = [URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent(),
+                   Bundle(for: CLITestCase.self).bundleURL.deletingLastPathComponent()]
+    guard let executable = folders.map({ $0.appendingPathComponent(name) })
+      .first(where: { FileManager.default.isExecutableFile(atPath: $0.path) })
+    else {
+      XCTFail("no \(name) next to the tests in \(folders.map(\.path)); run `swift build --build-tests`",
+              file: file, line: line)
+      throw CocoaError(.fileNoSuchFile)
+    }
+    return executable
   }
 
   func json(_ path: String) throws -> [String: Any] {

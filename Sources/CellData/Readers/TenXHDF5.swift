@@ -33,11 +33,12 @@ extension AnnData {
     let data = try group.dataset("data").read()
     guard let values = data.doubles else { throw CellDataError("\(path): data is not numeric") }
     // Genes × cells CSC is cells × genes CSR with the same arrays.
+    let (indices, indptr) = (try integers("indices"), try integers("indptr"))
     let matrix: SparseMatrix
     do {
       matrix = try SparseMatrix(
         format: .csr, nRows: shape[1], nCols: shape[0], data: .float32(values.map { Float($0) }),
-        indices: try integers("indices"), indptr: try integers("indptr"))
+        indices: indices, indptr: indptr)
     } catch let error as CellDataError {
       throw CellDataError("\(path): \(group.path): \(error.message)")
     }
