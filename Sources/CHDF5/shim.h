@@ -9,6 +9,11 @@
 #include <string.h>
 
 #include "lzf_filter.h"  // h5py's LZF filter (id 32000), decode only
+#include <signal.h>
+#include <sys/prctl.h>
+
+/// A forked child that reads a file for CrashIsolation dies with its parent.
+static inline void chdf5_die_with_parent(void) { prctl(PR_SET_PDEATHSIG, SIGKILL); }
 
 static inline hid_t chdf5_native_int8(void) { return H5T_NATIVE_INT8; }
 static inline hid_t chdf5_native_int16(void) { return H5T_NATIVE_INT16; }

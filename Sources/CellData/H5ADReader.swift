@@ -297,6 +297,9 @@ extension AnnData {
   public static func read(
     h5ad path: String, requireX: Bool = false, warn: @escaping WarningHandler = printWarningToStandardError
   ) throws -> AnnData {
+    try CrashIsolation.check(file: path) {
+      _ = try H5ADReader(warn: { _ in }).readAnnData(try H5Group.openFile(path), requireX: requireX)
+    }
     let root = try H5Group.openFile(path)
     return try H5ADReader(warn: warn).readAnnData(root, requireX: requireX)
   }

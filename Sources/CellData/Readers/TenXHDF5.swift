@@ -5,6 +5,11 @@ extension AnnData {
   /// as they are, duplicates included, as scanpy does; call `varNamesMakeUnique()`),
   /// var["gene_ids"] and, for v3, var["feature_types"] and var["genome"].
   public static func read10xH5(_ path: String, genome: String? = nil) throws -> AnnData {
+    try CrashIsolation.check(file: path) { _ = try readUnchecked10xH5(path, genome: genome) }
+    return try readUnchecked10xH5(path, genome: genome)
+  }
+
+  private static func readUnchecked10xH5(_ path: String, genome: String?) throws -> AnnData {
     let root = try H5Group.openFile(path)
     let group: H5Group
     var isV3 = false
