@@ -9,6 +9,9 @@ public struct ScGPTLoadReport: Equatable, Sendable {
   public var missing: [String] = []
   /// Checkpoint keys the model has no place for (ignored).
   public var unexpected: [String] = []
+  /// Checkpoint keys skipped because their shape differs from the model's (only with
+  /// `skipMismatchedShapes`, as the reference's `load_pretrained`).
+  public var mismatched: [String] = []
   /// Flash-attention keys (`self_attn.Wqkv.*`) renamed to `self_attn.in_proj_*`.
   public var renamedWqkv = 0
   /// Specials appended to the vocabulary because vocab.json lacked them.
@@ -51,8 +54,11 @@ public struct ScGPTModelFolder {
 
   /// Loads a folder. `configure` may change the configuration before the model is built (for
   /// example drop heads as the reference's `embed_data` does: their weights then count as
-  /// unexpected). Shapes that disagree with args.json/vocab.json are an error naming the first.
-  public static func load(_ directory: URL, configure: ((inout ScGPTConfig) -> Void)? = nil) throws -> ScGPTModelFolder {
+  /// unexpected). Shapes that disagree with args.json/vocab.json are an error naming the first,
+  /// unless `skipMismatchedShapes` (for a configuration changed on purpose): then those weights
+  /// are left out and listed in the report, as the reference's `load_pretrained` skips them.
+  public static func load(_ directory: URL, skipMismatchedShapes: Bool = false,
+                          configure: ((inout ScGPTConfig) -> Void)? = nil) throws -> ScGPTModelFolder {
     for file in [weightsFile, argsFile, vocabFile] where !FileManager.default.fileExists(atPath: directory.appendingPathComponent(file).path) {
       throw ScGPTError.checkpoint("\(directory.path) has no \(file) (a model folder holds \(weightsFile), \(argsFile) and \(vocabFile))")
     }
@@ -72,11 +78,16 @@ public struct ScGPTModelFolder {
     var config = try configuration(args: args, vocab: vocab, weights: state)
     configure?(&config)
     let network = try ScGPTNetwork(config)
-    try checkShapes(state, against: network, config: config)
     let own = network.stateDict()
+    if skipMismatchedShapes {
+      report.mismatched = own.keys.filter { key in state[key].map { $0.shape != own[key]!.shape } ?? false }
+      for key in report.mismatched { state[key] = nil }
+    }
+    try checkShapes(state, against: network, config: config)
     let (missing, unexpected) = try network.loadStateDict(state, strict: false)
     report.missing = missing
     report.unexpected = unexpected
+    report.missing = missing.filter { !report.mismatched.contains($0) }
     report.used = own.keys.filter { state[$0] != nil }
     var folder = ScGPTModelFolder(network: network, vocab: vocab, args: args)
     folder.report = report
