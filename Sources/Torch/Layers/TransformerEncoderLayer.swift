@@ -1,6 +1,7 @@
 /// torch.nn.TransformerEncoderLayer: self-attention and a feed-forward block, each with a
 /// residual connection, post-norm (default) or pre-norm (`normFirst`). Same child names:
-/// self_attn, linear1, linear2, norm1, norm2.
+/// self_attn, linear1, linear2, norm1, norm2. `attentionDropout` (default: `dropout`, as torch)
+/// sets the attention-probability dropout alone.
 public final class TransformerEncoderLayer: Module {
   public enum Activation: Sendable { case relu, gelu }
 
@@ -17,8 +18,8 @@ public final class TransformerEncoderLayer: Module {
 
   public init(dModel: Int, nHead: Int, dimFeedforward: Int = 2048, dropout: Double = 0.1,
               activation: Activation = .relu, layerNormEps: Double = 1e-5, batchFirst: Bool = false,
-              normFirst: Bool = false, bias: Bool = true) {
-    selfAttention = MultiheadAttention(embedDim: dModel, numHeads: nHead, dropout: dropout, bias: bias,
+              normFirst: Bool = false, bias: Bool = true, attentionDropout: Double? = nil) {
+    selfAttention = MultiheadAttention(embedDim: dModel, numHeads: nHead, dropout: attentionDropout ?? dropout, bias: bias,
                                        batchFirst: batchFirst)
     linear1 = Linear(dModel, dimFeedforward, bias: bias)
     linear2 = Linear(dimFeedforward, dModel, bias: bias)

@@ -1,0 +1,102 @@
+/// The architecture of scGPT's `TransformerModel`, with the reference's defaults.
+public struct ScGPTConfig: Equatable, Sendable {
+  public enum InputEmbeddingStyle: String, Sendable, CaseIterable {
+    /// Values through Linear(1, d) → ReLU → Linear(d, d) → LayerNorm (clamped at 512).
+    case continuous
+    /// Integer values (bins) through an Embedding over `nInputBins`.
+    case category
+    /// Gene embedding multiplied by the value.
+    case scaling
+  }
+  public enum CellEmbeddingStyle: String, Sendable, CaseIterable {
+    case cls
+    /// Mean over all positions, padding included (as the reference).
+    case avgPool = "avg-pool"
+    /// Sum weighted by the input values, L2-normalised (as the reference).
+    case wPool = "w-pool"
+  }
+  public enum MVCStyle: String, Sendable, CaseIterable {
+    case innerProduct = "inner product"
+    case innerProductDetach = "inner product, detach"
+    case concatQuery = "concat query"
+    case sumQuery = "sum query"
+  }
+  /// Normalisation of the input embeddings before the transformer.
+  public enum BatchNormalization: String, Sendable, CaseIterable {
+    case none
+    /// One affine-free BatchNorm1d per batch label (`dsbn.bns.{i}`); the minibatch's first
+    /// cell picks the one used for the whole minibatch, as the reference.
+    case domainSpecific = "dsbn"
+    /// One affine BatchNorm1d (`bn`).
+    case single = "batchnorm"
+  }
+
+  /// Vocabulary size.
+  public var ntoken: Int
+  /// Embedding size (`embsize` in args.json).
+  public var dModel: Int
+  public var nHead: Int
+  /// Feed-forward width.
+  public var dHid: Int
+  public var nLayers: Int
+  /// Layers of the classification head (its last is the output layer).
+  public var nLayersCls = 3
+  public var nCls = 1
+  public var dropout = 0.5
+  /// Dropout on the attention probabilities; nil: `dropout`, as torch's TransformerEncoderLayer.
+  /// On CPU libtorch's fused (memory-efficient) attention takes no dropout, so training with a
+  /// non-zero value computes full score matrices; 0 keeps attention fused while training.
+  public var attentionDropout: Double?
+  /// The id of `<pad>` (the gene embedding's padding index).
+  public var padTokenId: Int
+  public var padValue: Double = 0
+  public var doMVC = false
+  public var doDAB = false
+  public var useBatchLabels = false
+  public var numBatchLabels: Int?
+  public var batchNormalization: BatchNormalization = .none
+  public var inputEmbeddingStyle: InputEmbeddingStyle = .continuous
+  /// Number of value embeddings for `category` input (n_bins + 2 in the tutorials).
+  public var nInputBins: Int?
+  public var cellEmbeddingStyle: CellEmbeddingStyle = .cls
+  public var mvcDecoderStyle: MVCStyle = .innerProduct
+  public var ecsThreshold = 0.3
+  public var explicitZeroProb = false
+  /// Pre-norm layers. The reference's torch path ignores `pre_norm` (always post-norm); its
+  /// flash layers honour it. Official checkpoints are post-norm.
+  public var preNorm = false
+
+  public init(ntoken: Int, dModel: Int, nHead: Int, dHid: Int, nLayers: Int, padTokenId: Int) {
+    self.ntoken = ntoken
+    self.dModel = dModel
+    self.nHead = nHead
+    self.dHid = dHid
+    self.nLayers = nLayers
+    self.padTokenId = padTokenId
+  }
+
+  /// Whether the model needs batch labels in its input.
+  public var needsBatchLabels: Bool { useBatchLabels || batchNormalization != .none }
+
+  public func validate() throws {
+    func fail(_ m: String) -> ScGPTError { .invalidConfig(m) }
+    guard ntoken > 0, dModel > 0, nHead > 0, dHid > 0, nLayers >= 0 else {
+      throw fail("sizes must be positive (ntoken \(ntoken), d_model \(dModel), nhead \(nHead), d_hid \(dHid), nlayers \(nLayers))")
+    }
+    guard dModel % nHead == 0 else { throw fail("d_model \(dModel) is not divisible by nhead \(nHead)") }
+    guard (0..<ntoken).contains(padTokenId) else { throw fail("pad token id \(padTokenId) is outside the vocabulary of \(ntoken)") }
+    guard (0..<1).contains(dropout), (0..<1).contains(attentionDropout ?? 0) else { throw fail("dropout must lie in [0, 1)") }
+    guard nLayersCls >= 1, nCls >= 1 else { throw fail("nlayers_cls and n_cls must be at least 1") }
+    if useBatchLabels || batchNormalization == .domainSpecific || doDAB {
+      guard let n = numBatchLabels, n >= 1 else {
+        throw fail("batch labels, DSBN and the batch discriminator need num_batch_labels >= 1")
+      }
+    }
+    if inputEmbeddingStyle == .category {
+      guard let n = nInputBins, n > 0 else { throw fail("input_emb_style category needs n_input_bins") }
+    }
+    if explicitZeroProb && (mvcDecoderStyle == .concatQuery || mvcDecoderStyle == .sumQuery) && doMVC {
+      throw fail("the MVC decoder '\(mvcDecoderStyle.rawValue)' has no explicit zero probability (the reference raises NotImplementedError)")
+    }
+  }
+}

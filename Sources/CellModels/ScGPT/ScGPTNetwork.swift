@@ -1,0 +1,253 @@
+import Torch
+
+/// One minibatch of tokenised cells.
+public struct ScGPTBatch {
+  /// int64 [B, L] vocabulary ids, `<cls>` first.
+  public var geneIds: Tensor
+  /// float32 [B, L] (masked) values.
+  public var values: Tensor
+  /// bool [B, L], true at `<pad>`.
+  public var paddingMask: Tensor
+  /// int64 [B] batch labels (needed with batch labels or DSBN).
+  public var batchLabels: Tensor?
+
+  public init(geneIds: Tensor, values: Tensor, paddingMask: Tensor, batchLabels: Tensor? = nil) {
+    self.geneIds = geneIds
+    self.values = values
+    self.paddingMask = paddingMask
+    self.batchLabels = batchLabels
+  }
+
+  /// A batch from tokenised cells (mask = ids == `<pad>`'s id); `values` replaces their values
+  /// (e.g. masked ones).
+  public init(_ cells: TokenizedCells, values: [[Float]]? = nil, batchLabels: [Int]? = nil) {
+    let v = values.map { Tensor(Array($0.joined()), shape: [cells.count, cells.length]) } ?? cells.valueTensor
+    self.init(geneIds: cells.geneIdTensor, values: v, paddingMask: cells.paddingMask,
+              batchLabels: batchLabels.map { Tensor($0.map(Int64.init)) })
+  }
+}
+
+/// Which heads a forward pass runs besides the expression decoder (always) and the batch
+/// discriminator (whenever the model has one), as the reference's forward flags.
+public struct ScGPTHeads: OptionSet, Sendable {
+  public let rawValue: Int
+  public init(rawValue: Int) { self.rawValue = rawValue }
+  /// Cell-type classification (`cls_output`).
+  public static let cls = ScGPTHeads(rawValue: 1)
+  /// Contrastive cell embedding loss (a second encoder pass; temperature 0.5).
+  public static let cce = ScGPTHeads(rawValue: 2)
+  /// Masked value prediction from the cell embedding (GEPC).
+  public static let mvc = ScGPTHeads(rawValue: 4)
+  /// Elastic cell similarity loss.
+  public static let ecs = ScGPTHeads(rawValue: 8)
+  /// With explicit zero probabilities: outputs = Bernoulli(zero probs) draw × prediction.
+  public static let sample = ScGPTHeads(rawValue: 16)
+}
+
+/// The outputs of `ScGPTNetwork.forward` (the reference's dict keys in the comments).
+public struct ScGPTOutput {
+  /// Gene-token embeddings [B, L, d] (the MVC decoder's queries).
+  public var geneEmbeddings: Tensor
+  /// Transformer output [B, L, d].
+  public var transformerOutput: Tensor
+  public var cellEmbedding: Tensor  // cell_emb
+  public var mlmOutput: Tensor  // mlm_output
+  public var mlmZeroProbs: Tensor?  // mlm_zero_probs
+  public var clsOutput: Tensor?  // cls_output
+  public var lossCCE: Tensor?  // loss_cce
+  public var mvcOutput: Tensor?  // mvc_output
+  public var mvcZeroProbs: Tensor?  // mvc_zero_probs
+  public var lossECS: Tensor?  // loss_ecs
+  public var dabOutput: Tensor?  // dab_output
+}
+
+/// scGPT's `TransformerModel` (scgpt 0.2.4) with its state-dict keys: gene and value encoders,
+/// optional batch encoder and (domain-specific) batch norm, a post-norm transformer encoder with
+/// a key-padding mask on libtorch's fused attention, and the expression, classification, MVC and
+/// batch-discriminator heads.
+public final class ScGPTNetwork: Module {
+  public let config: ScGPTConfig
+  public let encoder: ScGPTTokenEncoder
+  public let continuousValueEncoder: ContinuousValueEncoder?
+  public let categoryValueEncoder: CategoryValueEncoder?
+  public let batchEncoder: ScGPTTokenEncoder?
+  public let dsbn: DomainSpecificBatchNorm1d?
+  public let bn: BatchNorm1d?
+  public let transformerEncoder: TransformerEncoder
+  public let decoder: ExprDecoder
+  public let clsDecoder: ScGPTClassifier
+  public let mvcDecoder: MVCDecoder?
+  public let discriminator: ScGPTClassifier?
+  /// The ECS loss's similarity threshold (not part of the weights).
+  public var ecsThreshold: Double
+
+  public init(_ config: ScGPTConfig) throws {
+    try config.validate()
+    self.config = config
+    let d = config.dModel
+    let geneEncoder = ScGPTTokenEncoder(config.ntoken, d, paddingIndex: config.padTokenId)
+    // The reference's init_weights: the whole gene embedding, padding row included, U(-0.1, 0.1).
+    withNoGrad { geneEncoder.embedding.weight.copy_(Tensor.rand([config.ntoken, d]) * 0.2 - 0.1) }
+    encoder = geneEncoder
+    switch config.inputEmbeddingStyle {
+    case .continuous:
+      continuousValueEncoder = ContinuousValueEncoder(d, dropout: config.dropout)
+      categoryValueEncoder = nil
+    case .category:
+      continuousValueEncoder = nil
+      categoryValueEncoder = CategoryValueEncoder(config.nInputBins!, d, paddingIndex: Int(config.padValue))
+    case .scaling:
+      continuousValueEncoder = nil
+      categoryValueEncoder = nil
+    }
+    batchEncoder = config.useBatchLabels ? ScGPTTokenEncoder(config.numBatchLabels!, d) : nil
+    dsbn = config.batchNormalization == .domainSpecific
+      ? DomainSpecificBatchNorm1d(d, numDomains: config.numBatchLabels!) : nil
+    bn = config.batchNormalization == .single ? BatchNorm1d(d, eps: 6.1e-5) : nil
+    transformerEncoder = TransformerEncoder((0..<config.nLayers).map { _ in
+      TransformerEncoderLayer(
+        dModel: d, nHead: config.nHead, dimFeedforward: config.dHid, dropout: config.dropout, batchFirst: true,
+        normFirst: config.preNorm, attentionDropout: config.attentionDropout)
+    })
+    decoder = ExprDecoder(d, explicitZeroProb: config.explicitZeroProb, useBatchLabels: config.useBatchLabels)
+    clsDecoder = ScGPTClassifier(d, nClasses: config.nCls, nLayers: config.nLayersCls)
+    mvcDecoder = config.doMVC
+      ? MVCDecoder(d, style: config.mvcDecoderStyle, explicitZeroProb: config.explicitZeroProb,
+                   useBatchLabels: config.useBatchLabels) : nil
+    discriminator = config.doDAB
+      ? ScGPTClassifier(d, nClasses: config.numBatchLabels!, nLayers: 3, leaky: true, reverseGradient: true) : nil
+    ecsThreshold = config.ecsThreshold
+    super.init()
+    registerModule("encoder", encoder)
+    if let continuousValueEncoder { registerModule("value_encoder", continuousValueEncoder) }
+    if let categoryValueEncoder { registerModule("value_encoder", categoryValueEncoder) }
+    if let batchEncoder { registerModule("batch_encoder", batchEncoder) }
+    if let dsbn { registerModule("dsbn", dsbn) }
+    if let bn { registerModule("bn", bn) }
+    registerModule("transformer_encoder", transformerEncoder)
+    registerModule("decoder", decoder)
+    registerModule("cls_decoder", clsDecoder)
+    if let mvcDecoder { registerModule("mvc_decoder", mvcDecoder) }
+    if let discriminator { registerModule("grad_reverse_discriminator", discriminator) }
+  }
+
+  // MARK: - Encoding
+
+  /// Gene embeddings and values combined: gene + value embedding (or gene × value for scaling),
+  /// [B, L, d], before batch normalisation.
+  public func inputEmbeddings(_ batch: ScGPTBatch) -> (genes: Tensor, total: Tensor) {
+    let genes = encoder(batch.geneIds)
+    if let continuousValueEncoder { return (genes, genes + continuousValueEncoder(batch.values)) }
+    if let categoryValueEncoder { return (genes, genes + categoryValueEncoder(batch.values)) }
+    return (genes, genes * batch.values.unsqueeze(dim: 2))
+  }
+
+  /// Batch normalisation (if any) and the transformer over input embeddings [B, L, d].
+  public func transform(_ total: Tensor, _ batch: ScGPTBatch) throws -> Tensor {
+    var x = total
+    if let dsbn {
+      // As the reference: the first cell's label picks the BatchNorm for the whole minibatch.
+      let domain = Int(batch.batchLabels![0].item())
+      x = try dsbn(x.permute([0, 2, 1]), domain: domain).permute([0, 2, 1])
+    } else if let bn {
+      x = bn(x.permute([0, 2, 1])).permute([0, 2, 1])
+    }
+    return transformerEncoder(x, srcKeyPaddingMask: batch.paddingMask)
+  }
+
+  /// The reference's `_encode`: transformer output [B, L, d].
+  public func encode(_ batch: ScGPTBatch) throws -> Tensor {
+    try check(batch)
+    return try withTorchErrors { try transform(inputEmbeddings(batch).total, batch) }
+  }
+
+  /// The cell embedding [B, d] of a transformer output in `style` (default: the config's);
+  /// `weights` [B, L] are w-pool's (the reference passes the input values).
+  public func cellEmbedding(_ output: Tensor, weights: Tensor? = nil, style: ScGPTConfig.CellEmbeddingStyle? = nil) throws -> Tensor {
+    switch style ?? config.cellEmbeddingStyle {
+    case .cls: return output.select(dim: 1, index: 0)
+    case .avgPool: return output.mean(dim: 1)
+    case .wPool:
+      guard let weights else { throw ScGPTError.invalidInput("w-pool cell embeddings need weights") }
+      return l2Normalized((output * weights.unsqueeze(dim: 2)).sum(dim: 1))
+    }
+  }
+
+  // MARK: - Forward
+
+  /// The reference's `forward(src, values, src_key_padding_mask, batch_labels, CLS, CCE, MVC, ECS,
+  /// do_sample)`. `inputHook` sees the input embeddings (gene + value, before batch norm) and
+  /// returns what the transformer gets; a test makes it a leaf to read its gradient.
+  public func forward(_ batch: ScGPTBatch, heads: ScGPTHeads = [], inputHook: ((Tensor) -> Tensor)? = nil) throws
+    -> ScGPTOutput
+  {
+    try check(batch)
+    if heads.contains(.mvc) && mvcDecoder == nil { throw ScGPTError.invalidInput("MVC asked for, but the model has no MVC decoder") }
+    return try withTorchErrors {
+      let (genes, total) = inputEmbeddings(batch)
+      let output = try transform(inputHook.map { $0(total) } ?? total, batch)
+      let batchEmbedding = batchEncoder.map { $0(batch.batchLabels!) }
+
+      var decoderInput = output
+      if let batchEmbedding {
+        let repeated = batchEmbedding.unsqueeze(dim: 1).expand([output.size(0), output.size(1), batchEmbedding.size(1)])
+        decoderInput = Tensor.cat([output, repeated], dim: 2)
+      }
+      let mlm = decoder(decoderInput)
+      let cell = try cellEmbedding(output, weights: batch.values)
+      var result = ScGPTOutput(
+        geneEmbeddings: genes, transformerOutput: output, cellEmbedding: cell,
+        mlmOutput: sampled(mlm, heads), mlmZeroProbs: mlm.zeroProbs)
+
+      if heads.contains(.cls) { result.clsOutput = clsDecoder(cell) }
+      if heads.contains(.cce) {
+        let second = try cellEmbedding(transform(inputEmbeddings(batch).total, batch), weights: batch.values)
+        result.lossCCE = ScGPTLosses.contrastive(cell, second, temperature: 0.5)
+      }
+      if heads.contains(.mvc), let mvcDecoder {
+        let query = batchEmbedding.map { Tensor.cat([cell, $0], dim: 1) } ?? cell
+        let mvc = mvcDecoder(cellEmbedding: query, geneEmbeddings: genes)
+        result.mvcOutput = sampled(mvc, heads)
+        result.mvcZeroProbs = mvc.zeroProbs
+      }
+      if heads.contains(.ecs) { result.lossECS = ScGPTLosses.elasticCellSimilarity(cell, threshold: ecsThreshold) }
+      if let discriminator { result.dabOutput = discriminator(cell) }
+      return result
+    }
+  }
+
+  private func sampled(_ decoded: (pred: Tensor, zeroProbs: Tensor?), _ heads: ScGPTHeads) -> Tensor {
+    guard heads.contains(.sample), let p = decoded.zeroProbs else { return decoded.pred }
+    return p.detach().bernoulli() * decoded.pred
+  }
+
+  private func check(_ batch: ScGPTBatch) throws {
+    let shape = batch.geneIds.shape
+    guard shape.count == 2, batch.values.shape == shape, batch.paddingMask.shape == shape else {
+      throw ScGPTError.invalidInput(
+        "gene ids \(shape), values \(batch.values.shape) and padding mask \(batch.paddingMask.shape) must be the same [cells, length]")
+    }
+    guard batch.geneIds.dtype == .int64, batch.paddingMask.dtype == .bool else {
+      throw ScGPTError.invalidInput("gene ids must be int64 and the padding mask bool")
+    }
+    guard shape[0] > 0, shape[1] > 0 else { throw ScGPTError.invalidInput("empty batch \(shape)") }
+    let low = Int(batch.geneIds.min().item()), high = Int(batch.geneIds.max().item())
+    guard low >= 0, high < config.ntoken else {
+      throw ScGPTError.invalidInput("gene ids span \(low)…\(high), outside the vocabulary of \(config.ntoken)")
+    }
+    if config.needsBatchLabels {
+      guard let labels = batch.batchLabels, labels.shape == [shape[0]] else {
+        throw ScGPTError.invalidInput("this model needs one batch label per cell (\(shape[0]))")
+      }
+      let top = Int(labels.max().item()), bottom = Int(labels.min().item())
+      guard bottom >= 0, top < config.numBatchLabels! else {
+        throw ScGPTError.invalidInput("batch labels span \(bottom)…\(top), outside the model's \(config.numBatchLabels!) batches")
+      }
+    }
+  }
+}
+
+/// x / max(‖x‖₂, eps) along dim 1 (torch's F.normalize).
+func l2Normalized(_ x: Tensor, eps: Double = 1e-12) -> Tensor {
+  x / x.norm([1], keepDim: true).clamp(min: eps)
+}

@@ -1,0 +1,20 @@
+/// torch.nn.TransformerEncoder: `layers.{i}` applied in order, then an optional final `norm`.
+public final class TransformerEncoder: Module {
+  public let layers: ModuleList<TransformerEncoderLayer>
+  public let norm: LayerNorm?
+
+  public init(_ layers: [TransformerEncoderLayer], norm: LayerNorm? = nil) {
+    self.layers = ModuleList(layers)
+    self.norm = norm
+    super.init()
+    registerModule("layers", self.layers)
+    if let norm { registerModule("norm", norm) }
+  }
+
+  /// `srcKeyPaddingMask` [N, L]: true at positions that may not be attended (padding).
+  public func callAsFunction(_ src: Tensor, mask: Tensor? = nil, srcKeyPaddingMask: Tensor? = nil) -> Tensor {
+    var x = src
+    for layer in layers.modules { x = layer(x, srcMask: mask, srcKeyPaddingMask: srcKeyPaddingMask) }
+    return norm.map { $0(x) } ?? x
+  }
+}
