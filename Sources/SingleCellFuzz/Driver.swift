@@ -36,6 +36,23 @@ private func scratchFolder() -> URL {
     _ = readBytes(fuzzReader, bytes, scratch: scratchFolder())
     return 0
   }
+
+  // SwiftPM links an executable with `main` aliased to `<module>_main`, so libFuzzer's own main
+  // is never pulled in: this one hands over to libFuzzer's driver instead.
+  @_silgen_name("LLVMFuzzerRunDriver")
+  func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+  ) -> Int32
+
+  @_cdecl("SingleCellFuzz_main")
+  public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
+    var count = argc
+    var arguments = argv
+    _ = fuzzReader  // fail early on a bad $FUZZ_READER
+    return runFuzzerDriver(&count, &arguments, fuzzTestOneInput)
+  }
 #else
   @main
   struct ReplayDriver {
