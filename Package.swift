@@ -46,7 +46,9 @@ let package = Package(
     // Plain C loops for Torch (no libtorch): optimised in debug builds too, so tests stay fast.
     .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2", "-fno-math-errno"])]),
     .target(name: "Torch", dependencies: ["CTorch", "CKernels"]),
-    .target(name: "CellData", dependencies: ["CHDF5"]),
+    // Fault-guarded calls into libhdf5 for reading corrupt files (see its header).
+    .target(name: "CHDF5Safe", dependencies: ["CHDF5"]),
+    .target(name: "CellData", dependencies: ["CHDF5", "CHDF5Safe"]),
     .target(name: "Genomics"),
     .target(name: "CellAnalysis", dependencies: ["Torch", "CellData", "CIgraph", "CCairo"]),
     .target(name: "CellModels", dependencies: ["Torch", "CellData", "Genomics", "CellAnalysis"]),

@@ -1,4 +1,5 @@
 import CHDF5
+import CHDF5Safe
 
 /// Reads .h5ad files (the anndata on-disk format, versions written by anndata 0.7 to 0.12).
 ///
@@ -112,7 +113,8 @@ struct H5ADReader {
   func element(_ parent: H5Group, _ name: String) throws -> Element? {
     let path = parent.childPath(name)
     var address: UInt64 = 0
-    guard chdf5_object_address(parent.id, name, &address) >= 0 else {
+    var fault: Int32 = 0
+    guard chdf5_safe_object_address(parent.id, name, &address, &fault) >= 0 else {
       throw CellDataError("\(parent.file): \(path): cannot open: \(hdf5ErrorMessage())")
     }
     guard visits.objects.insert(address).inserted else {

@@ -13,6 +13,9 @@ import Foundation
 // Built by `make fuzz` (-sanitize=fuzzer -D FUZZING): libFuzzer's entry point, the reader named
 // by $FUZZ_READER.
 
+/// Whether `error` reports a fault inside libhdf5 that was caught (see CHDF5Safe).
+func hdf5Poisoned(_ error: Error) -> Bool { "\(error)".contains("HDF5 cannot be used again in this process") }
+
 /// Unbuffered, so that what precedes a crash reaches the parent.
 private func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 
@@ -33,7 +36,16 @@ private func scratchFolder() -> URL {
   @_cdecl("LLVMFuzzerTestOneInput")
   public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let bytes = size > 0 && data != nil ? Array(UnsafeBufferPointer(start: data, count: size)) : []
-    _ = readBytes(fuzzReader, bytes, scratch: scratchFolder())
+    if case .failure(let error) = readBytes(fuzzReader, bytes, scratch: scratchFolder()), hdf5Poisoned(error) {
+      // A fault inside libhdf5 was caught: not a crash of ours, but HDF5 is unusable from now on.
+      // The input is kept in $FUZZ_CAUGHT_DIR and the process ends quietly (libFuzzer's fork mode
+      // starts a new one).
+      if let folder = ProcessInfo.processInfo.environment["FUZZ_CAUGHT_DIR"] {
+        let name = String(UInt64(bitPattern: Int64(bytes.hashValue)), radix: 16)
+        try? Data(bytes).write(to: URL(fileURLWithPath: folder).appendingPathComponent("caught-\(name)"))
+      }
+      _exit(0)
+    }
     return 0
   }
 
@@ -87,7 +99,11 @@ private func scratchFolder() -> URL {
         alarm(0)
         switch result {
         case .success(let summary): say("OK \(i) \(summary)")
-        case .failure(let error): say("ERROR \(i) \("\(error)".replacingOccurrences(of: "\n", with: " "))")
+        case .failure(let error):
+          say("ERROR \(i) \("\(error)".replacingOccurrences(of: "\n", with: " "))")
+          // After a caught fault in libhdf5 the library is unusable: exit 3 so the parent goes on
+          // with the next input in a fresh process.
+          if hdf5Poisoned(error) { exit(3) }
         }
       }
     }

@@ -92,6 +92,7 @@ final class ReaderMutationTests: CLITestCase {
     let start = Date()
     let results = try runChild(reader: reader, files: files, file: file, line: line)
     let ok = results.filter { $0.hasPrefix("OK") }.count
+    let caught = results.filter { $0.contains("HDF5 cannot be used again") }.count
     // A rejection names the file it rejects (for a bundle, a file of the folder it was split into).
     // Peak names are strings, not a file: their errors name the peak instead.
     if reader != "peaks" {
@@ -104,7 +105,7 @@ final class ReaderMutationTests: CLITestCase {
       XCTAssertTrue(unnamed.isEmpty, "\(reader): \(unnamed.count) errors do not name the file, e.g. \(unnamed.prefix(3))",
                     file: file, line: line)
     }
-    print("mutation run \(reader): \(files.count) inputs, \(ok) read, \(files.count - ok) rejected, "
+    print("mutation run \(reader): \(files.count) inputs, \(ok) read, \(files.count - ok) rejected (\(caught) by a caught libhdf5 fault), "
       + String(format: "%.1f s", Date().timeIntervalSince(start)))
   }
 
@@ -140,6 +141,14 @@ final class ReaderMutationTests: CLITestCase {
         && !results[next + lastBegun].isEmpty
       {
         break
+      }
+      // Exit status 3: a fault inside libhdf5 was caught and reported as an error; libhdf5 is
+      // unusable in that process, so the next input gets a fresh one.
+      if process.terminationReason == .exit && process.terminationStatus == 3 && lastBegun >= 0
+        && results[next + lastBegun].hasPrefix("ERROR")
+      {
+        next += lastBegun + 1
+        continue
       }
       // The child died on the input it began last (or before the first one).
       let culprit = max(lastBegun, 0)
