@@ -129,6 +129,12 @@ final class ScGPTParityTests: XCTestCase {
     assertClose(ScGPTLosses.maskedMSE(out.mvcOutput!, target, mask: positions), io["loss.B.gepc"]!, "gepc")
     assertClose(out.lossECS!, io["loss.B.ecs"]!, "ecs")
     assertClose(ScGPTLosses.negLogBernoulli(out.mvcZeroProbs!, target, mask: positions), io["loss.B.mvc_nzlp"]!, "mvc nzlp")
+
+    // torch's inference fast path (eval, no_grad): padded rows of the transformer output are 0.
+    let fast = try withNoGrad { try network.forward(batch, zeroPaddedOutputs: true) }
+    assertClose(try network.cellEmbedding(fast.transformerOutput, style: .avgPool), io["out.B.cell_emb_avg_pool_fastpath"]!, "avg-pool, fast path")
+    assertClose(fast.mlmOutput, io["out.B.mlm_output_fastpath"]!, "prediction, fast path")
+    assertClose(fast.cellEmbedding, io["out.B.cell_emb"]!, "cls, fast path")
   }
 
   /// The flash-attention naming (`self_attn.Wqkv.*`) loads to the same model.

@@ -56,6 +56,12 @@ final class ScGPTTokenizationTests: XCTestCase {
   func testNonZeroGenesPaddedMatchReference() throws {
     let cells = try tokenize(maxLength: 1000, includeZero: false)
     XCTAssertEqual(cells.geneIds, intRows(ScGPTFixtures.tok("tokB.genes")))
+    let sparse = Matrix.sparse(try SparseMatrix.csr(from: DenseArray(rows: 16, cols: 200, values: Self.binned)))
+    var random = ScGPTRandom(seed: 0)
+    let fromMatrix = try ScGPTTokenizer.tokenizeAndPad(
+      sparse, cells: Array(0..<16), geneIds: try Self.vocab().match(Self.hvgGenes).ids, maxLength: 1000,
+      vocab: try Self.vocab(), padValue: -2, random: &random)
+    XCTAssertEqual(fromMatrix, cells, "a sparse matrix tokenises as its dense rows")
     XCTAssertEqual(cells.values, floatRows(ScGPTFixtures.tok("tokB.values")))
     XCTAssertEqual(intRows(cells.paddingMask.to(.int64)), intRows(ScGPTFixtures.io("in.B.src_key_padding_mask").to(.int64)))
     let masked = mask(cells, seed: 2)

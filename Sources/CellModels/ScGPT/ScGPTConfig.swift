@@ -75,8 +75,9 @@ public struct ScGPTConfig: Equatable, Sendable {
     self.padTokenId = padTokenId
   }
 
-  /// Whether the model needs batch labels in its input.
-  public var needsBatchLabels: Bool { useBatchLabels || batchNormalization != .none }
+  /// Whether the model needs batch labels in its input (the single BatchNorm does not use them,
+  /// although the reference asks for them).
+  public var needsBatchLabels: Bool { useBatchLabels || batchNormalization == .domainSpecific }
 
   public func validate() throws {
     func fail(_ m: String) -> ScGPTError { .invalidConfig(m) }

@@ -77,6 +77,7 @@ public struct ScGPTModelFolder {
     }
     var config = try configuration(args: args, vocab: vocab, weights: state)
     configure?(&config)
+    try preflight(state, config: config, anchors: !skipMismatchedShapes)
     let network = try ScGPTNetwork(config)
     let own = network.stateDict()
     if skipMismatchedShapes {
@@ -218,16 +219,39 @@ public struct ScGPTModelFolder {
     return c
   }
 
-  /// Refuses weights whose shapes or layer count disagree with the configuration.
-  static func checkShapes(_ state: StateDict, against network: ScGPTNetwork, config: ScGPTConfig) throws {
+  /// Checks before anything is allocated: the layer count, the gene embedding and first
+  /// feed-forward shapes (`anchors`), and a model no larger than a few times the weights (so a
+  /// corrupt args.json cannot make the model allocate without bound).
+  static func preflight(_ state: StateDict, config c: ScGPTConfig, anchors: Bool) throws {
     let layers = Set(state.keys.compactMap { key -> Int? in
       guard key.hasPrefix("transformer_encoder.layers.") else { return nil }
       return Int(key.split(separator: ".")[2])
     })
-    if !layers.isEmpty, layers.count != config.nLayers {
+    if !layers.isEmpty, layers.count != c.nLayers {
       throw ScGPTError.checkpoint(
-        "\(argsFile) does not match the weights: nlayers is \(config.nLayers) but \(weightsFile) has \(layers.count) transformer layers")
+        "\(argsFile) does not match the weights: nlayers is \(c.nLayers) but \(weightsFile) has \(layers.count) transformer layers")
     }
+    if anchors {
+      for (key, expected) in [("encoder.embedding.weight", [c.ntoken, c.dModel]),
+                              ("transformer_encoder.layers.0.linear1.weight", [c.dHid, c.dModel])] {
+        if let shape = state[key]?.shape, shape != expected {
+          throw ScGPTError.checkpoint(
+            "\(argsFile)/\(vocabFile) do not match the weights: '\(key)' is \(shape) in \(weightsFile) but the model built from them (embsize \(c.dModel), d_hid \(c.dHid), \(c.ntoken) tokens) has \(expected)")
+        }
+      }
+    }
+    let d = Double(c.dModel), hid = Double(c.dHid)
+    let heads = Double(c.nCls + (c.numBatchLabels ?? 0) + (c.nInputBins ?? 0) + 8 * c.nLayersCls + 16) * d * (d + 1)
+    let estimate = Double(c.ntoken) * d + Double(c.nLayers) * (4 * d * d + 2 * d * hid) + heads
+    let available = Double(state.reduce(0) { $0 + $1.value.count })
+    guard estimate <= max(4 * available, 1e7) else {
+      throw ScGPTError.checkpoint(
+        "\(argsFile) describes a model of about \(Int(estimate)) parameters, far more than the \(Int(available)) in \(weightsFile)")
+    }
+  }
+
+  /// Refuses weights whose shapes disagree with the model built from the configuration.
+  static func checkShapes(_ state: StateDict, against network: ScGPTNetwork, config: ScGPTConfig) throws {
     for (key, own) in network.stateDict() {
       guard let theirs = state[key], theirs.shape != own.shape else { continue }
       throw ScGPTError.checkpoint(

@@ -143,7 +143,9 @@ public final class ScGPTNetwork: Module {
   }
 
   /// Batch normalisation (if any) and the transformer over input embeddings [B, L, d].
-  public func transform(_ total: Tensor, _ batch: ScGPTBatch) throws -> Tensor {
+  /// `zeroPaddedOutputs` sets the outputs at padded positions to 0, as torch's own transformer
+  /// does on its inference fast path (eval mode under no_grad; the reference's `embed_data`).
+  public func transform(_ total: Tensor, _ batch: ScGPTBatch, zeroPaddedOutputs: Bool = false) throws -> Tensor {
     var x = total
     if let dsbn {
       // As the reference: the first cell's label picks the BatchNorm for the whole minibatch.
@@ -152,13 +154,14 @@ public final class ScGPTNetwork: Module {
     } else if let bn {
       x = bn(x.permute([0, 2, 1])).permute([0, 2, 1])
     }
-    return transformerEncoder(x, srcKeyPaddingMask: batch.paddingMask)
+    let output = transformerEncoder(x, srcKeyPaddingMask: batch.paddingMask)
+    return zeroPaddedOutputs ? output.maskedFill(batch.paddingMask.unsqueeze(dim: 2), 0) : output
   }
 
   /// The reference's `_encode`: transformer output [B, L, d].
-  public func encode(_ batch: ScGPTBatch) throws -> Tensor {
+  public func encode(_ batch: ScGPTBatch, zeroPaddedOutputs: Bool = false) throws -> Tensor {
     try check(batch)
-    return try withTorchErrors { try transform(inputEmbeddings(batch).total, batch) }
+    return try withTorchErrors { try transform(inputEmbeddings(batch).total, batch, zeroPaddedOutputs: zeroPaddedOutputs) }
   }
 
   /// The cell embedding [B, d] of a transformer output in `style` (default: the config's);
@@ -177,15 +180,16 @@ public final class ScGPTNetwork: Module {
 
   /// The reference's `forward(src, values, src_key_padding_mask, batch_labels, CLS, CCE, MVC, ECS,
   /// do_sample)`. `inputHook` sees the input embeddings (gene + value, before batch norm) and
-  /// returns what the transformer gets; a test makes it a leaf to read its gradient.
-  public func forward(_ batch: ScGPTBatch, heads: ScGPTHeads = [], inputHook: ((Tensor) -> Tensor)? = nil) throws
-    -> ScGPTOutput
+  /// returns what the transformer gets (a test adds a zero leaf to read its gradient).
+  /// `zeroPaddedOutputs`: see `transform`.
+  public func forward(_ batch: ScGPTBatch, heads: ScGPTHeads = [], zeroPaddedOutputs: Bool = false,
+                      inputHook: ((Tensor) -> Tensor)? = nil) throws -> ScGPTOutput
   {
     try check(batch)
     if heads.contains(.mvc) && mvcDecoder == nil { throw ScGPTError.invalidInput("MVC asked for, but the model has no MVC decoder") }
     return try withTorchErrors {
       let (genes, total) = inputEmbeddings(batch)
-      let output = try transform(inputHook.map { $0(total) } ?? total, batch)
+      let output = try transform(inputHook.map { $0(total) } ?? total, batch, zeroPaddedOutputs: zeroPaddedOutputs)
       let batchEmbedding = batchEncoder.map { $0(batch.batchLabels!) }
 
       var decoderInput = output
@@ -201,7 +205,8 @@ public final class ScGPTNetwork: Module {
 
       if heads.contains(.cls) { result.clsOutput = clsDecoder(cell) }
       if heads.contains(.cce) {
-        let second = try cellEmbedding(transform(inputEmbeddings(batch).total, batch), weights: batch.values)
+        let second = try cellEmbedding(
+          transform(inputEmbeddings(batch).total, batch, zeroPaddedOutputs: zeroPaddedOutputs), weights: batch.values)
         result.lossCCE = ScGPTLosses.contrastive(cell, second, temperature: 0.5)
       }
       if heads.contains(.mvc), let mvcDecoder {

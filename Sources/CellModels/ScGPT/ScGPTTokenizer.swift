@@ -1,3 +1,4 @@
+import CellData
 import Torch
 
 /// Cells as token sequences: gene ids and values, `<cls>` first, right-padded to one length.
@@ -75,6 +76,21 @@ public enum ScGPTTokenizer {
       out.values.append(values)
     }
     return out
+  }
+
+  /// `tokenizeAndPad` of the rows `cells` of a matrix (an AnnData's X or layer, dense or sparse).
+  public static func tokenizeAndPad(
+    _ matrix: Matrix, cells: [Int], geneIds: [Int], maxLength: Int, vocab: GeneVocab, padToken: String = "<pad>",
+    padValue: Float, appendCls: Bool = true, includeZeroGene: Bool = false, clsToken: String = "<cls>",
+    random: inout ScGPTRandom
+  ) throws -> TokenizedCells {
+    guard let bad = cells.first(where: { !(0..<matrix.nRows).contains($0) }) else {
+      let rows = try matrix.rows(cells).denseDoubles().map { Float($0) }
+      return try tokenizeAndPad(
+        rows, nGenes: matrix.nCols, geneIds: geneIds, maxLength: maxLength, vocab: vocab, padToken: padToken,
+        padValue: padValue, appendCls: appendCls, includeZeroGene: includeZeroGene, clsToken: clsToken, random: &random)
+    }
+    throw ScGPTError.invalidInput("cell index \(bad) is outside the \(matrix.nRows) cells")
   }
 
   /// `random_mask_value`: in each row, `Int(n · maskRatio)` of the n positions whose value is
