@@ -9,16 +9,6 @@ class CLITestCase: XCTestCase {
   let counts = repository.appendingPathComponent("data/pbmc68k_reduced.h5ad").path
   var scratch: URL!
 
-  /// A real data set of ../shared/data; a test that needs one fails, naming the file, when it is absent.
-  func sharedData(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
-    let url = Self.repository.deletingLastPathComponent().appendingPathComponent("shared/data/\(name)")
-    guard FileManager.default.fileExists(atPath: url.path) else {
-      XCTFail("missing \(url.path): the shared data folder must sit beside the repository (../shared/data)", file: file, line: line)
-      throw CocoaError(.fileNoSuchFile)
-    }
-    return url.path
-  }
-
   override func setUpWithError() throws {
     scratch = FileManager.default.temporaryDirectory.appendingPathComponent("cli-tests-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
