@@ -48,6 +48,11 @@ final class ScGPTTokenizationTests: XCTestCase {
     let masked = mask(cells, seed: 1)
     XCTAssertEqual(masked.map { $0.filter { $0 == -1 }.count }, intRows(ScGPTFixtures.tok("tokA.n_masked").unsqueeze(dim: 0))[0])
     XCTAssertEqual(masked, floatRows(ScGPTFixtures.tok("tokA.masked_values")), "numpy's masked positions")
+    // End to end: these tokens and masks through the fixture model give the reference's outputs.
+    let network = try ScGPTFixtures.model().network
+    let batch = try ScGPTBatch(cells, values: masked, batchLabels: [Int](repeating: 1, count: 16))
+    let out = try withNoGrad { try network.forward(batch) }
+    assertClose(out.mlmOutput, ScGPTFixtures.io("out.mlm_output"), "prediction from our tokens")
     let clsMasked = masked.map { $0[0] == -1 }
     XCTAssertEqual(clsMasked, ScGPTFixtures.cases["cls_masked_in_case_A"] as! [Bool], "<cls> is maskable when pad value ≠ 0, as the reference")
   }

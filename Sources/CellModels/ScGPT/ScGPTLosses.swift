@@ -15,7 +15,7 @@ public enum ScGPTLosses {
     let m = mask.to(probs.dtype)
     let eps = Double(Float.ulpOfOne)
     let p = probs.clamp(min: eps, max: 1 - eps)
-    let logits = p.log() - (1 - p).log()
+    let logits = p.log() - (-p).log1p()
     let nonZero = target.gt(0).to(probs.dtype)
     // log_prob = −BCE-with-logits(logits, value)
     let logProb = -Functional.binaryCrossEntropyWithLogits(logits, nonZero, reduction: .none)

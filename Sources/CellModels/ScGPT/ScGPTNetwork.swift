@@ -19,8 +19,14 @@ public struct ScGPTBatch {
   }
 
   /// A batch from tokenised cells (mask = ids == `<pad>`'s id); `values` replaces their values
-  /// (e.g. masked ones).
-  public init(_ cells: TokenizedCells, values: [[Float]]? = nil, batchLabels: [Int]? = nil) {
+  /// (e.g. masked ones) and must have their shape.
+  public init(_ cells: TokenizedCells, values: [[Float]]? = nil, batchLabels: [Int]? = nil) throws {
+    if let values, values.count != cells.count || values.contains(where: { $0.count != cells.length }) {
+      throw ScGPTError.invalidInput("values must be \(cells.count) rows of \(cells.length), like the tokens")
+    }
+    if let batchLabels, batchLabels.count != cells.count {
+      throw ScGPTError.invalidInput("\(batchLabels.count) batch labels for \(cells.count) cells")
+    }
     let v = values.map { Tensor(Array($0.joined()), shape: [cells.count, cells.length]) } ?? cells.valueTensor
     self.init(geneIds: cells.geneIdTensor, values: v, paddingMask: cells.paddingMask,
               batchLabels: batchLabels.map { Tensor($0.map(Int64.init)) })

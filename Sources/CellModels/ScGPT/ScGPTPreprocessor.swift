@@ -45,9 +45,17 @@ public struct ScGPTPreprocessor: Sendable {
   }
 
   /// Runs the steps on `adata`; `random` breaks binning ties under `.random`. Returns the key
-  /// of the binned layer (or of the last layer written when binning is off; nil = X).
+  /// of the binned layer (or of the last layer written when binning is off; nil = X). On an
+  /// error `adata` is left as it was.
   @discardableResult
   public func callAsFunction(_ adata: inout AnnData, batchKey: String? = nil, random: inout ScGPTRandom) throws -> String? {
+    var work = adata
+    let key = try run(&work, batchKey: batchKey, random: &random)
+    adata = work
+    return key
+  }
+
+  private func run(_ adata: inout AnnData, batchKey: String?, random: inout ScGPTRandom) throws -> String? {
     if let n = filterGeneByCounts { try adata.filterGenes(minCounts: Double(n)) }
     if let n = filterCellByCounts, n > 0 { try adata.filterCells(minCounts: Double(n)) }
     var current: String? = nil

@@ -39,7 +39,8 @@ public enum ScGPTTokenizer {
     }
     guard maxLength > (appendCls ? 1 : 0) else { throw ScGPTError.invalidInput("max length \(maxLength) is too short") }
     guard let padId = vocab[padToken] else { throw ScGPTError.vocabulary("pad token '\(padToken)' is not in the vocabulary") }
-    let clsId = try appendCls ? (vocab[clsToken] ?? { throw ScGPTError.vocabulary("cls token '\(clsToken)' is not in the vocabulary") }()) : 0
+    let clsId = vocab[clsToken] ?? -1
+    if appendCls && clsId < 0 { throw ScGPTError.vocabulary("cls token '\(clsToken)' is not in the vocabulary") }
     let nCells = data.count / nGenes
 
     var cells: [(ids: [Int], values: [Float])] = []
