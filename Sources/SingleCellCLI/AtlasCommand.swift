@@ -123,7 +123,8 @@ struct AtlasTrain: ParsableCommand {
       if let value = model.history.last(key) { metrics[key] = value }
     }
     // Training-set label accuracy over the labelled cells, per label key.
-    for (key, unlabeled) in zip(model.setup.labelKeys, repeatElement(model.setup.unlabeled, count: model.setup.labelKeys.count)) {
+    let unlabeled = model.setup.unlabeled
+    for key in model.setup.labelKeys {
       let truth = try adata.obs.labels(key), predicted = try adata.obs.labels("predicted_\(key)")
       let pairs = zip(truth, predicted).filter { $0.0 != nil && $0.0 != unlabeled }.map { ($0.0!, $0.1 ?? "") }
       if !pairs.isEmpty {
@@ -186,9 +187,8 @@ struct AtlasMap: ParsableCommand {
       }
       var metrics: [String: Any] = ["n_cells": aligned.nObs, "missing_genes": missing]
       if !model.setup.labelKeys.isEmpty {
-        var predictions = try model.predictLabels(aligned)
         // The classifier of a fine-tuned model is the reference's: same categories.
-        try addPredictions(predictions, to: &aligned, knownTruth: true)
+        try addPredictions(try model.predictLabels(aligned), to: &aligned)
         for key in model.setup.labelKeys {
           let vote = try ScAtlasVAE.knnVote(reference: referenceLatent, labels: try reference.obs.labels(key).map {
             $0 == model.setup.unlabeled ? nil : $0 }, query: latent, k: k)
@@ -204,7 +204,6 @@ struct AtlasMap: ParsableCommand {
             }
           }
         }
-        predictions.removeAll()
       }
       try aligned.write(h5ad: staging.appendingPathComponent("query.h5ad").path)
       try writeJSON(metrics, to: staging.appendingPathComponent("metrics.json"))
@@ -284,7 +283,7 @@ struct AtlasImport: ParsableCommand {
 // MARK: - helpers
 
 /// obs['predicted_<key>'] and obs['<key>_confidence'] for each label key.
-private func addPredictions(_ predictions: [AtlasLabelPrediction], to adata: inout AnnData, knownTruth: Bool = false) throws {
+private func addPredictions(_ predictions: [AtlasLabelPrediction], to adata: inout AnnData) throws {
   for prediction in predictions {
     try adata.obs.set("predicted_\(prediction.key)", .categorical(Categorical(prediction.labels)))
     try adata.obs.set("\(prediction.key)_confidence", .array(.float64(prediction.confidence.map(Double.init))))
