@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 DEMO_OUT ?= demo-output
 
-.PHONY: bootstrap build demo test test-debug test-release bench clean
+.PHONY: bootstrap build demo test test-debug test-release bench fuzz clean
 
 bootstrap:
 	@scripts/bootstrap
@@ -29,5 +29,10 @@ test-release:
 bench: build
 	@scripts/bench
 
+# libFuzzer runs of every reader (FUZZ_SECONDS per reader, default 600; FUZZ_READERS to choose).
+FUZZ_SECONDS ?= 600
+fuzz: bootstrap
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz $(FUZZ_READERS)
+
 clean:
-	rm -rf .build $(DEMO_OUT)
+	rm -rf .build .build-fuzz $(DEMO_OUT)

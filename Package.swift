@@ -24,6 +24,9 @@ let package = Package(
   products: [
     .library(name: "SingleCell", targets: ["SingleCell"]),
     .executable(name: "singlecell", targets: ["SingleCellCLI"]),
+    // Reads one kind of outside file per run: the mutation tests' child process, and the libFuzzer
+    // harness that `make fuzz` builds (see docs/robustness.md).
+    .executable(name: "singlecell-fuzz", targets: ["SingleCellFuzz"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -43,7 +46,9 @@ let package = Package(
     // Plain C loops for Torch (no libtorch): optimised in debug builds too, so tests stay fast.
     .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2", "-fno-math-errno"])]),
     .target(name: "Torch", dependencies: ["CTorch", "CKernels"]),
-    .target(name: "CellData", dependencies: ["CHDF5"]),
+    // Fault-guarded calls into libhdf5 for reading corrupt files (see its header).
+    .target(name: "CHDF5Safe", dependencies: ["CHDF5"]),
+    .target(name: "CellData", dependencies: ["CHDF5", "CHDF5Safe"]),
     .target(name: "Genomics"),
     .target(name: "CellAnalysis", dependencies: ["Torch", "CellData", "CIgraph", "CCairo"]),
     .target(name: "CellModels", dependencies: ["Torch", "CellData", "Genomics", "CellAnalysis"]),
@@ -52,6 +57,7 @@ let package = Package(
       name: "SingleCellCLI",
       dependencies: ["SingleCell", .product(name: "ArgumentParser", package: "swift-argument-parser")]
     ),
+    .executableTarget(name: "SingleCellFuzz", dependencies: ["CellData", "Genomics", "Torch", "CellModels"]),
     .testTarget(name: "TorchTests", dependencies: ["Torch"]),
     .testTarget(name: "GenomicsTests", dependencies: ["Genomics"]),
     .testTarget(name: "CellModelsTests", dependencies: ["CellModels", "CellData", "Torch"]),

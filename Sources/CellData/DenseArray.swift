@@ -4,7 +4,11 @@ public struct DenseArray: Equatable, Sendable {
   public var data: ArrayData
 
   public init(shape: [Int], data: ArrayData) throws {
-    guard shape.reduce(1, *) == data.count, shape.allSatisfy({ $0 >= 0 }) else {
+    let count = shape.reduce((value: 1, overflow: false)) { acc, d in
+      let (v, o) = acc.value.multipliedReportingOverflow(by: d)
+      return (v, acc.overflow || o)
+    }
+    guard shape.allSatisfy({ $0 >= 0 }), !count.overflow, count.value == data.count else {
       throw CellDataError("dense array: shape \(shape) does not hold \(data.count) values")
     }
     self.shape = shape

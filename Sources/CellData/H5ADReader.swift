@@ -1,3 +1,6 @@
+import CHDF5
+import CHDF5Safe
+
 /// Reads .h5ad files (the anndata on-disk format, versions written by anndata 0.7 to 0.12).
 ///
 /// Every element is decoded by its `encoding-type` attribute; elements written before
@@ -5,6 +8,16 @@
 /// encoding this reader does not know is skipped and reported through `warn`.
 struct H5ADReader {
   let warn: WarningHandler
+  /// Elements nest at most this deep (anndata's own go three or four levels down).
+  static let maxDepth = 100
+  private let visits = Visits()
+
+  /// What the read has reached so far: a file whose links form a cycle, or that links one group
+  /// many times over, would otherwise recurse without end or read the same data again and again.
+  private final class Visits {
+    var depth = 0
+    var objects = Set<UInt64>()
+  }
 
   func readAnnData(_ root: H5Group, requireX: Bool) throws -> AnnData {
     let encoding = try root.attributes.string("encoding-type")
@@ -99,6 +112,19 @@ struct H5ADReader {
   /// Reads the element `name` of `parent`; nil when it is skipped (unknown encoding or null).
   func element(_ parent: H5Group, _ name: String) throws -> Element? {
     let path = parent.childPath(name)
+    var address: UInt64 = 0
+    var fault: Int32 = 0
+    guard chdf5_safe_object_address(parent.id, name, &address, &fault) >= 0 else {
+      throw CellDataError("\(parent.file): \(path): cannot open: \(hdf5ErrorMessage())")
+    }
+    guard visits.objects.insert(address).inserted else {
+      throw CellDataError("\(parent.file): \(path): the same object is reached through a second link (a link cycle?); anndata never writes such files")
+    }
+    guard visits.depth < Self.maxDepth else {
+      throw CellDataError("\(parent.file): \(path): elements nested more than \(Self.maxDepth) deep")
+    }
+    visits.depth += 1
+    defer { visits.depth -= 1 }
     switch try parent.kind(of: name) {
     case .dataset:
       let ds = try parent.dataset(name)
@@ -273,6 +299,9 @@ extension AnnData {
   public static func read(
     h5ad path: String, requireX: Bool = false, warn: @escaping WarningHandler = printWarningToStandardError
   ) throws -> AnnData {
+    try CrashIsolation.check(file: path) {
+      _ = try H5ADReader(warn: { _ in }).readAnnData(try H5Group.openFile(path), requireX: requireX)
+    }
     let root = try H5Group.openFile(path)
     return try H5ADReader(warn: warn).readAnnData(root, requireX: requireX)
   }

@@ -1,4 +1,5 @@
 import CHDF5
+import CHDF5Safe
 import Foundation
 
 // A small Swift layer over libhdf5: files, groups, datasets and attributes, with every failure
@@ -7,12 +8,17 @@ import Foundation
 /// Once per process, before any file is opened: errors become Swift errors instead of printed
 /// stacks, and h5py's LZF filter (which libhdf5 lacks) is registered for reading.
 private let silenceOnce: Void = {
+  chdf5_safe_init()
   chdf5_silence_errors()
   _ = chdf5_register_lzf()
+  _ = chdf5_register_vlen_ref_conv()
 }()
 
 /// The last libhdf5 error stack as one line.
 func hdf5ErrorMessage() -> String {
+  if chdf5_safe_poisoned() != 0 {
+    return "libhdf5 crashed decoding a corrupt file (the fault was caught); HDF5 cannot be used again in this process"
+  }
   var buffer = [CChar](repeating: 0, count: 2048)
   let n = chdf5_last_error(&buffer, buffer.count)
   if n == 0 { return "unknown HDF5 error" }
@@ -58,29 +64,31 @@ final class H5Group {
     guard FileManager.default.fileExists(atPath: file) else {
       throw CellDataError("\(file): no such file")
     }
-    let isHDF5 = H5Fis_hdf5(file)
+    var fault: Int32 = 0
+    let isHDF5 = chdf5_safe_is_hdf5(file, &fault)
     if isHDF5 == 0 {
       throw CellDataError("\(file): not an HDF5 file (no HDF5 signature; is it corrupt or of another format?)")
     }
-    let fid = H5Fopen(file, chdf5_acc_rdonly(), hid_t(H5P_DEFAULT))
+    let fid = isHDF5 < 0 ? -1 : chdf5_safe_fopen(file, chdf5_acc_rdonly(), &fault)
     if isHDF5 < 0 || fid < 0 {
       throw CellDataError("\(file): cannot open as HDF5 (corrupt or truncated file?): \(hdf5ErrorMessage())")
     }
-    let root = H5Gopen2(fid, "/", hid_t(H5P_DEFAULT))
-    _ = H5Fclose(fid)  // the root group keeps the file open
+    let root = chdf5_safe_gopen(fid, "/", &fault)
+    _ = chdf5_safe_close(fid)  // the root group keeps the file open
     guard root >= 0 else { throw CellDataError("\(file): cannot open the root group: \(hdf5ErrorMessage())") }
-    return H5Group(handle: H5Handle(root, close: H5Gclose), file: file, path: "/")
+    return H5Group(handle: H5Handle(root, close: chdf5_safe_close), file: file, path: "/")
   }
 
   /// Creates (truncates) a file for writing.
   static func createFile(_ file: String) throws -> H5Group {
     _ = silenceOnce
+    guard chdf5_safe_poisoned() == 0 else { throw CellDataError("\(file): cannot create: \(hdf5ErrorMessage())") }
     let fid = H5Fcreate(file, chdf5_acc_trunc(), hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT))
     guard fid >= 0 else { throw CellDataError("\(file): cannot create: \(hdf5ErrorMessage())") }
     let root = H5Gopen2(fid, "/", hid_t(H5P_DEFAULT))
     _ = H5Fclose(fid)
     guard root >= 0 else { throw CellDataError("\(file): cannot open the root group: \(hdf5ErrorMessage())") }
-    return H5Group(handle: H5Handle(root, close: H5Gclose), file: file, path: "/")
+    return H5Group(handle: H5Handle(root, close: chdf5_safe_close), file: file, path: "/")
   }
 
   /// Flushes the whole file to disk.
@@ -88,26 +96,31 @@ final class H5Group {
     guard H5Fflush(id, H5F_SCOPE_GLOBAL) >= 0 else { throw error("cannot flush") }
   }
 
-  func contains(_ name: String) -> Bool { H5Lexists(id, name, hid_t(H5P_DEFAULT)) > 0 }
+  func contains(_ name: String) -> Bool {
+    var fault: Int32 = 0
+    return chdf5_safe_lexists(id, name, &fault) > 0
+  }
 
   /// Child link names, in creation order when the file tracks it, else sorted by name.
   func children() throws -> [String] {
     final class Box { var names: [String] = [] }
     let box = Box()
+    var fault: Int32 = 0
     let status = withExtendedLifetime(box) {
-      chdf5_list_links(id, { name, context in
+      chdf5_safe_list_links(id, { name, context in
         let box = Unmanaged<Box>.fromOpaque(context!).takeUnretainedValue()
         box.names.append(String(cString: name!))
-      }, Unmanaged.passUnretained(box).toOpaque())
+      }, Unmanaged.passUnretained(box).toOpaque(), &fault)
     }
     guard status >= 0 else { throw error("cannot list members") }
     return box.names
   }
 
   func kind(of name: String) throws -> H5ObjectKind {
-    let oid = H5Oopen(id, name, hid_t(H5P_DEFAULT))
+    var fault: Int32 = 0
+    let oid = chdf5_safe_oopen(id, name, &fault)
     guard oid >= 0 else { throw error("cannot open", childPath(name)) }
-    defer { _ = H5Oclose(oid) }
+    defer { _ = chdf5_safe_close(oid) }
     switch H5Iget_type(oid) {
     case H5I_GROUP: return .group
     case H5I_DATASET: return .dataset
@@ -116,28 +129,30 @@ final class H5Group {
   }
 
   func group(_ name: String) throws -> H5Group {
-    let gid = H5Gopen2(id, name, hid_t(H5P_DEFAULT))
+    var fault: Int32 = 0
+    let gid = chdf5_safe_gopen(id, name, &fault)
     guard gid >= 0 else { throw error("cannot open group", childPath(name)) }
-    return H5Group(handle: H5Handle(gid, close: H5Gclose), file: file, path: childPath(name))
+    return H5Group(handle: H5Handle(gid, close: chdf5_safe_close), file: file, path: childPath(name))
   }
 
   func dataset(_ name: String) throws -> H5Dataset {
-    let did = H5Dopen2(id, name, hid_t(H5P_DEFAULT))
+    var fault: Int32 = 0
+    let did = chdf5_safe_dopen(id, name, &fault)
     guard did >= 0 else { throw error("cannot open dataset", childPath(name)) }
-    return H5Dataset(handle: H5Handle(did, close: H5Dclose), file: file, path: childPath(name))
+    return H5Dataset(handle: H5Handle(did, close: chdf5_safe_close), file: file, path: childPath(name))
   }
 
   func createGroup(_ name: String) throws -> H5Group {
     let gid = H5Gcreate2(id, name, hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT))
     guard gid >= 0 else { throw error("cannot create group", childPath(name)) }
-    return H5Group(handle: H5Handle(gid, close: H5Gclose), file: file, path: childPath(name))
+    return H5Group(handle: H5Handle(gid, close: chdf5_safe_close), file: file, path: childPath(name))
   }
 
   /// Writes a dataset of `shape` (an empty shape writes a scalar).
   @discardableResult
   func write(_ name: String, _ data: ArrayData, shape: [Int]) throws -> H5Dataset {
     let did = try writeDataset(location: id, name: name, data: data, shape: shape, elementPath: childPath(name), file: file)
-    return H5Dataset(handle: H5Handle(did, close: H5Dclose), file: file, path: childPath(name))
+    return H5Dataset(handle: H5Handle(did, close: chdf5_safe_close), file: file, path: childPath(name))
   }
 
   var attributes: H5Attributes { H5Attributes(owner: handle, file: file, path: path) }
@@ -164,7 +179,8 @@ final class H5Dataset {
 
   var shape: [Int] {
     get throws {
-      let space = H5Dget_space(id)
+      var fault: Int32 = 0
+      let space = chdf5_safe_dataset_space(id, &fault)
       guard space >= 0 else { throw error("cannot get the data space") }
       defer { _ = H5Sclose(space) }
       return try spaceShape(space, file: file, path: path)
@@ -173,12 +189,15 @@ final class H5Dataset {
 
   /// Reads the whole dataset.
   func read() throws -> ArrayData {
-    let type = H5Dget_type(id)
+    var fault: Int32 = 0
+    let type = chdf5_safe_dataset_type(id, &fault)
     guard type >= 0 else { throw error("cannot get the data type") }
     defer { _ = H5Tclose(type) }
-    let count = try shape.reduce(1, *)
-    return try readTyped(fileType: type, count: count, file: file, path: path) { memType, buffer in
-      H5Dread(id, memType, hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT), buffer)
+    let stored = chdf5_safe_dataset_storage_size(id, &fault)
+    guard fault == 0 else { throw error("cannot get the storage size") }
+    let count = try checkedCount(try shape, type: type, storedBytes: stored, file: file, path: path)
+    return try readTyped(object: id, fileType: type, count: count, file: file, path: path) { memType, buffer in
+      chdf5_safe_dread(id, memType, buffer, &fault)
     }
   }
 }
@@ -190,19 +209,26 @@ struct H5Attributes {
   let path: String
   var objectID: hid_t { owner.id }
 
-  func contains(_ name: String) -> Bool { H5Aexists(objectID, name) > 0 }
+  func contains(_ name: String) -> Bool {
+    var fault: Int32 = 0
+    return chdf5_safe_aexists(objectID, name, &fault) > 0
+  }
 
   /// Reads an attribute of any supported type.
   func read(_ name: String) throws -> ArrayData {
-    let aid = H5Aopen(objectID, name, hid_t(H5P_DEFAULT))
+    var fault: Int32 = 0
+    let aid = chdf5_safe_aopen(objectID, name, &fault)
     guard aid >= 0 else { throw CellDataError("\(file): \(path): cannot open attribute '\(name)': \(hdf5ErrorMessage())") }
-    defer { _ = H5Aclose(aid) }
+    defer { _ = chdf5_safe_close(aid) }
     let type = H5Aget_type(aid)
     let space = H5Aget_space(aid)
     defer { _ = H5Tclose(type); _ = H5Sclose(space) }
-    let count = try spaceShape(space, file: file, path: "\(path) attribute \(name)").reduce(1, *)
-    return try readTyped(fileType: type, count: count, file: file, path: "\(path) attribute \(name)") { memType, buffer in
-      H5Aread(aid, memType, buffer)
+    let element = "\(path) attribute \(name)"
+    guard type >= 0, space >= 0 else { throw CellDataError("\(file): \(element): cannot read its type or shape: \(hdf5ErrorMessage())") }
+    let count = try checkedCount(try spaceShape(space, file: file, path: element), type: type,
+                                 storedBytes: H5Aget_storage_size(aid), file: file, path: element)
+    return try readTyped(object: aid, fileType: type, count: count, file: file, path: element) { memType, buffer in
+      chdf5_safe_aread(aid, memType, buffer, &fault)
     }
   }
 
@@ -276,11 +302,42 @@ struct H5Attributes {
 
 private func spaceShape(_ space: hid_t, file: String, path: String) throws -> [Int] {
   let rank = H5Sget_simple_extent_ndims(space)
-  guard rank >= 0 else { throw CellDataError("\(file): \(path): cannot read the shape: \(hdf5ErrorMessage())") }
+  guard rank >= 0, rank <= 32 else { throw CellDataError("\(file): \(path): cannot read the shape: \(hdf5ErrorMessage())") }
   if H5Sget_simple_extent_type(space) == H5S_NULL { return [0] }
   var dims = [hsize_t](repeating: 0, count: Int(rank))
-  _ = H5Sget_simple_extent_dims(space, &dims, nil)
+  guard H5Sget_simple_extent_dims(space, &dims, nil) >= 0 else {
+    throw CellDataError("\(file): \(path): cannot read the shape: \(hdf5ErrorMessage())")
+  }
+  guard dims.allSatisfy({ $0 <= hsize_t(Int.max) }) else {
+    throw CellDataError("\(file): \(path): shape \(dims) is out of range (corrupt file?)")
+  }
   return dims.map { Int($0) }
+}
+
+/// The element count of `shape`, checked before anything is allocated: the product must not
+/// overflow, and the bytes it implies must be what the file can hold. An element stores its
+/// values in at most `storedBytes` bytes of the file; compression (gzip, LZF) expands that by at
+/// most about a thousandfold, and an element with no storage allocated may hold fill values only
+/// up to a small size. A shape beyond that comes from a damaged header, not from data.
+func checkedCount(_ shape: [Int], type: hid_t, storedBytes: hsize_t, file: String, path: String) throws -> Int {
+  var count = 1
+  for d in shape {
+    let (product, overflow) = count.multipliedReportingOverflow(by: d)
+    guard d >= 0, !overflow else {
+      throw CellDataError("\(file): \(path): shape \(shape) is out of range (corrupt file?)")
+    }
+    count = product
+  }
+  let elementSize = Swift.max(H5Tget_size(type), 1)
+  let (bytes, overflow) = count.multipliedReportingOverflow(by: Swift.max(elementSize, 8))
+  var status = stat()
+  let fileBytes = stat(file, &status) == 0 ? Int(status.st_size) : Int.max / 2048
+  let stored = Swift.min(Int(clamping: storedBytes), fileBytes)
+  let limit = stored.multipliedReportingOverflow(by: 1100).partialValue &+ (1 << 20)
+  guard !overflow, bytes <= limit else {
+    throw CellDataError("\(file): \(path): shape \(shape) of \(elementSize)-byte values needs \(overflow ? "more than Int.max" : "\(bytes)") bytes, but the file stores \(storedBytes) bytes for it (corrupt file?)")
+  }
+  return count
 }
 
 private func makeSpace(_ shape: [Int], file: String, path: String) throws -> hid_t {
@@ -297,7 +354,7 @@ private func makeSpace(_ shape: [Int], file: String, path: String) throws -> hid
 
 /// Reads `count` elements whose file type is `fileType` through `read(memType, buffer)`.
 private func readTyped(
-  fileType: hid_t, count: Int, file: String, path: String,
+  object: hid_t, fileType: hid_t, count: Int, file: String, path: String,
   _ read: (hid_t, UnsafeMutableRawPointer) -> herr_t
 ) throws -> ArrayData {
   func fail() -> CellDataError { CellDataError("\(file): \(path): cannot read: \(hdf5ErrorMessage())") }
@@ -341,6 +398,9 @@ private func readTyped(
     let bytes = try numeric(UInt8.self, memType)
     return .bool(bytes.map { $0 != 0 })
   case H5T_STRING:
+    if H5Tis_variable_str(fileType) > 0 {
+      return .string(try readVariableStrings(object: object, count: count, file: file, path: path, fail: fail, read))
+    }
     return .string(try readStrings(fileType: fileType, count: count, fail: fail, read))
   default:
     throw CellDataError("\(file): \(path): unsupported HDF5 data type class")
@@ -353,17 +413,6 @@ private func readStrings(
 ) throws -> [String] {
   let memType = H5Tcopy(chdf5_c_s1())
   defer { _ = H5Tclose(memType) }
-  if H5Tis_variable_str(fileType) > 0 {
-    _ = H5Tset_size(memType, chdf5_variable())
-    _ = H5Tset_cset(memType, H5Tget_cset(fileType))
-    var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
-    if count > 0 {
-      let status = pointers.withUnsafeMutableBytes { read(memType, $0.baseAddress!) }
-      guard status >= 0 else { throw fail() }
-    }
-    defer { for p in pointers where p != nil { H5free_memory(p) } }
-    return pointers.map { $0.map { String(cString: $0) } ?? "" }
-  }
   let width = H5Tget_size(fileType)
   _ = H5Tset_size(memType, width)
   _ = H5Tset_strpad(memType, H5T_STR_NULLPAD)

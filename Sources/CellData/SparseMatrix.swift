@@ -21,8 +21,8 @@ public struct SparseMatrix: Equatable, Sendable {
     let major = format == .csr ? nRows : nCols
     let minor = format == .csr ? nCols : nRows
     guard nRows >= 0, nCols >= 0 else { throw CellDataError("sparse matrix: negative shape (\(nRows), \(nCols))") }
-    guard indptr.count == major + 1 else {
-      throw CellDataError("sparse \(format.rawValue) matrix: indptr has \(indptr.count) entries, expected \(major + 1)")
+    guard indptr.count - 1 == major else {
+      throw CellDataError("sparse \(format.rawValue) matrix: indptr has \(indptr.count) entries, expected \(major) + 1")
     }
     guard data.count == indices.count, indptr.first == 0, indptr.last == indices.count else {
       throw CellDataError("sparse \(format.rawValue) matrix: \(data.count) values, \(indices.count) indices and indptr ending at \(indptr.last ?? -1) disagree")

@@ -115,6 +115,14 @@ public final class FastaFile: @unchecked Sendable {
     if start == end { return [] }
     let first = record.byteOffset(ofBase: start)
     let last = record.byteOffset(ofBase: end - 1)
+    // Offsets come from the index: a range beyond the file is a stale or damaged .fai, found
+    // before a buffer of that size is allocated.
+    var status = stat()
+    guard fstat(descriptor, &status) == 0, first >= 0, last >= first, last < Int(status.st_size) else {
+      throw GenomicsError.malformedFasta(
+        path: path,
+        reason: "the index places '\(record.name)' beyond the end of the file (stale .fai?); delete the .fai to rebuild it")
+    }
     var raw = [UInt8](repeating: 0, count: last - first + 1)
     var filled = 0
     while filled < raw.count {

@@ -76,6 +76,17 @@ public struct FastaIndex: Equatable, Sendable {
           path: path, line: lineNumber + 1,
           reason: "linebases \(entry.lineBases) and linewidth \(entry.lineWidth) are inconsistent")
       }
+      // The byte offset of the last base must be computable: (length / linebases) * linewidth
+      // + offset without overflow (reads compare it with the file's size).
+      if entry.length > 0 {
+        let lines = (entry.length - 1) / entry.lineBases
+        let (span, o1) = lines.multipliedReportingOverflow(by: entry.lineWidth)
+        let (end, o2) = span.addingReportingOverflow(entry.offset)
+        if o1 || o2 || end > Int.max - entry.lineBases {
+          throw GenomicsError.malformedIndex(
+            path: path, line: lineNumber + 1, reason: "length \(entry.length) and offset \(entry.offset) lie beyond any file")
+        }
+      }
       entries.append(entry)
     }
     return try FastaIndex(entries: entries, source: path)

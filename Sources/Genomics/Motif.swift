@@ -262,8 +262,9 @@ public enum MotifReader {
           path: source, record: record, reason: "position \(position + 1) has a negative or non-finite value \(row)")
       }
       let total = row.reduce(0, +)
-      guard total > 0 else {
-        throw GenomicsError.malformedMotif(path: source, record: record, reason: "position \(position + 1) sums to 0")
+      guard total > 0, total.isFinite else {
+        throw GenomicsError.malformedMotif(
+          path: source, record: record, reason: "position \(position + 1) sums to \(total), not a positive finite number")
       }
       return row.map { $0 / total }
     }

@@ -183,3 +183,34 @@ struct SCBassetSimulateCommand: ParsableCommand {
     print("wrote \(cells) simulated cells × \(peaks) peaks to \(output)")
   }
 }
+
+/// `scbasset import DIR -o OUT` / `scbasset export MODEL -o DIR`: scvi-tools SCBASSET folders both ways.
+struct SCBassetImportCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "import", abstract: "Open a scvi-tools SCBASSET model folder (model.save) as an scBasset model folder.")
+
+  @Argument(help: "scvi-tools SCBASSET folder.") var folder: String
+  @Option(name: [.short, .customLong("output")], help: "Output model folder.") var output: String
+
+  func run() throws {
+    let model = try SCBASSET.importScviTools(URL(fileURLWithPath: folder))
+    try writeFolderAtomically(URL(fileURLWithPath: output)) { try model.save(to: $0) }
+    print("wrote \(output): scBasset over \(model.cellNames.count) cells, \(model.config.sequenceLength) bp")
+  }
+}
+
+struct SCBassetExportCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "export", abstract: "Write an scBasset model folder as a scvi-tools SCBASSET folder (scvi.external.SCBASSET.load).")
+
+  @Argument(help: "scBasset model folder.") var model: String
+  @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String
+  @Option(help: "Output format (only scvi-tools).") var format = "scvi-tools"
+
+  func run() throws {
+    guard format == "scvi-tools" else { throw ValidationError("--format must be scvi-tools, got '\(format)'") }
+    let loaded = try SCBASSET.load(from: URL(fileURLWithPath: model))
+    try writeFolderAtomically(URL(fileURLWithPath: output)) { try loaded.exportScviTools(to: $0) }
+    print("wrote \(output)/model.pt (scvi-tools \(SCVIModel.scviToolsLayoutVersion) layout)")
+  }
+}

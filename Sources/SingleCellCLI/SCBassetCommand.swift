@@ -7,7 +7,7 @@ struct SCBassetCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "scbasset",
     abstract: "scBasset: a sequence CNN for scATAC-seq whose last layer embeds the cells.",
-    subcommands: [SCBassetTrainCommand.self, SCBassetTFActivityCommand.self, SCBassetMotifLibraryCommand.self,
+    subcommands: [SCBassetTrainCommand.self, SCBassetImportCommand.self, SCBassetExportCommand.self, SCBassetTFActivityCommand.self, SCBassetMotifLibraryCommand.self,
                   SCBassetPredictCommand.self, SCBassetSimulateCommand.self])
 }
 

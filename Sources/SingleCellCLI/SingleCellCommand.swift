@@ -8,7 +8,7 @@ struct SingleCellCommand: ParsableCommand {
     abstract: "Deep learning for single-cell omics: scVI, LDVAE, scBasset, scAtlasVAE, scGPT.",
     version: SingleCellVersion.string,
     subcommands: [InfoCommand.self, PreprocessCommand.self, RuntimeCommand.self, PlotCommand.self, ReportCommand.self,
-                  SCVICommand.self, LDVAECommand.self, SCBassetCommand.self, AtlasCommand.self,
+                  SCVICommand.self, LDVAECommand.self, SCBassetCommand.self, AtlasCommand.self, ScGPTCommand.self,
                   NeighborsCommand.self, UMAPCommand.self, LeidenCommand.self, MetricsCommand.self]
   )
 }

@@ -9,16 +9,6 @@ class CLITestCase: XCTestCase {
   let counts = repository.appendingPathComponent("data/pbmc68k_reduced.h5ad").path
   var scratch: URL!
 
-  /// A real data set of ../shared/data; a test that needs one fails, naming the file, when it is absent.
-  func sharedData(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
-    let url = Self.repository.deletingLastPathComponent().appendingPathComponent("shared/data/\(name)")
-    guard FileManager.default.fileExists(atPath: url.path) else {
-      XCTFail("missing \(url.path): the shared data folder must sit beside the repository (../shared/data)", file: file, line: line)
-      throw CocoaError(.fileNoSuchFile)
-    }
-    return url.path
-  }
-
   override func setUpWithError() throws {
     scratch = FileManager.default.temporaryDirectory.appendingPathComponent("cli-tests-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
@@ -36,15 +26,7 @@ class CLITestCase: XCTestCase {
 
   /// Runs the `singlecell` built next to this test binary (`swift build --build-tests` builds both).
   func singlecell(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Result {
-    let folders = [URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent(),
-                   Bundle(for: CLITestCase.self).bundleURL.deletingLastPathComponent()]
-    guard let executable = folders.map({ $0.appendingPathComponent("singlecell") })
-      .first(where: { FileManager.default.isExecutableFile(atPath: $0.path) })
-    else {
-      XCTFail("no singlecell next to the tests in \(folders.map(\.path)); run `swift build --build-tests`",
-              file: file, line: line)
-      throw CocoaError(.fileNoSuchFile)
-    }
+    let executable = try Self.builtExecutable("singlecell", file: file, line: line)
     // Output goes to files, so a chatty command can never block on a full pipe.
     let stdoutURL = scratch.appendingPathComponent("stdout-\(UUID().uuidString)")
     let stderrURL = scratch.appendingPathComponent("stderr-\(UUID().uuidString)")
@@ -58,6 +40,20 @@ class CLITestCase: XCTestCase {
     process.waitUntilExit()
     return Result(status: process.terminationStatus, stdout: try String(contentsOf: stdoutURL, encoding: .utf8),
                   stderr: try String(contentsOf: stderrURL, encoding: .utf8))
+  }
+
+  /// An executable product built next to this test binary (`swift build --build-tests` builds them all).
+  static func builtExecutable(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> URL {
+    let folders = [URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent(),
+                   Bundle(for: CLITestCase.self).bundleURL.deletingLastPathComponent()]
+    guard let executable = folders.map({ $0.appendingPathComponent(name) })
+      .first(where: { FileManager.default.isExecutableFile(atPath: $0.path) })
+    else {
+      XCTFail("no \(name) next to the tests in \(folders.map(\.path)); run `swift build --build-tests`",
+              file: file, line: line)
+      throw CocoaError(.fileNoSuchFile)
+    }
+    return executable
   }
 
   func json(_ path: String) throws -> [String: Any] {

@@ -84,7 +84,7 @@ final class VAECommandTests: CLITestCase {
     XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(out)/model.safetensors")), model,
                    "a failed run must leave the existing model alone")
 
-    let wrongGenes = try singlecell(["scvi", "evaluate", out, try sharedData("pbmc_two_batch.h5ad")])
+    let wrongGenes = try singlecell(["scvi", "evaluate", out, try SharedData.path("pbmc_two_batch.h5ad")])
     XCTAssertNotEqual(wrongGenes.status, 0)
     XCTAssertTrue(wrongGenes.stderr.lowercased().contains("gene"), wrongGenes.stderr)
 

@@ -16,17 +16,6 @@ enum Fixtures {
     repoRoot.appendingPathComponent("data/\(name)").path
   }
 
-  /// A real data set of ../shared/data (derived from GitHub-only sources, so not committed; see
-  /// ../shared/data/README.md). A test that needs one fails, naming the file, when it is absent.
-  static func shared(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
-    let url = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/data/\(name)")
-    guard FileManager.default.fileExists(atPath: url.path) else {
-      XCTFail("missing \(url.path): the shared data folder must sit beside the repository (../shared/data)", file: file, line: line)
-      throw CocoaError(.fileNoSuchFile)
-    }
-    return url.path
-  }
-
   static func json(_ name: String) throws -> [String: Any] {
     let bytes = try Data(contentsOf: URL(fileURLWithPath: path(name)))
     return try XCTUnwrap(JSONSerialization.jsonObject(with: bytes) as? [String: Any])

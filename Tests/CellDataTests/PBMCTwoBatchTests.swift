@@ -7,7 +7,7 @@ import XCTest
 /// LZF-compressed scvi-tools test files; the numbers below are the ones that script prints.
 final class PBMCTwoBatchTests: XCTestCase {
   func testShapeBatchesCountsAndProteins() throws {
-    let a = try AnnData.read(h5ad: try Fixtures.shared("pbmc_two_batch.h5ad"), requireX: true)
+    let a = try AnnData.read(h5ad: try SharedData.path("pbmc_two_batch.h5ad"), requireX: true)
     XCTAssertEqual([a.nObs, a.nVars], [400, 14520])
     XCTAssertEqual(Set(a.varNames).count, a.nVars, "unique gene names")
 

@@ -29,3 +29,23 @@ final class SCBassetScviToolsFolderTests: XCTestCase {
     }
   }
 }
+
+extension SCBassetScviToolsFolderTests {
+  /// Exported again, the folder reads back with the same weights and setup (scvi-tools itself
+  /// opens it: tests/fixtures/scvi_folders/swift_export_scbasset*.json).
+  func testExportReadsBack() throws {
+    for name in ["scbasset", "scbasset_batch"] {
+      let model = try SCBASSET.importScviTools(fixtureURL("scvi_folders", name))
+      let out = FileManager.default.temporaryDirectory.appendingPathComponent("scbasset-export-\(UUID())")
+      defer { try? FileManager.default.removeItem(at: out) }
+      try model.exportScviTools(to: out)
+      let back = try SCBASSET.importScviTools(out)
+      XCTAssertEqual(back.cellNames, model.cellNames)
+      XCTAssertEqual(back.batchCategories, model.batchCategories)
+      XCTAssertEqual(back.latentRepresentation(), model.latentRepresentation())
+      XCTAssertEqual(back.cellBias(), model.cellBias())
+    }
+    XCTAssertEqual(try SCBASSET.growthFactor(288, [288, 323, 362, 406, 456, 512]), 1.122)  // scvi-tools' defaults
+    XCTAssertThrowsError(try SCBASSET.growthFactor(16, [16, 40, 18]))
+  }
+}

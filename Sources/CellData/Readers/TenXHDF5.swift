@@ -5,6 +5,11 @@ extension AnnData {
   /// as they are, duplicates included, as scanpy does; call `varNamesMakeUnique()`),
   /// var["gene_ids"] and, for v3, var["feature_types"] and var["genome"].
   public static func read10xH5(_ path: String, genome: String? = nil) throws -> AnnData {
+    try CrashIsolation.check(file: path) { _ = try readUnchecked10xH5(path, genome: genome) }
+    return try readUnchecked10xH5(path, genome: genome)
+  }
+
+  private static func readUnchecked10xH5(_ path: String, genome: String?) throws -> AnnData {
     let root = try H5Group.openFile(path)
     let group: H5Group
     var isV3 = false
@@ -33,11 +38,12 @@ extension AnnData {
     let data = try group.dataset("data").read()
     guard let values = data.doubles else { throw CellDataError("\(path): data is not numeric") }
     // Genes × cells CSC is cells × genes CSR with the same arrays.
+    let (indices, indptr) = (try integers("indices"), try integers("indptr"))
     let matrix: SparseMatrix
     do {
       matrix = try SparseMatrix(
         format: .csr, nRows: shape[1], nCols: shape[0], data: .float32(values.map { Float($0) }),
-        indices: try integers("indices"), indptr: try integers("indptr"))
+        indices: indices, indptr: indptr)
     } catch let error as CellDataError {
       throw CellDataError("\(path): \(group.path): \(error.message)")
     }

@@ -21,10 +21,8 @@ extension AnnData {
     for (i, f) in features.enumerated() where f.count < 2 {
       throw CellDataError("\(featuresPath): line \(i + 1) needs an id and a name")
     }
-    let genesByCells = try readMatrixMarket(matrixPath)
-    guard genesByCells.nRows == features.count, genesByCells.nCols == barcodes.count else {
-      throw CellDataError("\(matrixPath): shape (\(genesByCells.nRows), \(genesByCells.nCols)) does not match \(features.count) features × \(barcodes.count) barcodes")
-    }
+    // The expected shape is checked before anything of the size the file claims is allocated.
+    let genesByCells = try readMatrixMarket(matrixPath, expectedShape: (features.count, barcodes.count))
     var variables = DataFrame(index: makeUnique(features.map { $0[1] }, joiner: "-"))
     try variables.set("gene_ids", .array(.string(features.map { $0[0] })))
     if features.allSatisfy({ $0.count >= 3 }) {
@@ -36,7 +34,7 @@ extension AnnData {
 
 /// Reads a Matrix Market coordinate file (integer or real, general) as CSC float32, the
 /// layout whose transpose is the cells × genes CSR matrix.
-func readMatrixMarket(_ path: String) throws -> SparseMatrix {
+func readMatrixMarket(_ path: String, expectedShape: (rows: Int, cols: Int)? = nil) throws -> SparseMatrix {
   let all = lines(try readText(path))
   guard let header = all.first, header.lowercased().hasPrefix("%%matrixmarket matrix coordinate") else {
     throw CellDataError("\(path): not a Matrix Market coordinate file")
@@ -50,12 +48,20 @@ func readMatrixMarket(_ path: String) throws -> SparseMatrix {
   let size = sizeLine.split(separator: " ").compactMap { Int($0) }
   guard size.count == 3 else { throw CellDataError("\(path): bad size line '\(sizeLine)'") }
   let (rows, cols, nnz) = (size[0], size[1], size[2])
+  guard rows >= 0, cols >= 0, nnz >= 0 else { throw CellDataError("\(path): negative size in '\(sizeLine)'") }
+  if let expectedShape, (rows, cols) != expectedShape {
+    throw CellDataError("\(path): shape (\(rows), \(cols)) does not match \(expectedShape.rows) features × \(expectedShape.cols) barcodes")
+  }
+  // Without an expected shape, a column count far beyond the entries is a damaged size line.
+  guard cols <= Swift.max(nnz, all.count) * 64 + 1_000_000 else {
+    throw CellDataError("\(path): \(cols) columns for \(nnz) entries in the size line (corrupt file?)")
+  }
   guard body.count == nnz else { throw CellDataError("\(path): \(body.count) entries, header says \(nnz) (truncated?)") }
   var perColumn = [[(Int, Float)]](repeating: [], count: cols)
   for (k, line) in body.enumerated() {
     let parts = line.split(separator: " ", omittingEmptySubsequences: true)
     guard parts.count >= 3, let i = Int(parts[0]), let j = Int(parts[1]), let v = Float(parts[2]),
-      (1...rows).contains(i), (1...cols).contains(j)
+      i >= 1, i <= rows, j >= 1, j <= cols
     else { throw CellDataError("\(path): bad entry on data line \(k + 1): '\(line)'") }
     perColumn[j - 1].append((i - 1, v))
   }

@@ -109,12 +109,21 @@ extension PickleValue {
 
 /// Plain pickle files (Python's `pickle.dump`, e.g. scvi-tools' old `attr.pkl`), read by value.
 public enum PickleFile {
-  public static func load(_ url: URL) throws -> PickleValue {
+  /// With `skippingPersistentIDs`, a persistent id reads as a zero-filled storage of the size it
+  /// names (at most 1 MiB; anything else reads as None) instead of being an error: the pickle of a
+  /// torch.save archive can be read without the archive.
+  public static func load(_ url: URL, skippingPersistentIDs: Bool = false) throws -> PickleValue {
     let data: Data
     do { data = try Data(contentsOf: url) } catch {
       throw TorchError.io("cannot read \(url.path): \(error.localizedDescription)")
     }
-    var unpickler = Unpickler(data, name: url.lastPathComponent) { _ in
+    var unpickler = Unpickler(data, name: url.lastPathComponent) {
+      if skippingPersistentIDs {
+        guard case .tuple(let parts) = $0, parts.count >= 5, case .global(_, let typeName) = parts[1],
+          let dtype = TorchFile.storageTypes[typeName], let numel = parts[4].int, numel >= 0
+        else { return .none }
+        return .storage(PickleStorage(dtype: dtype, bytes: Data(count: Swift.min(numel, 1 << 20) * dtype.byteSize)))
+      }
       throw TorchError.io("\(url.lastPathComponent): a plain pickle with persistent ids (a torch.save file?)")
     }
     return try unpickler.load()

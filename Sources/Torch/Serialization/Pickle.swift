@@ -99,7 +99,7 @@ struct Unpickler {
   private func corrupt(_ why: String) -> TorchError { .io("\(name): unreadable pickle: \(why)") }
 
   private mutating func read(_ n: Int) throws -> ArraySlice<UInt8> {
-    guard n >= 0, position + n <= bytes.count else { throw corrupt("unexpected end of data (truncated?)") }
+    guard n >= 0, n <= bytes.count - position else { throw corrupt("unexpected end of data (truncated?)") }
     defer { position += n }
     return bytes[position..<(position + n)]
   }
@@ -125,7 +125,31 @@ struct Unpickler {
     return v
   }
 
+  /// Runs the pickle and checks what it built: nesting at most `maxDepth` deep, no container
+  /// that contains itself, so code that walks the result recursively cannot overflow the stack.
+  /// On failure, what was built is taken apart without recursion before it is released (a
+  /// chain nested a million deep would otherwise overflow the stack while being freed).
   mutating func load() throws -> PickleValue {
+    var result: PickleValue = .none
+    defer {
+      stack.removeAll()
+      memo.removeAll()
+    }
+    do {
+      result = try run()
+      // The memo may hold values the result no longer reaches; they are released too.
+      try PickleValue.checkShape(.tuple([result] + stack + Array(memo.values)), maxDepth: Self.maxDepth,
+                                 maxVisits: 64 * bytes.count + 1_000_000, name: name)
+    } catch {
+      PickleValue.dismantle([result] + stack + Array(memo.values))
+      throw error
+    }
+    return result
+  }
+
+  static let maxDepth = 512
+
+  private mutating func run() throws -> PickleValue {
     while true {
       let op = try read(1).first!
       switch op {
@@ -150,7 +174,7 @@ struct Unpickler {
         let line = try readLine()
         stack.append(line == "01" ? .bool(true) : line == "00" ? .bool(false) : .int(Int(line) ?? 0))
       case 0x4C: stack.append(.int(Int(try readLine().dropLast()) ?? 0))  // LONG (text)
-      case 0x47: stack.append(.float(Double(bitPattern: UInt64(try readUInt8BigEndian()))))  // BINFLOAT
+      case 0x47: stack.append(.float(Double(bitPattern: try readUInt64BigEndian())))  // BINFLOAT
       case 0x46: stack.append(.float(Double(try readLine()) ?? .nan))  // FLOAT (text)
       case 0x58, 0x8C, 0x8D:  // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
         let n = try readUInt(op == 0x58 ? 4 : op == 0x8C ? 1 : 8)
@@ -240,8 +264,9 @@ struct Unpickler {
     }
   }
 
-  private mutating func readUInt8BigEndian() throws -> Int {
-    try read(8).reduce(0) { $0 << 8 | Int($1) }
+  /// Eight bytes, big-endian (a negative double has the top bit set: not an Int).
+  private mutating func readUInt64BigEndian() throws -> UInt64 {
+    try read(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
   }
 
   private func append(_ items: [PickleValue], to target: PickleValue) throws {
@@ -298,12 +323,97 @@ struct Unpickler {
       case .tuple(let sizeValues) = args[2], case .tuple(let strideValues) = args[3]
     else { throw corrupt("unexpected _rebuild_tensor_v2 arguments") }
     let size = sizeValues.compactMap(\.int), stride = strideValues.compactMap(\.int)
-    guard size.count == sizeValues.count, stride.count == size.count else { throw corrupt("bad tensor size/stride") }
+    guard size.count == sizeValues.count, stride.count == size.count, size.count <= 64 else { throw corrupt("bad tensor size/stride") }
+    guard offset >= 0, size.allSatisfy({ $0 >= 0 }), stride.allSatisfy({ $0 >= 0 }) else {
+      throw corrupt("tensor with a negative size, stride or offset (\(size), \(stride), \(offset))")
+    }
     let elements = storage.bytes.count / storage.dtype.byteSize
-    let extent = zip(size, stride).reduce(offset) { $0 + ($1.0 > 0 ? ($1.0 - 1) * $1.1 : 0) }
-    guard size.contains(0) || extent < elements else {
-      throw corrupt("tensor of size \(size) does not fit its storage of \(elements) elements")
+    // Sizes and strides come from the file: every product is checked, and the tensor may not
+    // hold more elements than its storage (a zero stride repeats values; that stays bounded too).
+    var extent = offset, count = 1, overflow = false
+    for (n, s) in zip(size, stride) where n > 0 {
+      let (span, o1) = (n - 1).multipliedReportingOverflow(by: s)
+      let (sum, o2) = extent.addingReportingOverflow(span)
+      let (product, o3) = count.multipliedReportingOverflow(by: n)
+      overflow = overflow || o1 || o2 || o3
+      (extent, count) = (sum, product)
+    }
+    guard size.contains(0) || (!overflow && extent < elements && count <= Swift.max(elements, 1) * 64) else {
+      throw corrupt("tensor of size \(size) and stride \(stride) does not fit its storage of \(elements) elements")
     }
     return try withTorchErrors { storage.tensor.asStrided(size, stride: stride, offset: offset).contiguous() }
+  }
+}
+
+extension PickleValue {
+  /// Walks the object graph without recursion: nesting deeper than `maxDepth`, a container that
+  /// contains itself, or more than `maxVisits` visits (values shared many times over) is an error.
+  static func checkShape(_ root: PickleValue, maxDepth: Int, maxVisits: Int, name: String) throws {
+    func fail(_ why: String) -> TorchError { .io("\(name): unreadable pickle: \(why)") }
+    func identity(_ value: PickleValue) -> ObjectIdentifier? {
+      switch value {
+      case .list(let l): return ObjectIdentifier(l)
+      case .dict(let d): return ObjectIdentifier(d)
+      case .object(let o): return ObjectIdentifier(o)
+      default: return nil
+      }
+    }
+    func children(_ value: PickleValue) -> [PickleValue] {
+      switch value {
+      case .tuple(let items): return items
+      case .list(let l): return l.items
+      case .dict(let d): return d.entries.flatMap { [$0.key, $0.value] }
+      case .object(let o):
+        return [o.callable] + o.arguments + [o.state] + o.listItems.items + o.items.entries.flatMap { [$0.key, $0.value] }
+      default: return []
+      }
+    }
+    // Depth-first with an explicit stack; a frame is (value, next child index, its children).
+    var stack: [(value: PickleValue, next: Int, children: [PickleValue])] = [(root, 0, children(root))]
+    var onPath = Set<ObjectIdentifier>(), done = Set<ObjectIdentifier>()
+    if let id = identity(root) { onPath.insert(id) }
+    var visits = 0
+    while !stack.isEmpty {
+      let top = stack.count - 1
+      if stack[top].next == stack[top].children.count {
+        if let id = identity(stack[top].value) { onPath.remove(id); done.insert(id) }
+        stack.removeLast()
+        continue
+      }
+      let child = stack[top].children[stack[top].next]
+      stack[top].next += 1
+      visits += 1
+      guard visits <= maxVisits else { throw fail("too many shared values (over \(maxVisits) visits)") }
+      if let id = identity(child) {
+        if onPath.contains(id) { throw fail("a container that contains itself") }
+        if done.contains(id) { continue }
+        onPath.insert(id)
+      }
+      guard stack.count < maxDepth else { throw fail("nesting deeper than \(maxDepth) levels") }
+      stack.append((child, 0, children(child)))
+    }
+  }
+
+  /// Empties every container reachable from `values`, iteratively: each child is held by the
+  /// work list before its parent lets go of it, so no release recurses (and cycles are broken).
+  static func dismantle(_ values: [PickleValue]) {
+    var work = values
+    while let value = work.popLast() {
+      switch value {
+      case .tuple(let items): work += items
+      case .list(let l):
+        work += l.items
+        l.items = []
+      case .dict(let d):
+        work += d.entries.flatMap { [$0.key, $0.value] }
+        d.entries = []
+      case .object(let o):
+        work += o.arguments + [o.callable, o.state] + o.listItems.items + o.items.entries.flatMap { [$0.key, $0.value] }
+        o.state = .none
+        o.listItems.items = []
+        o.items.entries = []
+      default: break
+      }
+    }
   }
 }

@@ -50,7 +50,13 @@ public enum Safetensors {
       guard start >= 0, start <= end, end <= bodyLength else {
         throw corrupt("data offsets of '\(key)' lie outside the data (truncated?)")
       }
-      guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) * dtype.byteSize == end - start else {
+      // The element count is multiplied with overflow checks: a shape never allocates beyond the data.
+      let elements = shape.reduce((value: 1, overflow: false)) { acc, d in
+        let (v, o) = acc.value.multipliedReportingOverflow(by: d)
+        return (v, acc.overflow || o || d < 0)
+      }
+      let (byteCount, overflow) = elements.value.multipliedReportingOverflow(by: dtype.byteSize)
+      guard !elements.overflow, !overflow, shape.count <= 64, byteCount == end - start else {
         throw corrupt("'\(key)' has \(end - start) bytes, which does not match shape \(shape) of \(dtypeName)")
       }
       let tensor = data.withUnsafeBytes { raw in

@@ -19,12 +19,21 @@ struct ZipArchive {
     self.name = name
     func corrupt(_ why: String) -> TorchError { .io("\(name) is not a readable torch.save archive: \(why)") }
     let bytes = [UInt8](data)
+    // Every offset read from the file is checked before use: out of range is "truncated".
     func u16(_ at: Int) throws -> Int {
-      guard at + 2 <= bytes.count else { throw corrupt("truncated") }
+      guard at >= 0, at <= bytes.count - 2 else { throw corrupt("truncated") }
       return Int(bytes[at]) | Int(bytes[at + 1]) << 8
     }
-    func u32(_ at: Int) throws -> Int { try u16(at) | (try u16(at + 2)) << 16 }
-    func u64(_ at: Int) throws -> Int { try u32(at) | (try u32(at + 4)) << 32 }
+    func u32(_ at: Int) throws -> Int {
+      guard at >= 0, at <= bytes.count - 4 else { throw corrupt("truncated") }
+      return try u16(at) | (try u16(at + 2)) << 16
+    }
+    func u64(_ at: Int) throws -> Int {
+      guard at >= 0, at <= bytes.count - 8 else { throw corrupt("truncated") }
+      let value = UInt64(try u32(at)) | UInt64(try u32(at + 4)) << 32
+      guard value <= UInt64(bytes.count) else { throw corrupt("a 64-bit size or offset \(value) beyond the file (\(bytes.count) bytes)") }
+      return Int(value)
+    }
 
     // End of central directory: the last "PK\5\6" within 64 KiB of the end.
     var eocd = -1
@@ -44,13 +53,15 @@ struct ZipArchive {
     }
     var entries: [String: Entry] = [:]
     var p = directoryOffset
+    // Each central directory entry takes at least 46 bytes: a count beyond that is corrupt.
+    guard count >= 0, count <= bytes.count / 46 + 1 else { throw corrupt("\(count) entries cannot fit in \(bytes.count) bytes") }
     for _ in 0..<count {
       guard try u32(p) == 0x0201_4B50 else { throw corrupt("bad central directory entry") }
       let method = UInt16(try u16(p + 10))
       var size = try u32(p + 24)
       let nameLength = try u16(p + 28), extraLength = try u16(p + 30), commentLength = try u16(p + 32)
       var offset = try u32(p + 42)
-      guard p + 46 + nameLength <= bytes.count else { throw corrupt("truncated") }
+      guard p <= bytes.count - 46 - nameLength else { throw corrupt("truncated") }
       let entryName = String(decoding: bytes[(p + 46)..<(p + 46 + nameLength)], as: UTF8.self)
       // Zip64 extra field (id 1) holds 64-bit sizes/offsets that overflowed.
       var e = p + 46 + nameLength
@@ -77,12 +88,14 @@ struct ZipArchive {
     guard entry.method == 0 else {
       throw TorchError.io("\(name): entry \(entryName) is compressed (method \(entry.method)); torch.save writes stored entries")
     }
+    guard entry.localHeaderOffset >= 0, entry.size >= 0, entry.localHeaderOffset <= data.count - 30 else {
+      throw TorchError.io("\(name): entry \(entryName) starts past the end of the file (truncated?)")
+    }
     let base = data.startIndex + entry.localHeaderOffset
-    guard base + 30 <= data.endIndex else { throw TorchError.io("\(name): truncated") }
     let nameLength = Int(data[base + 26]) | Int(data[base + 27]) << 8
     let extraLength = Int(data[base + 28]) | Int(data[base + 29]) << 8
     let start = base + 30 + nameLength + extraLength
-    guard start + entry.size <= data.endIndex else {
+    guard start <= data.endIndex, entry.size <= data.endIndex - start else {
       throw TorchError.io("\(name): entry \(entryName) runs past the end of the file (truncated?)")
     }
     return data.subdata(in: start..<(start + entry.size))

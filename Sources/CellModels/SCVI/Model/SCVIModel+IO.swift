@@ -36,8 +36,42 @@ extension SCVIModel {
   /// Loads a model saved by `save(to:)` onto `adata`, which must have the model's genes in
   /// the same order and only known batches and labels.
   public static func load(from dir: URL, adata: AnnData) throws -> SCVIModel {
-    let jsonURL = dir.appendingPathComponent(descriptionFile)
     let weightsURL = dir.appendingPathComponent(weightsFile)
+    let description = try readDescriptionFile(dir)
+    let cells = try RegisteredCells(adata, setup: description.setup, config: description.config)
+    // The weights are read before the network is built, so that sizes in model.json are checked
+    // against what the file holds before anything of that size is allocated.
+    let weights: StateDict
+    do {
+      weights = try Safetensors.read(weightsURL).tensors
+    } catch {
+      throw SCVIModelError.file("\(weightsURL.path): \(error)")
+    }
+    try checkSizes(description.config, against: weights, file: dir.appendingPathComponent(descriptionFile).path)
+    let prior = Array(repeating: Float(0), count: Swift.max(description.config.nBatch, 1))
+    let module = try VAE(config: description.config, libraryLogMeans: prior, libraryLogVars: prior)
+    do {
+      try module.loadStateDict(weights)
+    } catch {
+      throw SCVIModelError.file("\(weightsURL.path): \(error)")
+    }
+    module.eval()
+    let model = SCVIModel(kind: description.kind, setup: description.setup, module: module, cells: cells)
+    model.history = description.history
+    model.trainSeconds = description.trainSeconds
+    model.stopReason = description.stopReason
+    return model
+  }
+
+  /// The kind, network configuration and setup of a model folder written by `save(to:)`,
+  /// without its weights.
+  public static func readDescription(from dir: URL) throws -> (kind: Kind, config: VAEConfig, setup: SCVISetup) {
+    let d = try readDescriptionFile(dir)
+    return (d.kind, d.config, d.setup)
+  }
+
+  static func readDescriptionFile(_ dir: URL) throws -> SCVIModelFile {
+    let jsonURL = dir.appendingPathComponent(descriptionFile)
     guard FileManager.default.fileExists(atPath: jsonURL.path) else {
       throw SCVIModelError.file("\(jsonURL.path) does not exist (is \(dir.path) a model folder written by scvi/ldvae train?)")
     }
@@ -50,19 +84,36 @@ extension SCVIModel {
     guard description.format == SCVIModelFile.currentFormat else {
       throw SCVIModelError.file("\(jsonURL.path) has format '\(description.format)', expected '\(SCVIModelFile.currentFormat)'")
     }
-    let cells = try RegisteredCells(adata, setup: description.setup, config: description.config)
-    let prior = Array(repeating: Float(0), count: Swift.max(description.config.nBatch, 1))
-    let module = try VAE(config: description.config, libraryLogMeans: prior, libraryLogVars: prior)
-    do {
-      try module.loadStateDict(try Safetensors.read(weightsURL).tensors)
-    } catch {
-      throw SCVIModelError.file("\(weightsURL.path): \(error)")
+    let c = description.config, setup = description.setup
+    func bad(_ what: String) -> SCVIModelError { .file("\(jsonURL.path): \(what)") }
+    guard c.nInput == setup.geneNames.count else {
+      throw bad("config.nInput \(c.nInput) does not match the \(setup.geneNames.count) gene names of setup")
     }
-    module.eval()
-    let model = SCVIModel(kind: description.kind, setup: description.setup, module: module, cells: cells)
-    model.history = description.history
-    model.trainSeconds = description.trainSeconds
-    model.stopReason = description.stopReason
-    return model
+    guard c.nBatch >= 0, c.nBatch <= Swift.max(setup.batchCategories.count, 1),
+      c.nLabels >= 0, c.nLabels <= Swift.max(setup.labelCategories.count, 1)
+    else { throw bad("config.nBatch \(c.nBatch) / nLabels \(c.nLabels) do not match the setup's categories") }
+    guard c.nHidden > 0, c.nLatent > 0, c.nLayers > 0, c.nLayers <= 1_000 else {
+      throw bad("config needs nHidden, nLatent and nLayers (at most 1000) above 0 (has \(c.nHidden), \(c.nLatent), \(c.nLayers))")
+    }
+    guard c.dropoutRate.isFinite, c.dropoutRate >= 0, c.dropoutRate < 1 else {
+      throw bad("config.dropoutRate \(c.dropoutRate) is not in [0, 1)")
+    }
+    return description
+  }
+
+  /// The weight matrices the config implies must fit in what the weights file holds (with
+  /// slack): a size field of model.json never allocates much more than the file.
+  static func checkSizes(_ c: VAEConfig, against weights: StateDict, file: String) throws {
+    let stored = weights.reduce(0) { $0 &+ $1.value.count }
+    let covariates = c.nBatch &+ c.nLabels
+    let sizes = [
+      (c.nInput &+ covariates).multipliedReportingOverflow(by: c.nHidden),  // first encoder layer
+      (c.nLatent &+ covariates).multipliedReportingOverflow(by: c.nInput),  // decoder (linear or last)
+      (c.nLayers &- 1).multipliedReportingOverflow(by: c.nHidden &* c.nHidden),  // hidden layers
+    ]
+    let limit = stored.multipliedReportingOverflow(by: 4).partialValue &+ 65_536
+    guard sizes.allSatisfy({ !$0.overflow && $0.partialValue <= limit }), c.nHidden <= 1 << 20 else {
+      throw SCVIModelError.file("\(file): the config's sizes (nInput \(c.nInput), nHidden \(c.nHidden), nLatent \(c.nLatent), nLayers \(c.nLayers)) imply more weights than model.safetensors holds (\(stored) values)")
+    }
   }
 }

@@ -1,0 +1,114 @@
+// See include/chdf5_safe.h.
+#include "chdf5_safe.h"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../CHDF5/shim.h"
+
+static volatile sig_atomic_t poisoned = 0;
+static __thread sigjmp_buf *active_jump = NULL;
+static const int guarded_signals[] = {SIGSEGV, SIGBUS, SIGFPE};
+#define GUARDED_COUNT 3
+
+static void fault_handler(int signal_number) {
+  if (active_jump != NULL) siglongjmp(*active_jump, signal_number);
+  // Not inside a guard: back to the default action, which the faulting instruction re-raises.
+  struct sigaction fallback;
+  memset(&fallback, 0, sizeof fallback);
+  fallback.sa_handler = SIG_DFL;
+  sigaction(signal_number, &fallback, NULL);
+}
+
+int chdf5_safe_poisoned(void) { return poisoned; }
+
+static void close_library_at_exit(void) {
+  if (!poisoned) H5close();
+}
+
+void chdf5_safe_init(void) {
+  H5dont_atexit();
+  atexit(close_library_at_exit);
+}
+
+// GUARD(type, failure, call): runs `call` with the fault handler installed for the three signals
+// (on the alternate signal stack when there is one), then restores the previous handlers.
+#define GUARD(type, failure, call)                                                   \
+  do {                                                                               \
+    *fault = 0;                                                                      \
+    if (poisoned) {                                                                  \
+      *fault = -1;                                                                   \
+      return (failure);                                                              \
+    }                                                                                \
+    struct sigaction handler, previous[GUARDED_COUNT];                               \
+    memset(&handler, 0, sizeof handler);                                             \
+    handler.sa_handler = fault_handler;                                              \
+    handler.sa_flags = SA_ONSTACK | SA_NODEFER;                                      \
+    sigemptyset(&handler.sa_mask);                                                   \
+    for (int i = 0; i < GUARDED_COUNT; i++) sigaction(guarded_signals[i], &handler, &previous[i]); \
+    sigjmp_buf jump;                                                                 \
+    type volatile result = (failure);                                                \
+    int signal_number = sigsetjmp(jump, 1);                                          \
+    if (signal_number == 0) {                                                        \
+      active_jump = &jump;                                                           \
+      result = (call);                                                               \
+    } else {                                                                         \
+      poisoned = 1;                                                                  \
+      *fault = signal_number;                                                        \
+      result = (failure);                                                            \
+    }                                                                                \
+    active_jump = NULL;                                                              \
+    for (int i = 0; i < GUARDED_COUNT; i++) sigaction(guarded_signals[i], &previous[i], NULL); \
+    return result;                                                                   \
+  } while (0)
+
+htri_t chdf5_safe_is_hdf5(const char *name, int *fault) { GUARD(htri_t, -1, H5Fis_hdf5(name)); }
+hid_t chdf5_safe_fopen(const char *name, unsigned flags, int *fault) {
+  GUARD(hid_t, -1, H5Fopen(name, flags, H5P_DEFAULT));
+}
+hid_t chdf5_safe_gopen(hid_t location, const char *name, int *fault) {
+  GUARD(hid_t, -1, H5Gopen2(location, name, H5P_DEFAULT));
+}
+hid_t chdf5_safe_dopen(hid_t location, const char *name, int *fault) {
+  GUARD(hid_t, -1, H5Dopen2(location, name, H5P_DEFAULT));
+}
+hid_t chdf5_safe_oopen(hid_t location, const char *name, int *fault) {
+  GUARD(hid_t, -1, H5Oopen(location, name, H5P_DEFAULT));
+}
+hid_t chdf5_safe_aopen(hid_t object, const char *name, int *fault) {
+  GUARD(hid_t, -1, H5Aopen(object, name, H5P_DEFAULT));
+}
+htri_t chdf5_safe_lexists(hid_t location, const char *name, int *fault) {
+  GUARD(htri_t, -1, H5Lexists(location, name, H5P_DEFAULT));
+}
+htri_t chdf5_safe_aexists(hid_t object, const char *name, int *fault) { GUARD(htri_t, -1, H5Aexists(object, name)); }
+herr_t chdf5_safe_dread(hid_t dataset, hid_t memory_type, void *buffer, int *fault) {
+  GUARD(herr_t, -1, H5Dread(dataset, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer));
+}
+herr_t chdf5_safe_aread(hid_t attribute, hid_t memory_type, void *buffer, int *fault) {
+  GUARD(herr_t, -1, H5Aread(attribute, memory_type, buffer));
+}
+hsize_t chdf5_safe_dataset_storage_size(hid_t dataset, int *fault) { GUARD(hsize_t, 0, H5Dget_storage_size(dataset)); }
+hid_t chdf5_safe_dataset_space(hid_t dataset, int *fault) { GUARD(hid_t, -1, H5Dget_space(dataset)); }
+hid_t chdf5_safe_dataset_type(hid_t dataset, int *fault) { GUARD(hid_t, -1, H5Dget_type(dataset)); }
+herr_t chdf5_safe_list_links(hid_t group, void (*callback)(const char *name, void *context), void *context, int *fault) {
+  GUARD(herr_t, -1, chdf5_list_links(group, callback, context));
+}
+herr_t chdf5_safe_object_address(hid_t location, const char *name, uint64_t *address, int *fault) {
+  GUARD(herr_t, -1, chdf5_object_address(location, name, address));
+}
+
+herr_t chdf5_safe_close(hid_t id) {
+  if (poisoned) return 0;
+  switch (H5Iget_type(id)) {
+    case H5I_FILE: return H5Fclose(id);
+    case H5I_GROUP: return H5Gclose(id);
+    case H5I_DATASET: return H5Dclose(id);
+    case H5I_ATTR: return H5Aclose(id);
+    case H5I_DATATYPE: return H5Tclose(id);
+    case H5I_DATASPACE: return H5Sclose(id);
+    default: return H5Oclose(id);
+  }
+}

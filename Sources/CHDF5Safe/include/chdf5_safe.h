@@ -1,0 +1,46 @@
+// Fault-guarded entry points into libhdf5 for reading files that may be corrupt.
+//
+// libhdf5 1.10 (Debian's) decodes object headers, layouts, B-trees and heaps of a damaged file
+// with too few checks: some inputs make it divide by zero or read through a wild pointer (found
+// by `make fuzz`: a chunk dimension of 0 in a layout message). Each function here calls one
+// libhdf5 function with SIGSEGV, SIGBUS and SIGFPE caught: a fault inside the call returns the
+// function's failure value and sets *fault to the signal number instead of killing the process.
+// After a fault libhdf5's internal state cannot be trusted, so the library is marked poisoned:
+// every later call here fails at once (fault = -1) and the process should report the error and
+// move on without HDF5 (the CLI exits with the error). Only libhdf5's frames are unwound by the
+// jump: each guard is a C function called directly from Swift, with no Swift frame in between.
+#ifndef CHDF5_SAFE_H
+#define CHDF5_SAFE_H
+
+#include <hdf5.h>
+#include <stdint.h>
+
+/// Nonzero once a fault inside libhdf5 was caught in this process.
+int chdf5_safe_poisoned(void);
+
+/// Prepares the guards: libhdf5 must not run its own atexit clean-up over a poisoned state, so it
+/// is told not to register one, and an exit handler here closes the library unless poisoned.
+/// Call once, before any other libhdf5 function.
+void chdf5_safe_init(void);
+
+htri_t chdf5_safe_is_hdf5(const char *name, int *fault);
+hid_t chdf5_safe_fopen(const char *name, unsigned flags, int *fault);
+hid_t chdf5_safe_gopen(hid_t location, const char *name, int *fault);
+hid_t chdf5_safe_dopen(hid_t location, const char *name, int *fault);
+hid_t chdf5_safe_oopen(hid_t location, const char *name, int *fault);
+hid_t chdf5_safe_aopen(hid_t object, const char *name, int *fault);
+htri_t chdf5_safe_lexists(hid_t location, const char *name, int *fault);
+htri_t chdf5_safe_aexists(hid_t object, const char *name, int *fault);
+herr_t chdf5_safe_dread(hid_t dataset, hid_t memory_type, void *buffer, int *fault);
+herr_t chdf5_safe_aread(hid_t attribute, hid_t memory_type, void *buffer, int *fault);
+hsize_t chdf5_safe_dataset_storage_size(hid_t dataset, int *fault);
+hid_t chdf5_safe_dataset_space(hid_t dataset, int *fault);
+hid_t chdf5_safe_dataset_type(hid_t dataset, int *fault);
+/// chdf5_list_links (shim.h) under the guard.
+herr_t chdf5_safe_list_links(hid_t group, void (*callback)(const char *name, void *context), void *context, int *fault);
+/// chdf5_object_address (shim.h) under the guard.
+herr_t chdf5_safe_object_address(hid_t location, const char *name, uint64_t *address, int *fault);
+/// Closes any identifier (file, group, dataset, attribute, type, space, object) unless poisoned.
+herr_t chdf5_safe_close(hid_t id);
+
+#endif
