@@ -1,0 +1,105 @@
+import CellData
+
+/// Each cell's tokens for training and inference, unpadded: `<cls>` (value 0, as the
+/// tutorials' `tokenize_and_pad_batch`) then its non-zero genes in column order. A cell longer
+/// than `maxLength` keeps `<cls>` and a random sample of its other tokens, drawn once, as the
+/// reference tokenises its whole data set up front.
+public struct ScGPTCellTokens: Sendable {
+  public var ids: [[Int]]
+  public var values: [[Float]]
+  public var padId: Int
+  public var padValue: Float
+
+  public var count: Int { ids.count }
+
+  /// Tokens of every row of `binned` (cells × genes; `geneIds[j]` is column j's vocabulary id).
+  /// A cell without a non-zero value is an error naming it (`cellNames`), unless
+  /// `includeZeroGenes`.
+  public init(binned: Matrix, geneIds: [Int], vocab: GeneVocab, maxLength: Int, padValue: Float,
+              includeZeroGenes: Bool = false, cellNames: [String]? = nil, random: inout ScGPTRandom) throws {
+    guard geneIds.count == binned.nCols else {
+      throw ScGPTError.invalidInput("\(geneIds.count) gene ids for \(binned.nCols) genes")
+    }
+    guard maxLength > 1 else { throw ScGPTError.invalidInput("max length \(maxLength) is too short (<cls> and at least one gene)") }
+    guard let padId = vocab["<pad>"], let clsId = vocab["<cls>"] else {
+      throw ScGPTError.vocabulary("the vocabulary needs <pad> and <cls>")
+    }
+    self.padId = padId
+    self.padValue = padValue
+    ids = []
+    values = []
+    ids.reserveCapacity(binned.nRows)
+    values.reserveCapacity(binned.nRows)
+    let nGenes = binned.nCols
+    let blockSize = max(1, (1 << 22) / max(1, nGenes))
+    for start in stride(from: 0, to: binned.nRows, by: blockSize) {
+      let rows = Array(start..<min(start + blockSize, binned.nRows))
+      let dense = try binned.rows(rows).denseDoubles()
+      for (r, cell) in rows.enumerated() {
+        var cellIds = [clsId], cellValues: [Float] = [0]
+        for j in 0..<nGenes {
+          let v = dense[r * nGenes + j]
+          if includeZeroGenes || v != 0 {
+            cellIds.append(geneIds[j])
+            cellValues.append(Float(v))
+          }
+        }
+        guard cellIds.count > 1 else {
+          throw ScGPTError.invalidInput("cell '\(cellNames?[cell] ?? String(cell))' expresses none of the model's genes: remove it or check the gene names")
+        }
+        if cellIds.count > maxLength {
+          let keep = [0] + random.choiceWithoutReplacement(cellIds.count - 1, size: maxLength - 1).map { $0 + 1 }
+          cellIds = keep.map { cellIds[$0] }
+          cellValues = keep.map { cellValues[$0] }
+        }
+        ids.append(cellIds)
+        values.append(cellValues)
+      }
+    }
+  }
+
+  /// Cells `rows` padded on the right to the longest among them. (The reference pads every
+  /// minibatch to the longest cell of the whole data set; with the key-padding mask the outputs
+  /// at real tokens are the same, only batch-norm statistics in training count the padding.)
+  public func padded(_ rows: [Int]) -> TokenizedCells {
+    let length = rows.map { ids[$0].count }.max() ?? 1
+    return TokenizedCells(
+      geneIds: rows.map { ids[$0] + Array(repeating: padId, count: length - ids[$0].count) },
+      values: rows.map { values[$0] + Array(repeating: padValue, count: length - values[$0].count) },
+      padId: padId)
+  }
+}
+
+/// Minibatch orders of scGPT's fine-tuning loops.
+enum ScGPTSampling {
+  /// A random order cut into minibatches (the last may be smaller).
+  static func shuffled(_ cells: [Int], batchSize: Int, random: inout ScGPTRandom) -> [[Int]] {
+    chunks(random.permutation(cells.count).map { cells[$0] }, batchSize)
+  }
+
+  /// scGPT's `SubsetsBatchSampler` with intra- and inter-subset shuffling: each group's cells
+  /// shuffled and cut into minibatches, then all minibatches shuffled, so every minibatch holds
+  /// cells of one group (what domain-specific batch norm needs).
+  static func perGroup(_ cells: [Int], groups: [Int], batchSize: Int, random: inout ScGPTRandom) -> [[Int]] {
+    let minibatches = grouped(cells, groups: groups).flatMap { members in
+      chunks(random.permutation(members.count).map { members[$0] }, batchSize)
+    }
+    return random.permutation(minibatches.count).map { minibatches[$0] }
+  }
+
+  /// Minibatches in order, each within one group (for evaluation).
+  static func inOrder(_ cells: [Int], groups: [Int]?, batchSize: Int) -> [[Int]] {
+    guard let groups else { return chunks(cells, batchSize) }
+    return grouped(cells, groups: groups).flatMap { chunks($0, batchSize) }
+  }
+
+  private static func grouped(_ cells: [Int], groups: [Int]) -> [[Int]] {
+    var members: [Int: [Int]] = [:]
+    for cell in cells { members[groups[cell], default: []].append(cell) }
+    return members.keys.sorted().map { members[$0]! }
+  }
+
+  private static func chunks(_ cells: [Int], _ size: Int) -> [[Int]] {
+    stride(from: 0, to: cells.count, by: size).map { Array(cells[$0..<min($0 + size, cells.count)]) }
+  }
+}
