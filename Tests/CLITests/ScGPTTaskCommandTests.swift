@@ -1,0 +1,90 @@
+import CellData
+import Foundation
+import XCTest
+
+/// `singlecell scgpt annotate | integrate | predict` on real data (../shared/data), with small
+/// models trained from scratch: floors well above chance, the outputs, and bad input.
+final class ScGPTTaskCommandTests: CLITestCase {
+  /// The bead-sorted PBMCs (the only labelled ones): split "train" and split "test".
+  func sortedPBMCSplit() throws -> (train: String, test: String) {
+    let all = try AnnData.read(h5ad: try SharedData.path("pbmc_frozen_sorted_5k.h5ad"))
+    let labels = try all.obs.labels("cell_type"), split = try all.obs.labels("split")
+    var paths: [String] = []
+    for part in ["train", "test"] {
+      let cells = labels.indices.filter { labels[$0] != nil && split[$0] == part }
+      let path = scratch.appendingPathComponent("sorted_\(part).h5ad").path
+      try all.subset(obs: cells).write(h5ad: path)
+      paths.append(path)
+    }
+    return (paths[0], paths[1])
+  }
+
+  let small = ["--d-model", "32", "--nheads", "2", "--d-hid", "32", "--nlayers", "1", "--lr", "1e-3", "--threads", "2"]
+
+  func testAnnotateSortedPBMCsThenPredictTheHeldOutCells() throws {
+    let (train, test) = try sortedPBMCSplit()
+    let out = scratch.appendingPathComponent("annotate").path
+    let run = try singlecell(["scgpt", "annotate", train, "--label-key", "cell_type", "--query", test, "-o", out,
+                              "--n-hvg", "300", "--epochs", "4"] + small)
+    XCTAssertEqual(run.status, 0, run.stderr)
+    let metrics = try json(out + "/metrics.json")
+    let accuracy = try XCTUnwrap(metrics["accuracy"] as? Double), f1 = try XCTUnwrap(metrics["macro_f1"] as? Double)
+    // 9 sorted populations; the largest is 36 % of the cells.
+    XCTAssertGreaterThan(accuracy, 0.6, "held-out accuracy")
+    XCTAssertGreaterThan(f1, 0.3, "held-out macro-F1")
+    XCTAssertEqual(metrics["n_query_labelled"] as? Int, 214)
+    for file in ["best_model.pt", "args.json", "vocab.json", "history.csv", "query.h5ad"] {
+      XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/\(file)"), file)
+    }
+    let query = try AnnData.read(h5ad: out + "/query.h5ad")
+    XCTAssertEqual(try query.obs.labels("scgpt_prediction").compactMap { $0 }.count, 214)
+
+    // The folder labels the same cells again through `predict`.
+    let predicted = scratch.appendingPathComponent("predicted.h5ad").path
+    let again = try singlecell(["scgpt", "predict", out, test, "-o", predicted, "--label-key", "cell_type"])
+    XCTAssertEqual(again.status, 0, again.stderr)
+    XCTAssertTrue(again.stdout.contains(String(format: "accuracy %.4f", accuracy)), again.stdout)
+    XCTAssertEqual(try AnnData.read(h5ad: predicted).obs.labels("scgpt_prediction"), try query.obs.labels("scgpt_prediction"))
+
+    // Bad input: a label column the query lacks, a model that is not an annotation model.
+    let none = scratch.appendingPathComponent("none.h5ad").path
+    let noLabel = try singlecell(["scgpt", "predict", out, test, "-o", none, "--label-key", "celltype"])
+    XCTAssertNotEqual(noLabel.status, 0)
+    XCTAssertTrue(noLabel.stderr.contains("no obs column 'celltype'"), noLabel.stderr)
+    let fixture = CLITestCase.repository.appendingPathComponent("tests/fixtures/scgpt/model_folder").path
+    let wrongKind = try singlecell(["scgpt", "predict", fixture, test, "-o", none])
+    XCTAssertNotEqual(wrongKind.status, 0)
+    XCTAssertTrue(wrongKind.stderr.contains("not an annotation model"), wrongKind.stderr)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: none))
+  }
+
+  func testIntegrateCITESubsetWritesEmbeddingAndScores() throws {
+    let data = try SharedData.path("neurips2021_bmmc_cite_subset.h5ad")
+    let out = scratch.appendingPathComponent("integrate").path
+    let run = try singlecell(["scgpt", "integrate", data, "--batch-key", "batch", "--label-key", "cell_type", "-o", out,
+                              "--epochs", "4", "--max-length", "300"] + small)
+    XCTAssertEqual(run.status, 0, run.stderr)
+    let metrics = try json(out + "/metrics.json")
+    let scib = try XCTUnwrap(metrics["scib"] as? [String: Double])
+    // A random embedding of these 600 cells (41 types) scores ARI 0.001.
+    XCTAssertGreaterThan(try XCTUnwrap(scib["leiden_ari"]), 0.05, "Leiden clusters follow the cell types")
+    XCTAssertNotNil(metrics["bio_conservation"])
+    XCTAssertNotNil(metrics["batch_correction"])
+    let history = try String(contentsOfFile: out + "/history.csv", encoding: .utf8)
+    XCTAssertTrue(history.hasPrefix("epoch,train_dab,train_ecs,train_gep,train_gep_zero,train_gepc,train_gepc_zero,train_loss"), history)
+    guard case .dense(let embedding) = try XCTUnwrap(try AnnData.read(h5ad: out + "/embedded.h5ad").obsm["X_scGPT"]) else {
+      return XCTFail("X_scGPT is not a dense array")
+    }
+    XCTAssertEqual(embedding.shape, [600, 32])
+
+    // Bad input leaves no output: an absent batch column, a label column that is absent.
+    let failed = scratch.appendingPathComponent("failed").path
+    let noBatch = try singlecell(["scgpt", "integrate", data, "--batch-key", "donor", "-o", failed, "--epochs", "1"] + small)
+    XCTAssertNotEqual(noBatch.status, 0)
+    XCTAssertTrue(noBatch.stderr.contains("no batch column 'donor'"), noBatch.stderr)
+    let noLabel = try singlecell(["scgpt", "integrate", data, "--batch-key", "batch", "--label-key", "celltype", "-o", failed] + small)
+    XCTAssertNotEqual(noLabel.status, 0)
+    XCTAssertTrue(noLabel.stderr.contains("no obs column 'celltype'"), noLabel.stderr)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: failed))
+  }
+}
