@@ -19,7 +19,9 @@ struct ScGPTEmbedCommand: ParsableCommand {
       (--gene-col for a var column); unknown genes are dropped and counted. Each cell's non-zero raw \
       counts are binned (ties to the lowest bin, so the same input gives the same embedding; \
       --random-ties draws them as the reference does), <cls> comes first, and its output is \
-      L2-normalised.
+      L2-normalised. A folder written by `scgpt annotate` or `scgpt integrate` embeds as it was \
+      fine-tuned instead (its genes, its batch labels from the data's batch column, one batch norm \
+      per batch); --zero-shot forces the embed_data path for it too.
       """)
 
   @OptionGroup var global: GlobalOptions
@@ -31,16 +33,32 @@ struct ScGPTEmbedCommand: ParsableCommand {
   @Option(help: "Tokens per cell, <cls> included.") var maxLength = 1200
   @Option(help: "Cells per minibatch.") var batchSize = 64
   @Flag(help: "Break binning ties at random, as the reference (embeddings then vary with --seed).") var randomTies = false
+  @Flag(help: "Embed as the reference's embed_data even a folder fine-tuned here.") var zeroShot = false
 
   func run() throws {
     let device = try global.apply()
-    let folder = try ScGPTModelFolder.loadForEmbedding(URL(fileURLWithPath: model))
-    try withTorchErrors { folder.network.to(device) }
+    let url = URL(fileURLWithPath: model)
     var adata = try AnnData.read(h5ad: data)
-    let options = ScGPTModelFolder.EmbedOptions(maxLength: maxLength, batchSize: batchSize, geneColumn: geneCol, layer: layer,
-                                                tieBreak: randomTies ? .random : .lowest, seed: UInt32(truncatingIfNeeded: global.seed))
-    let (embeddings, match) = try folder.embed(adata, options: options)
-    if match.unknownCount > 0 { warn(match.summary) }
+    let start = Date()
+    let embeddings: Tensor
+    if !zeroShot, try ScGPTModelFolder.isFineTuned(url) {
+      let folder = try ScGPTModelFolder.load(url)
+      try withTorchErrors { folder.network.to(device) }
+      let result = try ScGPTTasks.embed(adata, folder: folder, layer: layer, geneColumn: geneCol)
+      if result.missingGenes > 0 { warn("\(result.missingGenes) of the model's genes are absent from the data; they count as zero") }
+      embeddings = result.embeddings
+    } else {
+      let folder = try ScGPTModelFolder.loadForEmbedding(url)
+      try withTorchErrors { folder.network.to(device) }
+      let options = ScGPTModelFolder.EmbedOptions(maxLength: maxLength, batchSize: batchSize, geneColumn: geneCol, layer: layer,
+                                                  tieBreak: randomTies ? .random : .lowest, seed: UInt32(truncatingIfNeeded: global.seed))
+      let (result, match) = try folder.embed(adata, options: options)
+      if match.unknownCount > 0 { warn(match.summary) }
+      embeddings = result
+    }
+    let seconds = Date().timeIntervalSince(start)
+    FileHandle.standardError.write(Data(String(
+      format: "embedded %d cells in %.2f s (%.1f cells/s)\n", adata.nObs, seconds, Double(adata.nObs) / seconds).utf8))
     adata.obsm["X_scGPT"] = try embeddings.floatElement()
     try adata.write(h5ad: output)
     print("wrote \(output): obsm['X_scGPT'] [\(embeddings.size(0)), \(embeddings.size(1))]")

@@ -10,6 +10,8 @@ struct ScGPTTrainingArguments: ParsableArguments {
   @Option(help: "var column of gene names (default: var names).") var geneCol: String?
   @Option(help: "Highly variable genes to keep (seurat_v3).") var nHvg = 1200
   @Option(help: "Tokens per cell, <cls> included (default: all of a cell's expressed genes).") var maxLength: Int?
+  @Flag(help: "A token for every gene, zeros included (the reference's include_zero_gene).") var includeZeroGenes = false
+  @Option(help: "New model: vocab.json to use (e.g. the official census vocabulary) instead of the data's genes.") var vocab: String?
   @Option(help: "Training epochs (default: the tutorial's, 10 for annotate, 15 for integrate).") var epochs: Int?
   @Option(help: "Cells per minibatch (default: the tutorial's, 32 for annotate, 64 for integrate).") var batchSize: Int?
   @Option(help: "Adam's learning rate (StepLR × 0.9 per epoch).") var lr = 1e-4
@@ -33,6 +35,8 @@ struct ScGPTTrainingArguments: ParsableArguments {
     var options = ScGPTTaskOptions(training: training)
     options.nHVG = nHvg
     options.maxLength = maxLength
+    options.includeZeroGenes = includeZeroGenes
+    options.vocabulary = vocab.map { URL(fileURLWithPath: $0) }
     options.layer = layer
     options.geneColumn = geneCol
     options.pretrained = model.map { URL(fileURLWithPath: $0) }

@@ -25,6 +25,9 @@ public struct ScGPTTaskOptions: Sendable {
   public var nHVG: Int? = 1200
   /// Tokens per cell, `<cls>` included (nil: the number of genes + 1, i.e. no subsampling).
   public var maxLength: Int?
+  /// Tokens for every gene, zeros included (the reference's `include_zero_gene`), instead of
+  /// the expressed genes only.
+  public var includeZeroGenes = false
   public var nBins = 51
   public var training: ScGPTTrainingOptions
   /// Used when `pretrained` is nil.
@@ -32,6 +35,9 @@ public struct ScGPTTaskOptions: Sendable {
   /// A model folder to start from (its vocabulary decides which genes are used; its weights
   /// are loaded where the shapes fit, as the reference's `load_pretrained`).
   public var pretrained: URL?
+  /// For a new model: a vocab.json (e.g. the census vocabulary of the official checkpoints)
+  /// instead of the data's genes; genes it lacks are left out.
+  public var vocabulary: URL?
   /// obs column of batches (for HVG selection; the integration's batch labels).
   public var batchKey: String?
   /// Layer of raw counts (default X).
@@ -118,12 +124,18 @@ public enum ScGPTTasks {
     var data = try withGeneNames(adata, column: options.geneColumn, layer: options.layer)
     var unknown = 0
     var pretrained: ScGPTModelFolder?
-    if let url = options.pretrained {
-      // Its vocabulary picks the genes; the architecture comes from its args.json.
-      let vocab = try GeneVocab(contentsOf: url.appendingPathComponent(ScGPTModelFolder.vocabFile))
+    var given: GeneVocab?
+    if let url = options.pretrained.map({ $0.appendingPathComponent(ScGPTModelFolder.vocabFile) }) ?? options.vocabulary {
+      // The vocabulary picks the genes.
+      var vocab = try GeneVocab(contentsOf: url)
+      _ = vocab.appendMissingSpecials()
       let match = try vocab.match(data.varNames)
       unknown = match.unknownCount
       if unknown > 0 { data = try data.subset(vars: match.known.indices.filter { match.known[$0] }) }
+      given = vocab
+    }
+    if let url = options.pretrained {
+      // The architecture comes from its args.json.
       pretrained = try withoutActuallyEscaping(configure) { configure in
         try ScGPTModelFolder.load(url, skipMismatchedShapes: true) { configure(&$0) }
       }
@@ -139,7 +151,7 @@ public enum ScGPTTasks {
     if let pretrained {
       folder = pretrained
     } else {
-      let vocab = try GeneVocab(genes: genes, specials: GeneVocab.specialTokens, specialFirst: true)
+      let vocab = try given ?? GeneVocab(genes: genes, specials: GeneVocab.specialTokens, specialFirst: true)
       let a = options.architecture
       var config = ScGPTConfig(ntoken: vocab.count, dModel: a.dModel, nHead: a.nHead, dHid: a.dHid, nLayers: a.nLayers,
                                padTokenId: vocab["<pad>"]!)
@@ -154,7 +166,8 @@ public enum ScGPTTasks {
     let maxLength = options.maxLength ?? genes.count + 1
     let tokens = try ScGPTCellTokens(
       binned: try data.matrix(layer: preprocessor.binnedKey), geneIds: geneIds, vocab: folder.vocab, maxLength: maxLength,
-      padValue: Float(folder.network.config.padValue), cellNames: data.obsNames, random: &random)
+      padValue: Float(folder.network.config.padValue), includeZeroGenes: options.includeZeroGenes, cellNames: data.obsNames,
+      random: &random)
     try withTorchErrors { folder.network.to(options.device) }
     let tuner = try ScGPTFineTuner(network: folder.network, objective: objective, options: options.training)
     let result = try tuner.fit(tokens, cellTypes: cellTypes, batches: batches)
@@ -163,6 +176,7 @@ public enum ScGPTTasks {
     folder.args["genes"] = genes
     folder.args["n_bins"] = options.nBins
     folder.args["max_length"] = maxLength
+    folder.args["include_zero_gene"] = options.includeZeroGenes
     if let key = options.batchKey { folder.args["batch_key"] = key }
     if let column = options.geneColumn { folder.args["gene_column"] = column }
     return ScGPTTaskModel(folder: folder, result: result, data: data, tokens: tokens,
@@ -188,7 +202,7 @@ public enum ScGPTTasks {
     let tokens = try ScGPTCellTokens(
       binned: try aligned.matrix(layer: preprocessor.binnedKey), geneIds: try folder.vocab.match(genes).ids, vocab: folder.vocab,
       maxLength: (folder.args["max_length"] as? Int) ?? genes.count + 1, padValue: Float(folder.network.config.padValue),
-      cellNames: aligned.obsNames, random: &random)
+      includeZeroGenes: (folder.args["include_zero_gene"] as? Bool) ?? false, cellNames: aligned.obsNames, random: &random)
     guard folder.network.config.needsBatchLabels else { return (tokens, nil, missing) }
     guard let key = folder.args["batch_key"] as? String, let names = folder.args["batches"] as? [String] else {
       throw ScGPTError.checkpoint("the model takes batch labels but args.json has no 'batch_key' and 'batches'")
@@ -256,5 +270,12 @@ public enum ScGPTTasks {
       throw ScGPTError.invalidInput("cell '\(out.obsNames[bad.row])' has the value \(bad.value): raw counts must be finite and non-negative")
     }
     return out
+  }
+}
+
+extension ScGPTModelFolder {
+  /// Whether the folder's args.json records a fine-tuning run of this project (its `genes`).
+  public static func isFineTuned(_ directory: URL) throws -> Bool {
+    try readArgs(directory.appendingPathComponent(argsFile))["genes"] != nil
   }
 }
