@@ -17,7 +17,7 @@ let bundleSeparator: [UInt8] = Array("\n\u{1E}\u{1E}\u{1E}\n".utf8)
 
 enum FuzzReader: String, CaseIterable {
   case h5ad, tenxH5 = "10x-h5", tenxMTX = "10x-mtx", tenxMTXgz = "10x-mtx-gz", fasta, fastaNoIndex = "fasta-noindex"
-  case peaks, meme, jaspar, pfm, safetensors, torch, pickle, scviModel = "scvi-model"
+  case peaks, meme, jaspar, pfm, safetensors, torch, pickle, scviModel = "scvi-model", scgptConfig = "scgpt-config"
 
   /// The file names of a bundle's parts (nil: the input is one file named `single`).
   var bundleFiles: [String]? {
@@ -26,6 +26,7 @@ enum FuzzReader: String, CaseIterable {
     case .tenxMTXgz: return ["matrix.mtx.gz", "features.tsv.gz", "barcodes.tsv.gz"]
     case .fasta: return ["genome.fa", "genome.fa.fai"]
     case .scviModel: return ["model.json", "model.safetensors"]
+    case .scgptConfig: return ["vocab.json", "args.json"]
     default: return nil
     }
   }
@@ -140,6 +141,17 @@ func read(_ reader: FuzzReader, _ path: String) throws -> String {
     if let layer = saved.setup.layer { adata.layers[layer] = adata.X }
     let model = try SCVIModel.load(from: dir, adata: adata)
     return "\(model.kind) with \(genes.count) genes"
+  case .scgptConfig:
+    // vocab.json and args.json of an scGPT folder, and the model they describe (built only
+    // when small: the folder loader checks the size against the weights first).
+    let dir = URL(fileURLWithPath: path)
+    var vocab = try GeneVocab(contentsOf: dir.appendingPathComponent("vocab.json"))
+    _ = vocab.appendMissingSpecials()
+    let args = try ScGPTModelFolder.readArgs(dir.appendingPathComponent("args.json"))
+    let config = try ScGPTModelFolder.configuration(args: args, vocab: vocab, weights: StateDict())
+    let size = config.ntoken * config.dModel + config.nLayers * config.dModel * (4 * config.dModel + 2 * config.dHid)
+    if size < 2_000_000 { _ = try ScGPTNetwork(config) }
+    return "\(vocab.count) tokens, d \(config.dModel), \(config.nLayers) layers"
   }
 }
 

@@ -129,7 +129,7 @@ public struct ScGPTModelFolder {
 
   // MARK: - Configuration
 
-  static func readArgs(_ url: URL) throws -> [String: Any] {
+  public static func readArgs(_ url: URL) throws -> [String: Any] {
     let data: Data
     do { data = try Data(contentsOf: url) } catch { throw ScGPTError.checkpoint("cannot read \(argsFile): \(error.localizedDescription)") }
     guard let object = try? JSONSerialization.jsonObject(with: data), let args = object as? [String: Any] else {
