@@ -21,7 +21,7 @@ final class ScGPTTaskCommandTests: CLITestCase {
 
   let small = ["--d-model", "32", "--nheads", "2", "--d-hid", "32", "--nlayers", "1", "--lr", "1e-3", "--threads", "2"]
 
-  func testAnnotateSortedPBMCsThenPredictTheHeldOutCells() throws {
+  func testAnnotateSortedPBMCsThenPredictAndMapTheHeldOutCells() throws {
     let (train, test) = try sortedPBMCSplit()
     let out = scratch.appendingPathComponent("annotate").path
     let run = try singlecell(["scgpt", "annotate", train, "--label-key", "cell_type", "--query", test, "-o", out,
@@ -45,6 +45,18 @@ final class ScGPTTaskCommandTests: CLITestCase {
     XCTAssertEqual(again.status, 0, again.stderr)
     XCTAssertTrue(again.stdout.contains(String(format: "accuracy %.4f", accuracy)), again.stdout)
     XCTAssertEqual(try AnnData.read(h5ad: predicted).obs.labels("scgpt_prediction"), try query.obs.labels("scgpt_prediction"))
+
+    // Reference mapping with the same model: a 10-nearest-neighbour vote of the training cells.
+    let mapped = scratch.appendingPathComponent("mapped.h5ad").path
+    let map = try singlecell(["scgpt", "map", out, train, test, "--label-key", "cell_type", "-o", mapped])
+    XCTAssertEqual(map.status, 0, map.stderr)
+    let mapAccuracy = try XCTUnwrap(map.stdout.split(separator: " ").dropFirst().first.flatMap { Double($0.dropLast()) }, map.stdout)
+    XCTAssertGreaterThan(mapAccuracy, 0.6, "mapped-label accuracy of the held-out cells")
+    let confidence = try XCTUnwrap(try AnnData.read(h5ad: mapped).obs["scgpt_mapped_confidence"])
+    XCTAssertEqual(confidence.length, 214)
+    let noReferenceLabel = try singlecell(["scgpt", "map", out, test, test, "--label-key", "celltype", "-o", scratch.appendingPathComponent("x.h5ad").path])
+    XCTAssertNotEqual(noReferenceLabel.status, 0)
+    XCTAssertTrue(noReferenceLabel.stderr.contains("has no obs column 'celltype'"), noReferenceLabel.stderr)
 
     // Bad input: a label column the query lacks, a model that is not an annotation model.
     let none = scratch.appendingPathComponent("none.h5ad").path

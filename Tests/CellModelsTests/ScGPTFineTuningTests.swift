@@ -184,4 +184,19 @@ final class ScGPTFineTuningTests: XCTestCase {
       XCTAssertTrue("\($0)".contains("not an annotation model"), "\($0)")
     }
   }
+
+  func testReferenceMappingVotesAmongTheNearestReferenceCells() throws {
+    // Reference: three cells near x (a, a, b), two near y (b, b); cosine similarity, any scale.
+    let reference = Tensor([1, 0.1, 2, 0.2, 1, -0.1, 0.1, 1, 0.2, 3] as [Float], shape: [5, 2])
+    let labels = ["a", "a", "b", "b", "b"]
+    let query = Tensor([5, 0.2, 0, 1] as [Float], shape: [2, 2])
+    let transfer = try ScGPTReferenceMapping.transfer(reference: reference, labels: labels, query: query, k: 3)
+    XCTAssertEqual(transfer.labels, ["a", "b"])
+    XCTAssertEqual(transfer.confidence[0], 2.0 / 3, accuracy: 1e-12)
+    XCTAssertEqual(transfer.confidence[1], 2.0 / 3, accuracy: 1e-12, "two of its three nearest are b")
+    XCTAssertEqual(transfer.neighbours[0].count, 3)
+    XCTAssertEqual(try ScGPTReferenceMapping.transfer(reference: reference, labels: labels, query: query, k: 3, blockSize: 1).labels,
+                   transfer.labels, "blocks of the query change nothing")
+    XCTAssertThrowsError(try ScGPTReferenceMapping.transfer(reference: reference, labels: ["a"], query: query))
+  }
 }
