@@ -21,7 +21,7 @@ final class ScGPTTaskCommandTests: CLITestCase {
 
   let small = ["--d-model", "32", "--nheads", "2", "--d-hid", "32", "--nlayers", "1", "--lr", "1e-3", "--threads", "2"]
 
-  func testAnnotateSortedPBMCsThenPredictAndMapTheHeldOutCells() throws {
+  func testAnnotateSortedPBMCsThenPredictMapAndFindGenePrograms() throws {
     let (train, test) = try sortedPBMCSplit()
     let out = scratch.appendingPathComponent("annotate").path
     let run = try singlecell(["scgpt", "annotate", train, "--label-key", "cell_type", "--query", test, "-o", out,
@@ -57,6 +57,34 @@ final class ScGPTTaskCommandTests: CLITestCase {
     let noReferenceLabel = try singlecell(["scgpt", "map", out, test, test, "--label-key", "celltype", "-o", scratch.appendingPathComponent("x.h5ad").path])
     XCTAssertNotEqual(noReferenceLabel.status, 0)
     XCTAssertTrue(noReferenceLabel.stderr.contains("has no obs column 'celltype'"), noReferenceLabel.stderr)
+
+    // Gene programs and networks of the model's genes, with the activity per cell type.
+    let grn = scratch.appendingPathComponent("grn").path
+    let programsRun = try singlecell(["scgpt", "grn", out, test, "-o", grn, "--resolution", "10", "--attention", "--max-cells", "50",
+                                      "--top", "5", "--label-key", "cell_type"])
+    XCTAssertEqual(programsRun.status, 0, programsRun.stderr)
+    let modelGenes = Set(try json(out + "/args.json")["genes"] as? [String] ?? [])
+    let rows = try String(contentsOfFile: grn + "/programs.csv", encoding: .utf8).split(separator: "\n").dropFirst().map { $0.split(separator: ",") }
+    var sizes: [Substring: Int] = [:]
+    for row in rows {
+      XCTAssertTrue(modelGenes.contains(String(row[1])), "\(row)")
+      sizes[row[0], default: 0] += 1
+    }
+    XCTAssertFalse(sizes.isEmpty)
+    XCTAssertTrue(sizes.values.allSatisfy { $0 >= 5 }, "programs have at least 5 genes: \(sizes)")
+    XCTAssertEqual(Set(rows.map { $0[1] }).count, rows.count, "a gene is in one program")
+    let edges = try String(contentsOfFile: grn + "/similarity_network.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+    XCTAssertTrue(edges.allSatisfy { Double($0.split(separator: ",")[2])! >= 0.5 })
+    let attentionRows = try String(contentsOfFile: grn + "/attention_network.csv", encoding: .utf8).split(separator: "\n").count
+    XCTAssertEqual(attentionRows, 1 + 5 * modelGenes.count, "5 targets per gene")
+    let activityHeader = try String(contentsOfFile: grn + "/program_activity.csv", encoding: .utf8).split(separator: "\n")[0]
+    XCTAssertEqual(activityHeader.split(separator: ",").count, 1 + 9, "one column per cell type")
+    XCTAssertTrue(FileManager.default.fileExists(atPath: grn + "/program_activity.png"))
+    let badGenes = scratch.appendingPathComponent("genes.txt")
+    try "NOT_A_GENE\nALSO_NOT\n".write(to: badGenes, atomically: true, encoding: .utf8)
+    let noGenes = try singlecell(["scgpt", "grn", out, test, "-o", scratch.appendingPathComponent("g2").path, "--genes", badGenes.path])
+    XCTAssertNotEqual(noGenes.status, 0)
+    XCTAssertTrue(noGenes.stderr.contains("none of the 2 genes is in the vocabulary"), noGenes.stderr)
 
     // Bad input: a label column the query lacks, a model that is not an annotation model.
     let none = scratch.appendingPathComponent("none.h5ad").path

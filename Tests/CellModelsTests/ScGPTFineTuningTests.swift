@@ -199,4 +199,34 @@ final class ScGPTFineTuningTests: XCTestCase {
                    transfer.labels, "blocks of the query change nothing")
     XCTAssertThrowsError(try ScGPTReferenceMapping.transfer(reference: reference, labels: ["a"], query: query))
   }
+
+  func testAttentionNetworkIsRankNormalisedAndIndependentOfMinibatches() throws {
+    Runtime.seed(0)
+    let adata = try Self.synthetic()
+    var options = Self.smallOptions(.integration, epochs: 1)
+    options.batchKey = "batch"
+    let model = try ScGPTTasks.integrate(adata, options: options)
+    let genes = Array(model.data.varNames.prefix(12))
+    let (tokens, batches, _) = try ScGPTTasks.tokens(for: adata, folder: model.folder, genes: genes, includeZeroGenes: true)
+    XCTAssertTrue(tokens.ids.allSatisfy { $0.count == 13 }, "<cls> and every gene")
+    let network = try model.folder.network.attentionNetwork(tokens, batches: batches, batchSize: 7)
+    XCTAssertEqual(network.shape, [12, 12])
+    let values = network.toArray(Float.self)
+    XCTAssertTrue(values.allSatisfy { $0 >= 0 && $0 < 1 }, "means of ranks / 13")
+    assertClose(try model.folder.network.attentionNetwork(tokens, batches: batches, batchSize: 60), network,
+                "the same network in one minibatch", tolerance: 1e-6)
+    var ragged = tokens
+    ragged.ids[0].removeLast()
+    XCTAssertThrowsError(try model.folder.network.attentionNetwork(ragged, batches: batches))
+
+    let embedding = try ScGPTGeneEmbedding(folder: model.folder, genes: model.data.varNames + ["NOT_A_GENE"])
+    XCTAssertEqual(embedding.unknown, ["NOT_A_GENE"])
+    XCTAssertEqual(embedding.vectors.shape, [model.data.nVars, 16])
+    let programs = try embedding.programs(resolution: 2, nNeighbors: 5, minSize: 3)
+    XCTAssertTrue(programs.allSatisfy { $0.count >= 3 })
+    XCTAssertEqual(Set(programs.joined()).count, programs.joined().count)
+    let edges = embedding.similarityNetwork(threshold: 0.2)
+    XCTAssertTrue(edges.allSatisfy { $0.2 >= 0.2 && $0.0 != $0.1 })
+    XCTAssertEqual(edges.map(\.2), edges.map(\.2).sorted(by: >))
+  }
 }

@@ -151,7 +151,8 @@ public final class ScGPTNetwork: Module {
   /// Batch normalisation (if any) and the transformer over input embeddings [B, L, d].
   /// `zeroPaddedOutputs` sets the outputs at padded positions to 0, as torch's own transformer
   /// does on its inference fast path (eval mode under no_grad; the reference's `embed_data`).
-  public func transform(_ total: Tensor, _ batch: ScGPTBatch, zeroPaddedOutputs: Bool = false) throws -> Tensor {
+  /// `throughLayers` stops after that many transformer layers (default: all).
+  public func transform(_ total: Tensor, _ batch: ScGPTBatch, zeroPaddedOutputs: Bool = false, throughLayers: Int? = nil) throws -> Tensor {
     var x = total
     if let dsbn {
       // As the reference: the first cell's label picks the BatchNorm for the whole minibatch.
@@ -160,7 +161,12 @@ public final class ScGPTNetwork: Module {
     } else if let bn {
       x = bn(x.permute([0, 2, 1])).permute([0, 2, 1])
     }
-    let output = transformerEncoder(x, srcKeyPaddingMask: batch.paddingMask)
+    var output = x
+    if let n = throughLayers {
+      for layer in transformerEncoder.layers.modules.prefix(n) { output = layer(output, srcKeyPaddingMask: batch.paddingMask) }
+    } else {
+      output = transformerEncoder(x, srcKeyPaddingMask: batch.paddingMask)
+    }
     return zeroPaddedOutputs ? output.maskedFill(batch.paddingMask.unsqueeze(dim: 2), 0) : output
   }
 

@@ -185,12 +185,15 @@ public enum ScGPTTasks {
 
   // MARK: - Inference with a fine-tuned folder
 
-  /// A fine-tuned folder's view of new cells: their counts aligned to the model's genes by name
-  /// (absent genes zero, counted), binned, tokenised; and their batch indices when the model
-  /// takes batch labels (a batch it was not trained on is an error).
-  public static func tokens(for adata: AnnData, folder: ScGPTModelFolder, layer: String? = nil, geneColumn: String? = nil,
-                            seed: UInt32 = 0) throws -> (tokens: ScGPTCellTokens, batches: [Int]?, missingGenes: Int) {
-    guard let genes = folder.args["genes"] as? [String], !genes.isEmpty else {
+  /// A folder's view of new cells: their counts aligned by name to `genes` (default: the genes
+  /// a fine-tuned folder records; absent genes zero, counted), binned, tokenised; and their
+  /// batch indices when the model takes batch labels (a batch it was not trained on is an
+  /// error).
+  public static func tokens(for adata: AnnData, folder: ScGPTModelFolder, genes: [String]? = nil, includeZeroGenes: Bool? = nil,
+                            layer: String? = nil, geneColumn: String? = nil, seed: UInt32 = 0)
+    throws -> (tokens: ScGPTCellTokens, batches: [Int]?, missingGenes: Int)
+  {
+    guard let genes = genes ?? folder.args["genes"] as? [String], !genes.isEmpty else {
       throw ScGPTError.checkpoint("args.json has no 'genes': this folder was not fine-tuned here (train it with annotate or integrate)")
     }
     let named = try withGeneNames(adata, column: geneColumn ?? folder.args["gene_column"] as? String, layer: layer)
@@ -199,10 +202,11 @@ public enum ScGPTTasks {
     preprocessor.filterGeneByCounts = nil
     var random = ScGPTRandom(seed: seed)
     try preprocessor(&aligned, random: &random)
+    let allGenes = includeZeroGenes ?? (folder.args["include_zero_gene"] as? Bool) ?? false
     let tokens = try ScGPTCellTokens(
       binned: try aligned.matrix(layer: preprocessor.binnedKey), geneIds: try folder.vocab.match(genes).ids, vocab: folder.vocab,
-      maxLength: (folder.args["max_length"] as? Int) ?? genes.count + 1, padValue: Float(folder.network.config.padValue),
-      includeZeroGenes: (folder.args["include_zero_gene"] as? Bool) ?? false, cellNames: aligned.obsNames, random: &random)
+      maxLength: allGenes ? genes.count + 1 : (folder.args["max_length"] as? Int) ?? genes.count + 1,
+      padValue: Float(folder.network.config.padValue), includeZeroGenes: allGenes, cellNames: aligned.obsNames, random: &random)
     guard folder.network.config.needsBatchLabels else { return (tokens, nil, missing) }
     guard let key = folder.args["batch_key"] as? String, let names = folder.args["batches"] as? [String] else {
       throw ScGPTError.checkpoint("the model takes batch labels but args.json has no 'batch_key' and 'batches'")

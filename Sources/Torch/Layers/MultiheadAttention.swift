@@ -48,6 +48,12 @@ public final class MultiheadAttention: Module {
     return scores.softmax(dim: -1).mean(dim: 1)
   }
 
+  /// The scaled dot products q·kᵀ/√(E/H) per head [N, H, L, S], before masks and softmax.
+  public func attentionScores(_ query: Tensor, _ key: Tensor) -> Tensor {
+    let (q, k, _) = projectedHeads(query, key, key)
+    return q.matmul(k.transpose(-2, -1)) / Double(embedDim / numHeads).squareRoot()
+  }
+
   /// q, k, v as [N, H, length, E/H].
   private func projectedHeads(_ query: Tensor, _ key: Tensor, _ value: Tensor) -> (Tensor, Tensor, Tensor) {
     let e = embedDim
