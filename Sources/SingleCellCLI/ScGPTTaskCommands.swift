@@ -10,7 +10,8 @@ struct ScGPTTrainingArguments: ParsableArguments {
   @Option(help: "var column of gene names (default: var names).") var geneCol: String?
   @Option(help: "Highly variable genes to keep (seurat_v3).") var nHvg = 1200
   @Option(help: "Tokens per cell, <cls> included (default: all of a cell's expressed genes).") var maxLength: Int?
-  @Flag(help: "A token for every gene, zeros included (the reference's include_zero_gene).") var includeZeroGenes = false
+  @Flag(inversion: .prefixedNo, help: "A token for every gene, zeros included (the reference's include_zero_gene; default: the tutorial's, off for annotate, on for integrate).")
+  var includeZeroGenes: Bool?
   @Option(help: "New model: vocab.json to use (e.g. the official census vocabulary) instead of the data's genes.") var vocab: String?
   @Option(help: "Training epochs (default: the tutorial's, 10 for annotate, 15 for integrate).") var epochs: Int?
   @Option(help: "Cells per minibatch (default: the tutorial's, 32 for annotate, 64 for integrate).") var batchSize: Int?
@@ -65,25 +66,42 @@ private func writeTaskOutputs(_ model: ScGPTTaskModel, to folder: URL, metrics e
   try writeJSON(metrics, to: folder.appendingPathComponent("metrics.json"))
 }
 
-/// Predictions into obs `scgpt_prediction` / `scgpt_confidence`; accuracy and macro-F1 against
-/// `labelKey` where the cells have labels.
+/// Predictions into obs `scgpt_prediction`, `scgpt_confidence` and one `scgpt_probability_<type>`
+/// per type; against `labelKey`, where the cells have labels: accuracy, macro precision, recall
+/// and F1, and (with `folder`) the confusion matrix as confusion_matrix.csv and .png.
 private func annotatePredictions(_ adata: inout AnnData, folder: ScGPTModelFolder, labelKey: String?, layer: String?,
-                                 geneColumn: String?) throws -> [String: Any] {
+                                 geneColumn: String?, reports: URL? = nil) throws -> [String: Any] {
   let prediction = try ScGPTTasks.predict(adata, folder: folder, layer: layer, geneColumn: geneColumn)
   if prediction.missingGenes > 0 {
     warn("\(prediction.missingGenes) of the model's genes are absent from the data; they count as zero")
   }
   try adata.obs.set("scgpt_prediction", .categorical(Categorical(prediction.labels)))
   try adata.obs.set("scgpt_confidence", .array(.float64(prediction.confidence)))
+  let types = folder.args["cell_types"] as? [String] ?? []
+  let probabilities = prediction.probabilities.toArray(Float.self)
+  for (t, type) in types.enumerated() {
+    try adata.obs.set("scgpt_probability_\(type)", .array(.float64((0..<adata.nObs).map { Double(probabilities[$0 * types.count + t]) })))
+  }
   var metrics: [String: Any] = ["n_query": adata.nObs, "missing_genes": prediction.missingGenes]
-  if let labelKey, adata.obs[labelKey] != nil {
-    let truth = try adata.obs.labels(labelKey)
-    let pairs = zip(truth, prediction.labels).filter { $0.0 != nil }.map { ($0.0!, $0.1) }
-    if !pairs.isEmpty {
-      metrics["accuracy"] = try accuracy(truth: pairs.map(\.0), predicted: pairs.map(\.1))
-      metrics["macro_f1"] = try macroF1(truth: pairs.map(\.0), predicted: pairs.map(\.1))
-      metrics["n_query_labelled"] = pairs.count
-    }
+  guard let labelKey, adata.obs[labelKey] != nil else { return metrics }
+  let truth = try adata.obs.labels(labelKey)
+  let pairs = zip(truth, prediction.labels).filter { $0.0 != nil }.map { ($0.0!, $0.1) }
+  guard !pairs.isEmpty else { return metrics }
+  let confusion = try ConfusionMatrix(truth: pairs.map(\.0), predicted: pairs.map(\.1))
+  let perLabel = confusion.perLabel
+  metrics["accuracy"] = confusion.accuracy
+  metrics["macro_precision"] = perLabel.map(\.precision).reduce(0, +) / Double(perLabel.count)
+  metrics["macro_recall"] = perLabel.map(\.recall).reduce(0, +) / Double(perLabel.count)
+  metrics["macro_f1"] = confusion.macroF1
+  metrics["n_query_labelled"] = pairs.count
+  if let reports {
+    var csv = "true\\predicted," + confusion.labels.joined(separator: ",") + "\n"
+    for (t, row) in confusion.counts.enumerated() { csv += confusion.labels[t] + "," + row.map(String.init).joined(separator: ",") + "\n" }
+    try writeAtomically(Data(csv.utf8), to: reports.appendingPathComponent("confusion_matrix.csv"))
+    // Rows normalised to the share of each true type.
+    let shares = confusion.counts.map { row in row.map { Double($0) / Double(max(row.reduce(0, +), 1)) } }
+    try HeatmapPlot(rows: confusion.labels, columns: confusion.labels, values: shares, title: "true (rows) vs predicted (columns)",
+                    colorbarLabel: "share of row").write(to: reports.appendingPathComponent("confusion_matrix.png"))
   }
   return metrics
 }
@@ -98,8 +116,9 @@ struct ScGPTAnnotateCommand: ParsableCommand {
       non-zero genes, cross-entropy of the classifier on the <cls> embedding, Adam, StepLR, the \
       best epoch by validation loss. Writes OUTDIR: the model folder (best_model.pt, args.json, \
       vocab.json, model.safetensors), history.csv, metrics.json and, with --query, query.h5ad \
-      (obs scgpt_prediction, scgpt_confidence) with accuracy and macro-F1 in metrics.json when \
-      the query has the label column. A failed run leaves OUTDIR as it was.
+      (obs scgpt_prediction, scgpt_confidence, scgpt_probability_<type>); when the query has the \
+      label column, accuracy and macro precision/recall/F1 in metrics.json and the confusion \
+      matrix (confusion_matrix.csv, .png). A failed run leaves OUTDIR as it was.
       """)
 
   @OptionGroup var global: GlobalOptions
@@ -125,7 +144,8 @@ struct ScGPTAnnotateCommand: ParsableCommand {
       if model.unknownGenes > 0 { warn("\(model.unknownGenes) genes are not in the pretrained vocabulary and were left out") }
       var metrics: [String: Any] = [:]
       if var q = queryData {
-        metrics = try annotatePredictions(&q, folder: model.folder, labelKey: labelKey, layer: training.layer, geneColumn: training.geneCol)
+        metrics = try annotatePredictions(&q, folder: model.folder, labelKey: labelKey, layer: training.layer,
+                                          geneColumn: training.geneCol, reports: staging)
         try q.write(h5ad: staging.appendingPathComponent("query.h5ad").path)
         queryData = q
       }
@@ -147,9 +167,10 @@ struct ScGPTIntegrateCommand: ParsableCommand {
       and from the cell embedding (GEPC), both with explicit zero probabilities, 10 × the elastic \
       cell similarity (threshold 0.8), and the adversarial batch discriminator (--dab-weight; 0 \
       removes it), with batch labels and one batch norm per batch; every minibatch holds cells of \
-      one batch. Writes OUTDIR: the model folder, history.csv, metrics.json (with the scib metrics \
-      when --label-key is given) and embedded.h5ad (the input with obsm X_scGPT, L2-normalised \
-      <cls> embeddings). A failed run leaves OUTDIR as it was.
+      one batch; every gene is a token (zeros included) unless --no-include-zero-genes. Writes \
+      OUTDIR: the model folder, history.csv, metrics.json (with the scib metrics when --label-key \
+      is given), embedded.h5ad (the input with obsm X_scGPT, L2-normalised <cls> embeddings, and \
+      X_umap) and umap_<key>.png by batch and label. A failed run leaves OUTDIR as it was.
       """)
 
   @OptionGroup var global: GlobalOptions
@@ -189,6 +210,11 @@ struct ScGPTIntegrateCommand: ParsableCommand {
         if let v = benchmark.batchCorrection { metrics["batch_correction"] = v }
         if let v = benchmark.total { metrics["total"] = v }
       }
+      try adata.neighbors(useRep: "X_scGPT", seed: global.seed)
+      try adata.umap(seed: global.seed)
+      for key in [batchKey] + (labelKey.map { [$0] } ?? []) {
+        try EmbeddingPlot(adata: adata, basis: "umap", color: key).write(to: staging.appendingPathComponent("umap_\(key).png"))
+      }
       try adata.write(h5ad: staging.appendingPathComponent("embedded.h5ad").path)
       try writeTaskOutputs(model, to: staging, metrics: metrics)
       if let b = metrics["bio_conservation"] as? Double, let c = metrics["batch_correction"] as? Double {
@@ -226,6 +252,9 @@ struct ScGPTPredictCommand: ParsableCommand {
       throw ValidationError("no obs column '\(labelKey)' in \(data) (obs has: \(adata.obs.columnNames.joined(separator: ", ")))")
     }
     let metrics = try annotatePredictions(&adata, folder: folder, labelKey: labelKey, layer: layer, geneColumn: geneCol)
+    if let p = metrics["macro_precision"] as? Double, let r = metrics["macro_recall"] as? Double {
+      print(String(format: "macro precision %.4f, macro recall %.4f", p, r))
+    }
     try adata.write(h5ad: output)
     if let a = metrics["accuracy"] as? Double, let f = metrics["macro_f1"] as? Double {
       print(String(format: "accuracy %.4f, macro-F1 %.4f over %d cells", a, f, metrics["n_query_labelled"] as? Int ?? 0))

@@ -33,11 +33,19 @@ final class ScGPTTaskCommandTests: CLITestCase {
     XCTAssertGreaterThan(accuracy, 0.6, "held-out accuracy")
     XCTAssertGreaterThan(f1, 0.3, "held-out macro-F1")
     XCTAssertEqual(metrics["n_query_labelled"] as? Int, 214)
-    for file in ["best_model.pt", "args.json", "vocab.json", "history.csv", "query.h5ad"] {
+    XCTAssertNotNil(metrics["macro_precision"] as? Double)
+    XCTAssertNotNil(metrics["macro_recall"] as? Double)
+    let confusion = try String(contentsOfFile: out + "/confusion_matrix.csv", encoding: .utf8).split(separator: "\n")
+    let counted = confusion.dropFirst().map { $0.split(separator: ",").dropFirst().reduce(0) { $0 + Int($1)! } }.reduce(0, +)
+    XCTAssertEqual(counted, 214, "every labelled query cell once")
+    for file in ["best_model.pt", "args.json", "vocab.json", "history.csv", "query.h5ad", "confusion_matrix.png"] {
       XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/\(file)"), file)
     }
     let query = try AnnData.read(h5ad: out + "/query.h5ad")
     XCTAssertEqual(try query.obs.labels("scgpt_prediction").compactMap { $0 }.count, 214)
+    let probabilities = try query.obs.columnNames.filter { $0.hasPrefix("scgpt_probability_") }.map { try query.obs.doubles($0) }
+    XCTAssertEqual(probabilities.count, 9)
+    XCTAssertEqual((0..<9).reduce(0) { $0 + probabilities[$1][0] }, 1, accuracy: 1e-5, "probabilities of a cell sum to 1")
 
     // The folder labels the same cells again through `predict`.
     let predicted = scratch.appendingPathComponent("predicted.h5ad").path
@@ -116,6 +124,8 @@ final class ScGPTTaskCommandTests: CLITestCase {
       return XCTFail("X_scGPT is not a dense array")
     }
     XCTAssertEqual(embedding.shape, [600, 32])
+    for key in ["batch", "cell_type"] { XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/umap_\(key).png"), key) }
+    XCTAssertEqual(try json(out + "/args.json")["include_zero_gene"] as? Bool, true, "the integration tutorial's tokens")
 
     // Bad input leaves no output: an absent batch column, a label column that is absent.
     let failed = scratch.appendingPathComponent("failed").path

@@ -26,8 +26,8 @@ public struct ScGPTTaskOptions: Sendable {
   /// Tokens per cell, `<cls>` included (nil: the number of genes + 1, i.e. no subsampling).
   public var maxLength: Int?
   /// Tokens for every gene, zeros included (the reference's `include_zero_gene`), instead of
-  /// the expressed genes only.
-  public var includeZeroGenes = false
+  /// the expressed genes only; nil: the tutorial's (annotation no, integration yes).
+  public var includeZeroGenes: Bool?
   public var nBins = 51
   public var training: ScGPTTrainingOptions
   /// Used when `pretrained` is nil.
@@ -164,9 +164,10 @@ public enum ScGPTTasks {
     }
     let geneIds = try folder.vocab.match(genes).ids
     let maxLength = options.maxLength ?? genes.count + 1
+    let includeZeroGenes = options.includeZeroGenes ?? (objective == .integration)
     let tokens = try ScGPTCellTokens(
       binned: try data.matrix(layer: preprocessor.binnedKey), geneIds: geneIds, vocab: folder.vocab, maxLength: maxLength,
-      padValue: Float(folder.network.config.padValue), includeZeroGenes: options.includeZeroGenes, cellNames: data.obsNames,
+      padValue: Float(folder.network.config.padValue), includeZeroGenes: includeZeroGenes, cellNames: data.obsNames,
       random: &random)
     try withTorchErrors { folder.network.to(options.device) }
     let tuner = try ScGPTFineTuner(network: folder.network, objective: objective, options: options.training)
@@ -176,7 +177,7 @@ public enum ScGPTTasks {
     folder.args["genes"] = genes
     folder.args["n_bins"] = options.nBins
     folder.args["max_length"] = maxLength
-    folder.args["include_zero_gene"] = options.includeZeroGenes
+    folder.args["include_zero_gene"] = includeZeroGenes
     if let key = options.batchKey { folder.args["batch_key"] = key }
     if let column = options.geneColumn { folder.args["gene_column"] = column }
     return ScGPTTaskModel(folder: folder, result: result, data: data, tokens: tokens,
