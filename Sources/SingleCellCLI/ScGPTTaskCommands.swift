@@ -262,3 +262,40 @@ struct ScGPTPredictCommand: ParsableCommand {
     print("wrote \(output): obs['scgpt_prediction'], obs['scgpt_confidence']")
   }
 }
+
+/// `singlecell scgpt train DATA.h5ad -o MODEL`: masked-value pretraining from scratch.
+struct ScGPTTrainCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "train", abstract: "Pretrain a small scGPT model from scratch on any cells (masked-value prediction).",
+    discussion: """
+      No pretrained scGPT weights ship with this project or can be downloaded here; this trains \
+      one on your cells, so that `scgpt embed`, `map` and `grn` have a model. The objective is \
+      masked-value prediction from the gene tokens (GEP) and from the cell embedding (GEPC), \
+      40 % of the values masked each epoch; otherwise the fine-tuning loop (Adam, StepLR, the \
+      best epoch by validation GEP). Writes OUTDIR: the model folder, history.csv, metrics.json. \
+      Official folders (scGPT_human, …) load with `--model` to train further.
+      """)
+
+  @OptionGroup var global: GlobalOptions
+  @Argument(help: ".h5ad with raw counts.") var input: String
+  @Option(name: [.short, .customLong("output")], help: "Output model folder.") var output: String
+  @Option(help: "Mask ratio of the values.") var maskRatio = 0.4
+  @OptionGroup var training: ScGPTTrainingArguments
+
+  func run() throws {
+    let device = try global.apply()
+    let adata = try AnnData.read(h5ad: input)
+    var defaults = ScGPTTrainingOptions.integration
+    defaults.epochs = 15
+    defaults.maskRatio = maskRatio
+    var options = try training.options(defaults, seed: global.seed)
+    options.device = device
+    let outdir = URL(fileURLWithPath: output)
+    try writeFolderAtomically(outdir) { staging in
+      let model = try ScGPTTasks.pretrain(adata, options: options)
+      if model.unknownGenes > 0 { warn("\(model.unknownGenes) genes are not in the vocabulary and were left out") }
+      try writeTaskOutputs(model, to: staging, metrics: [:])
+    }
+    print("wrote \(outdir.path)")
+  }
+}

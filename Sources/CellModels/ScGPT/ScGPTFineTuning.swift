@@ -9,6 +9,9 @@ public enum ScGPTObjective: String, Sendable {
   /// Bernoulli NLL; the same from the cell embedding (GEPC, with MVC); 10 · ECS; and the batch
   /// discriminator's cross-entropy behind gradient reversal (DAB).
   case integration
+  /// Masked-value pretraining of a new model: GEP and, with MVC, GEPC (no batches, no extra
+  /// losses), so that `embed` has a model when no pretrained weights are at hand.
+  case pretraining
 }
 
 /// Settings of `ScGPTFineTuner`, with the tutorials' values.
@@ -83,8 +86,8 @@ public final class ScGPTFineTuner {
     if objective == .annotation && c.nCls < 2 {
       throw ScGPTError.invalidConfig("annotation needs a classifier with at least 2 classes (n_cls is \(c.nCls))")
     }
-    if objective == .integration && options.maskRatio == 0 {
-      throw ScGPTError.invalidConfig("integration learns from masked values: the mask ratio must be above 0")
+    if objective != .annotation && options.maskRatio == 0 {
+      throw ScGPTError.invalidConfig("\(objective.rawValue) learns from masked values: the mask ratio must be above 0")
     }
     self.network = network
     self.objective = objective
@@ -172,13 +175,13 @@ public final class ScGPTFineTuner {
       let out = try network.forward(batch, heads: [.cls])
       let labels = Tensor(rows.map { Int64(cellTypes![$0]) }).to(device)
       add("cls", ScGPTLosses.crossEntropy(out.clsOutput!, labels))
-    case .integration:
+    case .integration, .pretraining:
       let masked = ScGPTTokenizer.randomMaskValue(
         cells.values, maskRatio: options.maskRatio, maskValue: options.maskValue, padValue: tokens.padValue, random: &random)
       let batch = try ScGPTBatch(cells, values: masked, batchLabels: batchLabels).to(device)
       var heads: ScGPTHeads = []
       if network.mvcDecoder != nil { heads.insert(.mvc) }
-      if options.ecsWeight > 0 { heads.insert(.ecs) }
+      if objective == .integration && options.ecsWeight > 0 { heads.insert(.ecs) }
       let out = try network.forward(batch, heads: heads)
       let target = cells.valueTensor.to(device)
       let positions = batch.values.eq(Double(options.maskValue))

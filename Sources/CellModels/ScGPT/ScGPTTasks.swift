@@ -119,6 +119,19 @@ public enum ScGPTTasks {
     return model
   }
 
+  /// Masked-value pretraining of a new model (or further training of `options.pretrained`) on
+  /// any cells: GEP + GEPC, no batch labels. The folder embeds with `scgpt embed`.
+  public static func pretrain(_ adata: AnnData, options: ScGPTTaskOptions) throws -> ScGPTTaskModel {
+    try train(adata, objective: .pretraining, options: options) { config in
+      config.useBatchLabels = false
+      config.batchNormalization = .none
+      config.doDAB = false
+      config.doMVC = true
+      config.explicitZeroProb = false
+      config.nCls = 1
+    }
+  }
+
   private static func train(_ adata: AnnData, objective: ScGPTObjective, options: ScGPTTaskOptions, cellTypes: [Int]? = nil,
                             batches: [Int]? = nil, configure: (inout ScGPTConfig) -> Void) throws -> ScGPTTaskModel {
     var data = try withGeneNames(adata, column: options.geneColumn, layer: options.layer)
