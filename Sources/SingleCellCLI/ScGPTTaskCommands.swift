@@ -17,6 +17,7 @@ struct ScGPTTrainingArguments: ParsableArguments {
   @Option(help: "Cells per minibatch (default: the tutorial's, 32 for annotate, 64 for integrate).") var batchSize: Int?
   @Option(help: "Adam's learning rate (StepLR × 0.9 per epoch).") var lr = 1e-4
   @Option(help: "Share of the training cells held out to pick the best epoch.") var validationFraction = 0.1
+  @Flag(help: "Plain shuffled minibatches, as the reference, instead of cells of similar length together.") var noLengthBuckets = false
   @Option(help: "New model: embedding size.") var dModel = 128
   @Option(help: "New model: attention heads.") var nheads = 4
   @Option(help: "New model: feed-forward width.") var dHid = 128
@@ -31,6 +32,7 @@ struct ScGPTTrainingArguments: ParsableArguments {
     if let batchSize { training.batchSize = batchSize }
     training.learningRate = lr
     training.validationFraction = validationFraction
+    training.lengthBuckets = !noLengthBuckets
     training.seed = UInt32(truncatingIfNeeded: seed)
     training.progress = true
     var options = ScGPTTaskOptions(training: training)

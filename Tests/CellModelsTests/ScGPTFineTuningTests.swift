@@ -74,6 +74,19 @@ final class ScGPTFineTuningTests: XCTestCase {
     let shuffled = ScGPTSampling.shuffled(Array(0..<50), batchSize: 8, random: &random)
     XCTAssertEqual(shuffled.flatMap { $0 }.sorted(), Array(0..<50))
     XCTAssertNotEqual(shuffled.flatMap { $0 }, Array(0..<50))
+
+    // Length buckets: every cell once, and far less padding than a plain shuffle.
+    let lengths = (0..<400).map { _ in 1 + Int(random.uniform() * 500) }
+    func padding(_ minibatches: [[Int]]) -> Int {
+      minibatches.reduce(0) { total, rows in total + rows.count * rows.map { lengths[$0] }.max()! - rows.reduce(0) { $0 + lengths[$1] } }
+    }
+    let bucketed = ScGPTSampling.shuffled(Array(0..<400), batchSize: 16, lengths: lengths, random: &random)
+    XCTAssertEqual(bucketed.flatMap { $0 }.sorted(), Array(0..<400))
+    let plain = ScGPTSampling.shuffled(Array(0..<400), batchSize: 16, random: &random)
+    XCTAssertLessThan(padding(bucketed) * 5, padding(plain), "bucketed minibatches pad at least 5× less")
+    let grouped = ScGPTSampling.perGroup(Array(0..<400), groups: (0..<400).map { $0 % 2 }, batchSize: 16, lengths: lengths, random: &random)
+    XCTAssertEqual(grouped.flatMap { $0 }.sorted(), Array(0..<400))
+    for rows in grouped { XCTAssertEqual(Set(rows.map { $0 % 2 }).count, 1) }
   }
 
   func testAnnotationLearnsTheTypesAndPredictsNewCellsWithGenesInAnotherOrder() throws {

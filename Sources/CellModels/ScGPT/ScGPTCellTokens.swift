@@ -11,6 +11,8 @@ public struct ScGPTCellTokens: Sendable {
   public var padValue: Float
 
   public var count: Int { ids.count }
+  /// Tokens per cell, `<cls>` included.
+  public var lengths: [Int] { ids.map(\.count) }
 
   /// Tokens of every row of `binned` (cells × genes; `geneIds[j]` is column j's vocabulary id).
   /// A cell without a non-zero value is an error naming it (`cellNames`), unless
@@ -72,25 +74,46 @@ public struct ScGPTCellTokens: Sendable {
 
 /// Minibatch orders of scGPT's fine-tuning loops.
 enum ScGPTSampling {
-  /// A random order cut into minibatches (the last may be smaller).
-  static func shuffled(_ cells: [Int], batchSize: Int, random: inout ScGPTRandom) -> [[Int]] {
-    chunks(random.permutation(cells.count).map { cells[$0] }, batchSize)
+  /// Cells per length bucket, in minibatches: a shuffled window of this many minibatches is
+  /// sorted by length before it is cut, so a minibatch pads little.
+  static let bucketWindow = 50
+
+  /// A random order cut into minibatches (the last may be smaller); with `lengths`, cells of
+  /// similar length share minibatches (length buckets) and the minibatches are shuffled.
+  static func shuffled(_ cells: [Int], batchSize: Int, lengths: [Int]? = nil, random: inout ScGPTRandom) -> [[Int]] {
+    let order = random.permutation(cells.count).map { cells[$0] }
+    guard let lengths else { return chunks(order, batchSize) }
+    let minibatches = bucketed(order, lengths: lengths, batchSize: batchSize)
+    return random.permutation(minibatches.count).map { minibatches[$0] }
   }
 
   /// scGPT's `SubsetsBatchSampler` with intra- and inter-subset shuffling: each group's cells
-  /// shuffled and cut into minibatches, then all minibatches shuffled, so every minibatch holds
-  /// cells of one group (what domain-specific batch norm needs).
-  static func perGroup(_ cells: [Int], groups: [Int], batchSize: Int, random: inout ScGPTRandom) -> [[Int]] {
+  /// shuffled and cut into minibatches (length-bucketed with `lengths`), then all minibatches
+  /// shuffled, so every minibatch holds cells of one group (what domain-specific batch norm needs).
+  static func perGroup(_ cells: [Int], groups: [Int], batchSize: Int, lengths: [Int]? = nil, random: inout ScGPTRandom) -> [[Int]] {
     let minibatches = grouped(cells, groups: groups).flatMap { members in
-      chunks(random.permutation(members.count).map { members[$0] }, batchSize)
+      let order = random.permutation(members.count).map { members[$0] }
+      return lengths.map { bucketed(order, lengths: $0, batchSize: batchSize) } ?? chunks(order, batchSize)
     }
     return random.permutation(minibatches.count).map { minibatches[$0] }
   }
 
-  /// Minibatches in order, each within one group (for evaluation).
-  static func inOrder(_ cells: [Int], groups: [Int]?, batchSize: Int) -> [[Int]] {
-    guard let groups else { return chunks(cells, batchSize) }
-    return grouped(cells, groups: groups).flatMap { chunks($0, batchSize) }
+  /// Minibatches for evaluation, each within one group, cells sorted by length (`lengths`)
+  /// so that little is padded; the caller puts the results back in cell order.
+  static func inOrder(_ cells: [Int], groups: [Int]?, batchSize: Int, lengths: [Int]? = nil) -> [[Int]] {
+    let sorted = { (members: [Int]) -> [Int] in
+      guard let lengths else { return members }
+      return members.sorted { (lengths[$0], $0) < (lengths[$1], $1) }
+    }
+    guard let groups else { return chunks(sorted(cells), batchSize) }
+    return grouped(cells, groups: groups).flatMap { chunks(sorted($0), batchSize) }
+  }
+
+  private static func bucketed(_ order: [Int], lengths: [Int], batchSize: Int) -> [[Int]] {
+    let window = batchSize * bucketWindow
+    return stride(from: 0, to: order.count, by: window).flatMap { start in
+      chunks(order[start..<min(start + window, order.count)].sorted { (lengths[$0], $0) < (lengths[$1], $1) }, batchSize)
+    }
   }
 
   private static func grouped(_ cells: [Int], groups: [Int]) -> [[Int]] {

@@ -33,6 +33,9 @@ public struct ScGPTTrainingOptions: Sendable {
   /// Seeds the split, the minibatch order and the masks (torch's own generator, for dropout
   /// and initial weights, is seeded by the caller).
   public var seed: UInt32 = 0
+  /// Cells of similar length share minibatches (windows of 50 minibatches sorted by length), so
+  /// less is padded; minibatch order stays random. Off: the reference's plain shuffle.
+  public var lengthBuckets = true
   public var progress = false
 
   public init() {}
@@ -119,9 +122,10 @@ public final class ScGPTFineTuner {
 
     try trainer.fit(network) { epoch in
       network.train()
+      let lengths = options.lengthBuckets ? tokens.lengths : nil
       let minibatches = groupsMatter
-        ? ScGPTSampling.perGroup(training, groups: batches!, batchSize: options.batchSize, random: &random)
-        : ScGPTSampling.shuffled(training, batchSize: options.batchSize, random: &random)
+        ? ScGPTSampling.perGroup(training, groups: batches!, batchSize: options.batchSize, lengths: lengths, random: &random)
+        : ScGPTSampling.shuffled(training, batchSize: options.batchSize, lengths: lengths, random: &random)
       var sums = Sums()
       for rows in minibatches {
         let terms = try losses(tokens, rows, cellTypes: cellTypes, batches: batches, random: &random)
@@ -137,7 +141,8 @@ public final class ScGPTFineTuner {
         network.eval()
         var validationSums = Sums()
         try withNoGrad {
-          for rows in ScGPTSampling.inOrder(validation, groups: groupsMatter ? batches : nil, batchSize: options.batchSize) {
+          for rows in ScGPTSampling.inOrder(validation, groups: groupsMatter ? batches : nil, batchSize: options.batchSize,
+                                            lengths: tokens.lengths) {
             let terms = try losses(tokens, rows, cellTypes: cellTypes, batches: batches, random: &random)
             validationSums.add(terms, total: terms.values.dropFirst().reduce(terms.values[0], +), cells: rows.count)
           }
@@ -250,7 +255,7 @@ extension ScGPTNetwork {
     let groups = config.batchNormalization == .domainSpecific ? batches : nil
     var parts: [Tensor] = [], order: [Int] = []
     try withNoGrad {
-      for rows in ScGPTSampling.inOrder(Array(0..<tokens.count), groups: groups, batchSize: batchSize) {
+      for rows in ScGPTSampling.inOrder(Array(0..<tokens.count), groups: groups, batchSize: batchSize, lengths: tokens.lengths) {
         let labels = config.needsBatchLabels ? rows.map { batches![$0] } : nil
         let batch = try ScGPTBatch(tokens.padded(rows), batchLabels: labels).to(device)
         parts.append(read(try forward(batch, heads: heads)).to(.cpu))
