@@ -62,6 +62,11 @@ public struct ScGPTConfig: Equatable, Sendable {
   public var mvcDecoderStyle: MVCStyle = .innerProduct
   public var ecsThreshold = 0.3
   public var explicitZeroProb = false
+  /// Modality tokens (the multi-omic model's `use_mod`): this many modality types, embedded per
+  /// token (`mod_encoder`) and added to the batch embedding before the decoders; nil: none.
+  public var numModalities: Int?
+  /// The modality vocabulary's `<pad>` id (the modality embedding's padding index).
+  public var modalityPadId = 0
   /// Pre-norm layers. The reference's torch path ignores `pre_norm` (always post-norm); its
   /// flash layers honour it. Official checkpoints are post-norm.
   public var preNorm = false
@@ -79,6 +84,9 @@ public struct ScGPTConfig: Equatable, Sendable {
   /// although the reference asks for them).
   public var needsBatchLabels: Bool { useBatchLabels || batchNormalization == .domainSpecific }
 
+  /// Whether the decoders get a second d-wide input (the batch and/or modality embedding).
+  public var conditionedDecoders: Bool { useBatchLabels || numModalities != nil }
+
   public func validate() throws {
     func fail(_ m: String) -> ScGPTError { .invalidConfig(m) }
     guard ntoken > 0, dModel > 0, nHead > 0, dHid > 0, nLayers >= 0 else {
@@ -91,6 +99,11 @@ public struct ScGPTConfig: Equatable, Sendable {
     if useBatchLabels || batchNormalization == .domainSpecific || doDAB {
       guard let n = numBatchLabels, n >= 1 else {
         throw fail("batch labels, DSBN and the batch discriminator need num_batch_labels >= 1")
+      }
+    }
+    if let n = numModalities {
+      guard n >= 1, (0..<n).contains(modalityPadId) else {
+        throw fail("ntokens_mod must be at least 1 and the modality pad id (\(modalityPadId)) within it")
       }
     }
     if inputEmbeddingStyle == .category {

@@ -36,9 +36,11 @@ public final class MVCDecoder: Module {
 
   /// `dIn` is the cell-embedding width (2d with batch labels). The query styles are broken in the
   /// reference (they crash in forward); here their first layer takes `dIn`, so they also work
-  /// with batch labels.
-  public init(_ dModel: Int, style: ScGPTConfig.MVCStyle, explicitZeroProb: Bool, useBatchLabels: Bool) {
-    let dIn = useBatchLabels ? 2 * dModel : dModel
+  /// with batch labels. With `modalities` (the multi-omic model) the gene embeddings are 2d wide
+  /// too (concatenated with the batch + modality embedding), as the cell embedding.
+  public init(_ dModel: Int, style: ScGPTConfig.MVCStyle, explicitZeroProb: Bool, useBatchLabels: Bool, modalities: Bool = false) {
+    let dIn = useBatchLabels || modalities ? 2 * dModel : dModel
+    let dModel = modalities ? 2 * dModel : dModel
     self.style = style
     switch style {
     case .innerProduct, .innerProductDetach:

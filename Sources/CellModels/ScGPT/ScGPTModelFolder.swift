@@ -124,6 +124,11 @@ public struct ScGPTModelFolder {
     if let n = c.numBatchLabels { out["num_batch_labels"] = n }
     if let n = c.nInputBins { out["n_input_bins"] = n }
     if let a = c.attentionDropout { out["attention_dropout"] = a }
+    if let n = c.numModalities {
+      out["use_mod"] = true
+      out["ntokens_mod"] = n
+      out["mod_pad_id"] = c.modalityPadId
+    }
     return out
   }
 
@@ -215,6 +220,13 @@ public struct ScGPTModelFolder {
     }
     c.ecsThreshold = try double("ecs_threshold") ?? double("ecs_thres") ?? 0.3
     c.preNorm = bool("pre_norm") ?? false
+    if bool("use_mod") ?? (weights["mod_encoder.embedding.weight"] != nil) {
+      guard let n = try int("ntokens_mod") ?? rows("mod_encoder.embedding.weight") else {
+        throw ScGPTError.checkpoint("\(argsFile): use_mod without ntokens_mod")
+      }
+      c.numModalities = n
+      c.modalityPadId = try int("mod_pad_id") ?? 0
+    }
     do { try c.validate() } catch let ScGPTError.invalidConfig(m) { throw ScGPTError.checkpoint("\(argsFile): \(m)") }
     return c
   }

@@ -10,26 +10,33 @@ public struct ScGPTBatch {
   public var paddingMask: Tensor
   /// int64 [B] batch labels (needed with batch labels or DSBN).
   public var batchLabels: Tensor?
+  /// int64 [B, L] modality of each token (needed by a multi-omic model).
+  public var modalityTypes: Tensor?
 
-  public init(geneIds: Tensor, values: Tensor, paddingMask: Tensor, batchLabels: Tensor? = nil) {
+  public init(geneIds: Tensor, values: Tensor, paddingMask: Tensor, batchLabels: Tensor? = nil, modalityTypes: Tensor? = nil) {
     self.geneIds = geneIds
     self.values = values
     self.paddingMask = paddingMask
     self.batchLabels = batchLabels
+    self.modalityTypes = modalityTypes
   }
 
   /// A batch from tokenised cells (mask = ids == `<pad>`'s id); `values` replaces their values
   /// (e.g. masked ones) and must have their shape.
-  public init(_ cells: TokenizedCells, values: [[Float]]? = nil, batchLabels: [Int]? = nil) throws {
+  public init(_ cells: TokenizedCells, values: [[Float]]? = nil, batchLabels: [Int]? = nil, modalityTypes: [[Int]]? = nil) throws {
     if let values, values.count != cells.count || values.contains(where: { $0.count != cells.length }) {
       throw ScGPTError.invalidInput("values must be \(cells.count) rows of \(cells.length), like the tokens")
     }
     if let batchLabels, batchLabels.count != cells.count {
       throw ScGPTError.invalidInput("\(batchLabels.count) batch labels for \(cells.count) cells")
     }
+    if let modalityTypes, modalityTypes.count != cells.count || modalityTypes.contains(where: { $0.count != cells.length }) {
+      throw ScGPTError.invalidInput("modality types must be \(cells.count) rows of \(cells.length), like the tokens")
+    }
     let v = values.map { Tensor(Array($0.joined()), shape: [cells.count, cells.length]) } ?? cells.valueTensor
     self.init(geneIds: cells.geneIdTensor, values: v, paddingMask: cells.paddingMask,
-              batchLabels: batchLabels.map { Tensor($0.map(Int64.init)) })
+              batchLabels: batchLabels.map { Tensor($0.map(Int64.init)) },
+              modalityTypes: modalityTypes.map { Tensor($0.joined().map(Int64.init), shape: [cells.count, cells.length]) })
   }
 }
 
@@ -77,6 +84,8 @@ public final class ScGPTNetwork: Module {
   public let continuousValueEncoder: ContinuousValueEncoder?
   public let categoryValueEncoder: CategoryValueEncoder?
   public let batchEncoder: ScGPTTokenEncoder?
+  /// The multi-omic model's modality embedding (`mod_encoder`).
+  public let modalityEncoder: ScGPTTokenEncoder?
   public let dsbn: DomainSpecificBatchNorm1d?
   public let bn: BatchNorm1d?
   public let transformerEncoder: TransformerEncoder
@@ -107,6 +116,7 @@ public final class ScGPTNetwork: Module {
       categoryValueEncoder = nil
     }
     batchEncoder = config.useBatchLabels ? ScGPTTokenEncoder(config.numBatchLabels!, d) : nil
+    modalityEncoder = config.numModalities.map { ScGPTTokenEncoder($0, d, paddingIndex: config.modalityPadId) }
     dsbn = config.batchNormalization == .domainSpecific
       ? DomainSpecificBatchNorm1d(d, numDomains: config.numBatchLabels!) : nil
     bn = config.batchNormalization == .single ? BatchNorm1d(d, eps: 6.1e-5) : nil
@@ -115,11 +125,11 @@ public final class ScGPTNetwork: Module {
         dModel: d, nHead: config.nHead, dimFeedforward: config.dHid, dropout: config.dropout, batchFirst: true,
         normFirst: config.preNorm, attentionDropout: config.attentionDropout)
     })
-    decoder = ExprDecoder(d, explicitZeroProb: config.explicitZeroProb, useBatchLabels: config.useBatchLabels)
+    decoder = ExprDecoder(d, explicitZeroProb: config.explicitZeroProb, useBatchLabels: config.conditionedDecoders)
     clsDecoder = ScGPTClassifier(d, nClasses: config.nCls, nLayers: config.nLayersCls)
     mvcDecoder = config.doMVC
       ? MVCDecoder(d, style: config.mvcDecoderStyle, explicitZeroProb: config.explicitZeroProb,
-                   useBatchLabels: config.useBatchLabels) : nil
+                   useBatchLabels: config.useBatchLabels, modalities: config.numModalities != nil) : nil
     discriminator = config.doDAB
       ? ScGPTClassifier(d, nClasses: config.numBatchLabels!, nLayers: 3, leaky: true, reverseGradient: true) : nil
     ecsThreshold = config.ecsThreshold
@@ -128,6 +138,7 @@ public final class ScGPTNetwork: Module {
     if let continuousValueEncoder { registerModule("value_encoder", continuousValueEncoder) }
     if let categoryValueEncoder { registerModule("value_encoder", categoryValueEncoder) }
     if let batchEncoder { registerModule("batch_encoder", batchEncoder) }
+    if let modalityEncoder { registerModule("mod_encoder", modalityEncoder) }
     if let dsbn { registerModule("dsbn", dsbn) }
     if let bn { registerModule("bn", bn) }
     registerModule("transformer_encoder", transformerEncoder)
@@ -203,13 +214,12 @@ public final class ScGPTNetwork: Module {
       let (genes, total) = inputEmbeddings(batch)
       let output = try transform(inputHook.map { $0(total) } ?? total, batch, zeroPaddedOutputs: zeroPaddedOutputs)
       let batchEmbedding = batchEncoder.map { $0(batch.batchLabels!) }
+      let modalityEmbedding = modalityEncoder.map { $0(batch.modalityTypes!) }
 
-      var decoderInput = output
-      if let batchEmbedding {
-        let repeated = batchEmbedding.unsqueeze(dim: 1).expand([output.size(0), output.size(1), batchEmbedding.size(1)])
-        decoderInput = Tensor.cat([output, repeated], dim: 2)
-      }
-      let mlm = decoder(decoderInput)
+      // Per token: the batch embedding (repeated) plus the modality embedding, either alone.
+      var condition = batchEmbedding.map { $0.unsqueeze(dim: 1).expand([output.size(0), output.size(1), $0.size(1)]) }
+      if let modalityEmbedding { condition = condition.map { $0 + modalityEmbedding } ?? modalityEmbedding }
+      let mlm = decoder(condition.map { Tensor.cat([output, $0], dim: 2) } ?? output)
       let cell = try cellEmbedding(output, weights: batch.values)
       var result = ScGPTOutput(
         geneEmbeddings: genes, transformerOutput: output, cellEmbedding: cell,
@@ -222,8 +232,16 @@ public final class ScGPTNetwork: Module {
         result.lossCCE = ScGPTLosses.contrastive(cell, second, temperature: 0.5)
       }
       if heads.contains(.mvc), let mvcDecoder {
-        let query = batchEmbedding.map { Tensor.cat([cell, $0], dim: 1) } ?? cell
-        let mvc = mvcDecoder(cellEmbedding: query, geneEmbeddings: genes)
+        // The cell embedding with the batch embedding plus the modality embedding at the cell
+        // position (either alone); with modalities the gene embeddings get `condition` too.
+        var cellCondition = batchEmbedding
+        if let modalityEmbedding {
+          let pooled = try cellEmbedding(modalityEmbedding, weights: batch.values)
+          cellCondition = cellCondition.map { $0 + pooled } ?? pooled
+        }
+        let query = cellCondition.map { Tensor.cat([cell, $0], dim: 1) } ?? cell
+        let keys = modalityEmbedding != nil ? Tensor.cat([genes, condition!], dim: 2) : genes
+        let mvc = mvcDecoder(cellEmbedding: query, geneEmbeddings: keys)
         result.mvcOutput = sampled(mvc, heads)
         result.mvcZeroProbs = mvc.zeroProbs
       }
@@ -251,6 +269,13 @@ public final class ScGPTNetwork: Module {
     let low = Int(batch.geneIds.min().item()), high = Int(batch.geneIds.max().item())
     guard low >= 0, high < config.ntoken else {
       throw ScGPTError.invalidInput("gene ids span \(low)…\(high), outside the vocabulary of \(config.ntoken)")
+    }
+    if let n = config.numModalities {
+      guard let types = batch.modalityTypes, types.shape == shape else {
+        throw ScGPTError.invalidInput("this multi-omic model needs a modality type per token [\(shape[0]), \(shape[1])]")
+      }
+      let low = Int(types.min().item()), high = Int(types.max().item())
+      guard low >= 0, high < n else { throw ScGPTError.invalidInput("modality types span \(low)…\(high), outside the model's \(n)") }
     }
     if config.needsBatchLabels {
       guard let labels = batch.batchLabels, labels.shape == [shape[0]] else {
