@@ -137,4 +137,36 @@ final class ScGPTTaskCommandTests: CLITestCase {
     XCTAssertTrue(noLabel.stderr.contains("no obs column 'celltype'"), noLabel.stderr)
     XCTAssertFalse(FileManager.default.fileExists(atPath: failed))
   }
+
+  func testMultiomicCITESubsetScoresJointAndRNAEmbeddings() throws {
+    let data = try SharedData.path("neurips2021_bmmc_cite_subset.h5ad")
+    let out = scratch.appendingPathComponent("multiomic").path
+    let run = try singlecell(["scgpt", "multiomic", data, "--batch-key", "batch", "--feature-key", "protein_counts",
+                              "--label-key", "cell_type", "--compare-rna", "-o", out, "--epochs", "1", "--max-length", "120"] + small)
+    XCTAssertEqual(run.status, 0, run.stderr)
+    XCTAssertTrue(run.stdout.contains("RNA + Protein: bio conservation"), run.stdout)
+    XCTAssertTrue(run.stdout.contains("RNA alone: bio conservation"), run.stdout)
+    let metrics = try json(out + "/metrics.json")
+    XCTAssertNotNil(metrics["bio_conservation"] as? Double)
+    let rna = try XCTUnwrap(metrics["rna_only"] as? [String: Any])
+    XCTAssertNotNil(rna["batch_correction"] as? Double)
+    let args = try json(out + "/args.json")
+    XCTAssertEqual((args["features"] as? [String])?.count, 134, "every antibody is a token")
+    XCTAssertEqual(args["modalities"] as? [String], ["Protein", "RNA", "<pad>", "<cls>", "<eoc>"])
+    XCTAssertEqual(args["use_mod"] as? Bool, true)
+    guard case .dense(let embedding) = try XCTUnwrap(try AnnData.read(h5ad: out + "/embedded.h5ad").obsm["X_scGPT"]) else {
+      return XCTFail("X_scGPT is not a dense array")
+    }
+    XCTAssertEqual(embedding.shape, [600, 32])
+
+    // Bad input: an absent feature table; new cells without their proteins.
+    let failed = scratch.appendingPathComponent("failed").path
+    let noFeatures = try singlecell(["scgpt", "multiomic", data, "--batch-key", "batch", "--feature-key", "adt", "-o", failed] + small)
+    XCTAssertNotEqual(noFeatures.status, 0)
+    XCTAssertTrue(noFeatures.stderr.contains("no obsm['adt'] (obsm has: protein_counts)"), noFeatures.stderr)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: failed))
+    let embed = try singlecell(["scgpt", "embed", out, data, "-o", scratch.appendingPathComponent("e.h5ad").path])
+    XCTAssertNotEqual(embed.status, 0)
+    XCTAssertTrue(embed.stderr.contains("a multi-omic model needs each cell's RNA and second modality together"), embed.stderr)
+  }
 }

@@ -92,6 +92,12 @@ public struct ScGPTModelFolder {
     report.used = own.keys.filter { state[$0] != nil }
     var folder = ScGPTModelFolder(network: network, vocab: vocab, args: args)
     folder.report = report
+    if let table = args["token_modalities"] as? [Int], folder.network.config.numModalities != nil {
+      guard table.count == vocab.count, table.allSatisfy({ (0..<folder.network.config.numModalities!).contains($0) }) else {
+        throw ScGPTError.checkpoint("\(argsFile): token_modalities must give each of the \(vocab.count) tokens a modality")
+      }
+      folder.network.tokenModalities = Tensor(table.map(Int64.init))
+    }
     return folder
   }
 

@@ -95,6 +95,9 @@ public final class ScGPTNetwork: Module {
   public let discriminator: ScGPTClassifier?
   /// The ECS loss's similarity threshold (not part of the weights).
   public var ecsThreshold: Double
+  /// A multi-omic model's modality of each vocabulary token (int64 [ntoken]): when a batch
+  /// brings no modality types, they are looked up from its gene ids.
+  public var tokenModalities: Tensor?
 
   public init(_ config: ScGPTConfig) throws {
     try config.validate()
@@ -208,6 +211,15 @@ public final class ScGPTNetwork: Module {
   public func forward(_ batch: ScGPTBatch, heads: ScGPTHeads = [], zeroPaddedOutputs: Bool = false,
                       inputHook: ((Tensor) -> Tensor)? = nil) throws -> ScGPTOutput
   {
+    var batch = batch
+    if batch.modalityTypes == nil, let table = tokenModalities, config.numModalities != nil {
+      guard table.shape == [config.ntoken] else {
+        throw ScGPTError.invalidInput("the token modality table has \(table.shape) entries for \(config.ntoken) tokens")
+      }
+      // Clamped so that the lookup cannot fail; `check` then rejects ids outside the vocabulary.
+      let ids = batch.geneIds.clamp(min: 0, max: Double(config.ntoken - 1)).to(.int64).flatten()
+      batch.modalityTypes = table.to(batch.geneIds.device).indexSelect(dim: 0, index: ids).reshape(batch.geneIds.shape)
+    }
     try check(batch)
     if heads.contains(.mvc) && mvcDecoder == nil { throw ScGPTError.invalidInput("MVC asked for, but the model has no MVC decoder") }
     return try withTorchErrors {

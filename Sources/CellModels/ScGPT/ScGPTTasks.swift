@@ -207,6 +207,9 @@ public enum ScGPTTasks {
                             layer: String? = nil, geneColumn: String? = nil, seed: UInt32 = 0)
     throws -> (tokens: ScGPTCellTokens, batches: [Int]?, missingGenes: Int)
   {
+    if folder.args["task"] as? String == "multiomic" && genes == nil {
+      throw ScGPTError.invalidInput("a multi-omic model needs each cell's RNA and second modality together: embed them with `scgpt multiomic`" + ((folder.args["modality"] as? String).map { " (\($0))" } ?? ""))
+    }
     guard let genes = genes ?? folder.args["genes"] as? [String], !genes.isEmpty else {
       throw ScGPTError.checkpoint("args.json has no 'genes': this folder was not fine-tuned here (train it with annotate or integrate)")
     }
