@@ -18,6 +18,7 @@ struct ScGPTTrainingArguments: ParsableArguments {
   @Option(help: "Adam's learning rate (StepLR × 0.9 per epoch).") var lr = 1e-4
   @Option(help: "Share of the training cells held out to pick the best epoch.") var validationFraction = 0.1
   @Flag(help: "Plain shuffled minibatches, as the reference, instead of cells of similar length together.") var noLengthBuckets = false
+  @Flag(help: "Break binning ties at random from --seed, as the reference (default: the lowest bin, reproducible).") var randomTies = false
   @Option(help: "New model: embedding size.") var dModel = 128
   @Option(help: "New model: attention heads.") var nheads = 4
   @Option(help: "New model: feed-forward width.") var dHid = 128
@@ -37,6 +38,7 @@ struct ScGPTTrainingArguments: ParsableArguments {
     training.progress = true
     var options = ScGPTTaskOptions(training: training)
     options.nHVG = nHvg
+    options.tieBreak = randomTies ? .random : .lowest
     options.maxLength = maxLength
     options.includeZeroGenes = includeZeroGenes
     options.vocabulary = vocab.map { URL(fileURLWithPath: $0) }

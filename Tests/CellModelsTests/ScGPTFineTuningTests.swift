@@ -158,6 +158,20 @@ final class ScGPTFineTuningTests: XCTestCase {
     assertClose(embedded, all, "the folder's embedding of its training cells", tolerance: 1e-5)
   }
 
+  func testRandomTiesFollowTheSeedAndAreRecorded() throws {
+    let adata = try Self.synthetic()
+    var options = Self.smallOptions(.annotation, epochs: 1)
+    let lowest = try ScGPTTasks.annotate(adata, labelKey: "cell_type", options: options)
+    options.tieBreak = .random
+    let first = try ScGPTTasks.annotate(adata, labelKey: "cell_type", options: options)
+    let second = try ScGPTTasks.annotate(adata, labelKey: "cell_type", options: options)
+    XCTAssertEqual(first.folder.args["tie_break"] as? String, "random")
+    XCTAssertEqual(lowest.folder.args["tie_break"] as? String, "lowest")
+    XCTAssertEqual(first.tokens.values, second.tokens.values, "the same seed draws the same ties")
+    XCTAssertNotEqual(first.tokens.values, lowest.tokens.values, "Poisson counts tie: random ties differ from the lowest bins")
+    XCTAssertEqual(first.tokens.ids, lowest.tokens.ids)
+  }
+
   func testBadInputIsAClearError() throws {
     let adata = try Self.synthetic()
     let options = Self.smallOptions(.annotation, epochs: 1)

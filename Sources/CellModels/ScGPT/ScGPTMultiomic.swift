@@ -34,6 +34,7 @@ extension ScGPTTasks {
     var random = ScGPTRandom(seed: options.training.seed)
     var preprocessor = ScGPTPreprocessor.tutorial(nHVG: options.nHVG.flatMap { $0 < data.nVars ? $0 : nil })
     preprocessor.binning = options.nBins
+    preprocessor.tieBreak = options.tieBreak
     try preprocessor(&data, batchKey: batchKey, random: &random)
     let genes = data.varNames, nGenes = genes.count, nFeatures = featureNames.count
 
@@ -91,6 +92,7 @@ extension ScGPTTasks {
     folder.args["modalities"] = modalities
     folder.args["token_modalities"] = tokenModalities
     folder.args["n_bins"] = options.nBins
+    folder.args["tie_break"] = options.tieBreak == .random ? "random" : "lowest"
     folder.args["max_length"] = maxLength
     folder.args["include_zero_gene"] = includeZeroGenes
     folder.args["batch_key"] = batchKey

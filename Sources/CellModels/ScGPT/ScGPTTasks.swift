@@ -29,6 +29,10 @@ public struct ScGPTTaskOptions: Sendable {
   /// the expressed genes only; nil: the tutorial's (annotation no, integration yes).
   public var includeZeroGenes: Bool?
   public var nBins = 51
+  /// Binning ties: `.lowest` (deterministic, the default) or `.random`, the reference's
+  /// `_digitize`, drawn from the run's seed (as `np.random.seed(seed)` before the reference's
+  /// preprocessing, so its bins are reproduced). New cells are binned as the model was trained.
+  public var tieBreak: ValueBinning.TieBreak = .lowest
   public var training: ScGPTTrainingOptions
   /// Used when `pretrained` is nil.
   public var architecture = ScGPTArchitecture()
@@ -157,6 +161,7 @@ public enum ScGPTTasks {
     let nHVG = options.nHVG.flatMap { $0 < data.nVars ? $0 : nil }
     var preprocessor = ScGPTPreprocessor.tutorial(nHVG: nHVG)
     preprocessor.binning = options.nBins
+    preprocessor.tieBreak = options.tieBreak
     try preprocessor(&data, batchKey: options.batchKey, random: &random)
     let genes = data.varNames
 
@@ -189,6 +194,7 @@ public enum ScGPTTasks {
     folder.args["task"] = objective.rawValue
     folder.args["genes"] = genes
     folder.args["n_bins"] = options.nBins
+    folder.args["tie_break"] = options.tieBreak == .random ? "random" : "lowest"
     folder.args["max_length"] = maxLength
     folder.args["include_zero_gene"] = includeZeroGenes
     if let key = options.batchKey { folder.args["batch_key"] = key }
@@ -216,6 +222,7 @@ public enum ScGPTTasks {
     let named = try withGeneNames(adata, column: geneColumn ?? folder.args["gene_column"] as? String, layer: layer)
     var (aligned, missing) = try AnnData.aligned(named, toGenes: genes)
     var preprocessor = ScGPTPreprocessor(normalizeTotal: 1e4, log1p: true, binning: (folder.args["n_bins"] as? Int) ?? 51)
+    preprocessor.tieBreak = folder.args["tie_break"] as? String == "random" ? .random : .lowest
     preprocessor.filterGeneByCounts = nil
     var random = ScGPTRandom(seed: seed)
     try preprocessor(&aligned, random: &random)
