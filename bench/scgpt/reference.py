@@ -200,6 +200,21 @@ def align_genes(adata, genes):
     return out, missing
 
 
+@contextlib.contextmanager
+def ties(lowest):
+    """--lowest-ties: the Preprocessor's binning with ties to the lowest bin (Swift's default)
+    instead of scgpt's random draw."""
+    import scgpt.preprocess as pp
+
+    original = pp._digitize
+    if lowest:
+        pp._digitize = lowest_tie_digitize
+    try:
+        yield
+    finally:
+        pp._digitize = original
+
+
 class Rows:
     """A Dataset over rows of tensors (the tutorials' SeqDataset)."""
 
@@ -308,7 +323,7 @@ def cmd_annotate(a):
     pre, subset = preprocessor(a.n_hvg, train.n_vars)
     batch_key = a.batch_key if (a.batch_key and a.batch_key in train.obs
                                 and train.obs[a.batch_key].nunique() > 1) else None
-    with quiet():
+    with quiet(), ties(a.lowest_ties):
         pre(train, batch_key=batch_key)
     genes = train.var_names.tolist()
     # The query: the model's genes (absent ones zero), normalised, log1p, binned per cell.
@@ -316,7 +331,7 @@ def cmd_annotate(a):
     # bins as over all genes.
     test, missing = align_genes(test, genes)
     qpre, _ = preprocessor(None, test.n_vars, filter_genes=False)
-    with quiet():
+    with quiet(), ties(a.lowest_ties):
         qpre(test, batch_key=None)
     vocab = make_vocab(genes)
     gene_ids = np.array(vocab(genes), dtype=int)
@@ -425,7 +440,7 @@ def cmd_annotate(a):
                      "schedule": "StepLR(1, 0.9)", "clip": 1.0, "seed": a.seed, "threads": a.threads,
                      "n_hvg": a.n_hvg, "validation_fraction": a.validation_fraction,
                      "include_zero_gene": a.include_zero_genes, "shuffle": not a.no_shuffle,
-                     "trim_padding": a.trim_padding, **ARCH},
+                     "trim_padding": a.trim_padding, "lowest_ties": a.lowest_ties, **ARCH},
         "versions": versions(), "machine": machine(a.threads),
     }
     write_json(out / "result.json", result)
@@ -455,7 +470,7 @@ def cmd_integrate(a):
 
     t_pre = time.perf_counter()
     pre, subset = preprocessor(a.n_hvg, adata.n_vars)
-    with quiet():
+    with quiet(), ties(a.lowest_ties):
         pre(adata, batch_key=a.batch_key)
     genes = adata.var_names.tolist()
     vocab = make_vocab(genes)
@@ -595,7 +610,8 @@ def cmd_integrate(a):
                      "n_hvg": a.n_hvg, "validation_fraction": a.validation_fraction,
                      "mask_ratio": a.mask_ratio, "ecs_weight": a.ecs_weight, "ecs_threshold": 0.8,
                      "dab_weight": a.dab_weight, "include_zero_gene": a.include_zero_genes,
-                     "inter_subset_shuffle": not a.no_inter_shuffle, "trim_padding": a.trim_padding, **ARCH},
+                     "inter_subset_shuffle": not a.no_inter_shuffle, "trim_padding": a.trim_padding,
+                     "lowest_ties": a.lowest_ties, **ARCH},
         "versions": versions(), "machine": machine(a.threads),
     }
     write_json(out / "result.json", result)
@@ -732,6 +748,9 @@ def main():
         q.add_argument("--trim-padding", action="store_true",
                        help="pad each minibatch to its own longest cell (the Swift side's way) instead of "
                             "the whole set's longest (the tutorials')")
+        q.add_argument("--lowest-ties", action="store_true",
+                       help="bin ties to the lowest candidate bin (the Swift side's default) instead of scgpt's "
+                            "random draw")
 
     q = sub.add_parser("prepare", help="write the benchmark's input files")
     q.add_argument("-o", "--output", required=True)
