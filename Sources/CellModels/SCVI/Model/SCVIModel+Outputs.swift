@@ -11,6 +11,7 @@ extension SCVIModel {
       if let streamed {
         throw SCVIModelError.setup("the model's cells stream from \(streamed.source.sourceDescription); pass the cells as an AnnData for this output")
       }
+      if let setupCellsUnavailable { throw SCVIModelError.setup(setupCellsUnavailable) }
       return cells
     }
     return try RegisteredCells(adata, setup: setup, config: config)

@@ -67,6 +67,11 @@ public final class SCVIModel {
   /// Seconds of each epoch of the last `train` call.
   public internal(set) var epochSeconds: [Double] = []
   public internal(set) var stopReason: String?
+  /// Cells seen by optimizer steps in all `train` calls (a cell counts once per epoch).
+  public internal(set) var trainedCells = 0
+  /// Why outputs on the setup cells are unavailable (a folder of a model trained with
+  /// streaming keeps no counts); nil when they are available.
+  var setupCellsUnavailable: String?
   /// The cells `train` held out for validation (positions in the setup AnnData).
   public internal(set) var split: DataSplit?
   /// The registered AnnData's cells (none when they stream from disk).
@@ -210,6 +215,7 @@ public final class SCVIModel {
         optimizer.step()
         step += 1
         totals.add(loss, cells: batch.indices.count)
+        trainedCells += batch.indices.count
         if let maxSteps = options.maxSteps, step >= maxSteps {
           trainer.stopAfterCurrentEpoch(reason: "max_steps")
           break
