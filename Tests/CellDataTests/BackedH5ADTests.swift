@@ -218,10 +218,12 @@ final class BackedH5ADTests: XCTestCase {
     XCTAssertThrowsError(try H5ADBlockWriter(path: "\(directory!)/x.h5ad", nCols: 70_000,
                                              options: H5ADBlockWriter.Options(indexType: .uint16)))
     XCTAssertThrowsError(try H5ADBlockWriter(path: "\(directory!)/no/such/dir/x.h5ad", nCols: 3))
-    let writer = try H5ADBlockWriter(path: "\(directory!)/unfinished.h5ad", nCols: 3)
-    try writer.append(randomCounts(rows: 4, cols: 3, seed: 10))
-    XCTAssertThrowsError(try writer.append(randomCounts(rows: 4, cols: 5, seed: 10)))
-    XCTAssertThrowsError(try writer.finish(obs: DataFrame(index: ["only one"])))
+    do {
+      let writer = try H5ADBlockWriter(path: "\(directory!)/unfinished.h5ad", nCols: 3)
+      try writer.append(randomCounts(rows: 4, cols: 3, seed: 10))
+      XCTAssertThrowsError(try writer.append(randomCounts(rows: 4, cols: 5, seed: 10)))
+      XCTAssertThrowsError(try writer.finish(obs: DataFrame(index: ["only one"])))
+    }  // a writer dropped unfinished removes its temporary file
     XCTAssertFalse(FileManager.default.fileExists(atPath: "\(directory!)/unfinished.h5ad"), "no partial file")
     XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".tmp") }, [])
   }
