@@ -82,9 +82,9 @@ public final class BackedCollection: RowBlockSource, @unchecked Sendable {
     try checkRange(range)
     var out = CSRRows(nCols: nCols)
     for (i, file) in files.enumerated() {
-      let local = Swift.max(range.lowerBound, offsets[i])..<Swift.min(range.upperBound, offsets[i + 1])
-      guard !local.isEmpty else { continue }
-      let block = try file.rows((local.lowerBound - offsets[i])..<(local.upperBound - offsets[i]))
+      let low = Swift.max(range.lowerBound, offsets[i]), high = Swift.min(range.upperBound, offsets[i + 1])
+      guard low < high else { continue }
+      let block = try file.rows((low - offsets[i])..<(high - offsets[i]))
       out.append(columnMaps[i].map { block.remapped($0, width: nCols) } ?? block)
     }
     return out
