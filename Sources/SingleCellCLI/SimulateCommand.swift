@@ -27,6 +27,7 @@ struct SimulateAtlasCommand: ParsableCommand {
   @Option(help: "SD of the log library-size factor per cell.") var libraryNoise = 0.3
   @Option(help: "SD of the log gene scale per batch.") var geneScaleNoise = 0.2
   @Option(help: "obs columns of PROFILES copied to each cell (comma-separated).") var copyObs: String?
+  @Option(help: "Layout of X: csr or dense.") var layout = "csr"
   @Option(help: "gzip level 1–9 (default: no compression).") var gzip: Int?
   @Option(help: "Values per chunk of data and indices.") var chunkValues = 1 << 16
   @Option(help: "dtype of values: float32, float64, int32 or int64.") var valueType = "float32"
@@ -39,7 +40,7 @@ struct SimulateAtlasCommand: ParsableCommand {
     _ = try global.apply()
     let profileData = try AnnData.read(h5ad: profiles, requireX: layer == nil)
     let writer = H5ADBlockWriter.Options(
-      valueType: try parseChoice(valueType, "--value-type"), indexType: try parseChoice(indexType, "--index-type"),
+      layout: try parseChoice(layout, "--layout"), valueType: try parseChoice(valueType, "--value-type"), indexType: try parseChoice(indexType, "--index-type"),
       indptrType: try parseChoice(indptrType, "--indptr-type"), gzipLevel: gzip, chunkValues: chunkValues)
     let options = SyntheticAtlas.Options(
       cells: cells, genes: genes, batches: batches, libraryNoise: libraryNoise, geneScaleNoise: geneScaleNoise,

@@ -6,7 +6,7 @@ import Foundation
 /// `finish` by `H5ADWriter`. The file appears at `path` only when `finish` succeeds (it is
 /// written to a temporary file beside it and renamed).
 public final class H5ADBlockWriter {
-  public enum Layout: String, Sendable { case csr, dense }
+  public enum Layout: String, Sendable, CaseIterable { case csr, dense }
 
   public struct Options: Sendable {
     public var layout: Layout
@@ -81,8 +81,9 @@ public final class H5ADBlockWriter {
                                             gzipLevel: options.gzipLevel)
         indices = try group.createExtendable("indices", type: options.indexType, chunkRows: options.chunkValues,
                                              gzipLevel: options.gzipLevel)
-        let pointers = try group.createExtendable("indptr", type: options.indptrType, chunkRows: 1 << 14,
-                                                  gzipLevel: options.gzipLevel)
+        let pointers = try group.createExtendable(
+          "indptr", type: options.indptrType, chunkRows: min(1 << 14, max(options.chunkValues, 1_024)),
+          gzipLevel: options.gzipLevel)
         try pointers.append([Int64(0)], rows: 1)
         indptr = pointers
       case .dense:
