@@ -246,6 +246,10 @@ final class BackedH5ADTests: XCTestCase {
     XCTAssertEqual(Set(try a.obs.labels("batch").compactMap { $0 }), ["batch_0", "batch_1", "batch_2"])
     XCTAssertTrue(a.varNames.allSatisfy { $0.hasPrefix("g") })
     XCTAssertGreaterThan(nnz, 0)
+    var fewer = options
+    fewer.cells = 700
+    try SyntheticAtlas.write(from: profiles, to: second, options: fewer)
+    XCTAssertEqual(try AnnData.read(h5ad: second).X, a.X!.rows(Array(0..<700)), "an atlas's first cells are the smaller atlas")
     options.seed = 6
     try SyntheticAtlas.write(from: profiles, to: second, options: options)
     XCTAssertNotEqual(try AnnData.read(h5ad: second).X, a.X, "another seed, other counts")
