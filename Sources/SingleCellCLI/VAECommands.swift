@@ -166,7 +166,9 @@ struct VAETrainArguments: ParsableArguments {
     options.maxSteps = maxSteps
     options.streaming = StreamingLoader.Options(blockRows: blockRows, bufferBlocks: bufferBlocks)
     try FileManager.default.createDirectory(at: outdir, withIntermediateDirectories: true)
+    let cpuBefore = processCPUSeconds()
     try model.train(options)
+    let trainCPUSeconds = processCPUSeconds() - cpuBefore
     try model.save(to: outdir)
 
     var result = adata
@@ -182,6 +184,10 @@ struct VAETrainArguments: ParsableArguments {
     try writeAtomically(Data(model.history.csv().utf8), to: outdir.appendingPathComponent("history.csv"))
     var metrics = trainingMetrics(model, cells: adata.nObs)
     metrics["backed"] = backed
+    // All threads' CPU time in training (the read-ahead thread's too): a measure less moved by
+    // other load on the machine than wall-clock time.
+    metrics["train_cpu_seconds"] = trainCPUSeconds
+    metrics["trained_cells_per_cpu_second"] = Double(model.trainedCells) / max(trainCPUSeconds, 1e-9)
     try writeJSON(metrics, to: outdir.appendingPathComponent("metrics.json"))
     print("wrote \(outdir.path): \(model.history.epochs.count) epochs in \(String(format: "%.1f", model.trainSeconds)) s")
   }
@@ -295,6 +301,14 @@ struct VAEDEArguments: ParsableArguments {
 }
 
 // MARK: - helpers
+
+/// User + system CPU seconds of this process so far (all threads).
+func processCPUSeconds() -> Double {
+  var usage = rusage()
+  guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0 else { return 0 }
+  func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
 
 func parseChoice<T: RawRepresentable & CaseIterable>(_ text: String, _ flag: String) throws -> T where T.RawValue == String {
   guard let value = T(rawValue: text) else {

@@ -26,8 +26,17 @@ extension SCVIModel {
       : try registered(adata).loader(indices, batchSize: batchSize)
     module.eval()
     return try withNoGrad {
-      var parts: [Tensor] = []
-      try loader.forEachBatch { batch in parts.append(try body(batch.to(device)).to(.cpu)) }
+      // Thousands of small tensors (a million cells) fragment the heap: join every 256.
+      var chunks: [Tensor] = [], parts: [Tensor] = []
+      try loader.forEachBatch { batch in
+        parts.append(try body(batch.to(device)).to(.cpu))
+        if parts.count == 256 {
+          chunks.append(Tensor.cat(parts, dim: 0))
+          parts = []
+        }
+      }
+      if !parts.isEmpty { chunks.append(Tensor.cat(parts, dim: 0)) }
+      parts = chunks
       guard !parts.isEmpty else { throw SCVIModelError.setup("no cells selected") }
       return Tensor.cat(parts, dim: 0)
     }

@@ -45,6 +45,8 @@ extension SCVIModel {
     options.batchSize = batchSize
     options.shuffle = shuffle
     options.seed = seed
+    // A pass in file order gains nothing from a big buffer: keep its allocations small.
+    if !shuffle { options.bufferBlocks = Swift.min(options.bufferBlocks, 4) }
     return try streamed.loader(indices, options: options)
   }
 }
