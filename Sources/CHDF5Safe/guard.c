@@ -100,6 +100,40 @@ herr_t chdf5_safe_object_address(hid_t location, const char *name, uint64_t *add
   GUARD(herr_t, -1, chdf5_object_address(location, name, address));
 }
 
+static hid_t open_with_chunk_cache(hid_t location, const char *name, size_t slots, size_t cache_bytes) {
+  hid_t access = H5Pcreate(H5P_DATASET_ACCESS);
+  if (access < 0) return -1;
+  hid_t dataset = -1;
+  if (H5Pset_chunk_cache(access, slots, cache_bytes, 1.0) >= 0) dataset = H5Dopen2(location, name, access);
+  H5Pclose(access);
+  return dataset;
+}
+
+hid_t chdf5_safe_dopen_cached(hid_t location, const char *name, size_t slots, size_t cache_bytes, int *fault) {
+  GUARD(hid_t, -1, open_with_chunk_cache(location, name, slots, cache_bytes));
+}
+
+static herr_t read_block(hid_t dataset, hid_t memory_type, int rank, const hsize_t *start, const hsize_t *count, void *buffer) {
+  hid_t file_space = H5Dget_space(dataset);
+  if (file_space < 0) return -1;
+  herr_t status = -1;
+  if (H5Sget_simple_extent_ndims(file_space) == rank &&
+      H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, count, NULL) >= 0) {
+    hid_t memory_space = H5Screate_simple(rank, count, NULL);
+    if (memory_space >= 0) {
+      status = H5Dread(dataset, memory_type, memory_space, file_space, H5P_DEFAULT, buffer);
+      H5Sclose(memory_space);
+    }
+  }
+  H5Sclose(file_space);
+  return status;
+}
+
+herr_t chdf5_safe_dread_block(hid_t dataset, hid_t memory_type, int rank, const hsize_t *start, const hsize_t *count,
+                              void *buffer, int *fault) {
+  GUARD(herr_t, -1, read_block(dataset, memory_type, rank, start, count, buffer));
+}
+
 herr_t chdf5_safe_close(hid_t id) {
   if (poisoned) return 0;
   switch (H5Iget_type(id)) {

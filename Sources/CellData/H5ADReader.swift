@@ -52,7 +52,7 @@ struct H5ADReader {
 
   // MARK: - Containers
 
-  private func frameOrDefault(_ parent: H5Group, _ name: String, count: Int?) throws -> DataFrame {
+  func frameOrDefault(_ parent: H5Group, _ name: String, count: Int?) throws -> DataFrame {
     if parent.contains(name) {
       guard case .dataFrame(let frame)? = try element(parent, name) else {
         throw CellDataError("\(parent.file): \(parent.childPath(name)) is not a data frame")
@@ -83,7 +83,7 @@ struct H5ADReader {
     return out
   }
 
-  private func elements(_ parent: H5Group, _ name: String) throws -> [String: Element] {
+  func elements(_ parent: H5Group, _ name: String) throws -> [String: Element] {
     guard parent.contains(name) else { return [:] }
     guard case .dict(let d)? = try element(parent, name) else {
       throw CellDataError("\(parent.file): \(parent.childPath(name)) is not a group of elements")

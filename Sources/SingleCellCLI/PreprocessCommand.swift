@@ -34,6 +34,7 @@ struct PreprocessCommand: ParsableCommand {
   @Flag(help: "Scale each gene to zero mean and unit variance.") var scale = false
   @Option(help: "Clip scaled values to this magnitude.") var scaleMaxValue: Double?
   @Option(help: "Add obsm['X_pca'] with this many principal components (exact SVD).") var pca: Int?
+  @Flag(help: "Store sparse X and layers as CSR (backed reading, --backed, reads rows and refuses CSC).") var toCsr = false
 
   func validate() throws {
     if hvgFlavor == "seurat_v3", hvg == nil {
@@ -71,12 +72,22 @@ struct PreprocessCommand: ParsableCommand {
     }
     if scale { try adata.scale(maxValue: scaleMaxValue) }
     if let pca { try adata.pca(nComponents: pca, seed: global.seed) }
+    if toCsr {
+      adata.X = adata.X.map(\.asCSR)
+      adata.layers = adata.layers.mapValues(\.asCSR)
+    }
     try adata.write(h5ad: output)
     print("wrote \(output): \(adata.nObs) cells × \(adata.nVars) genes")
   }
 }
 
 extension Matrix {
+  /// A CSC matrix switched to CSR; others unchanged.
+  var asCSR: Matrix {
+    if case .sparse(let s) = self, s.format == .csc { return .sparse(s.switchedFormat()) }
+    return self
+  }
+
   /// preprocess starts from counts: NaN or negative values are an error naming the file.
   func requireCountsForPreprocessing(file: String) throws {
     do {

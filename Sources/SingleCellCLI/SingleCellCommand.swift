@@ -9,7 +9,8 @@ struct SingleCellCommand: ParsableCommand {
     version: SingleCellVersion.string,
     subcommands: [InfoCommand.self, PreprocessCommand.self, RuntimeCommand.self, PlotCommand.self, ReportCommand.self,
                   SCVICommand.self, LDVAECommand.self, SCBassetCommand.self, AtlasCommand.self, ScGPTCommand.self,
-                  NeighborsCommand.self, UMAPCommand.self, LeidenCommand.self, MetricsCommand.self]
+                  NeighborsCommand.self, UMAPCommand.self, LeidenCommand.self, MetricsCommand.self,
+                  SimulateCommand.self]
   )
 }
 

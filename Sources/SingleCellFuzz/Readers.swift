@@ -16,7 +16,7 @@ import Torch
 let bundleSeparator: [UInt8] = Array("\n\u{1E}\u{1E}\u{1E}\n".utf8)
 
 enum FuzzReader: String, CaseIterable {
-  case h5ad, tenxH5 = "10x-h5", tenxMTX = "10x-mtx", tenxMTXgz = "10x-mtx-gz", fasta, fastaNoIndex = "fasta-noindex"
+  case h5ad, h5adBacked = "h5ad-backed", tenxH5 = "10x-h5", tenxMTX = "10x-mtx", tenxMTXgz = "10x-mtx-gz", fasta, fastaNoIndex = "fasta-noindex"
   case peaks, meme, jaspar, pfm, safetensors, torch, pickle, scviModel = "scvi-model", scgptConfig = "scgpt-config"
 
   /// The file names of a bundle's parts (nil: the input is one file named `single`).
@@ -33,7 +33,7 @@ enum FuzzReader: String, CaseIterable {
 
   var single: String {
     switch self {
-    case .h5ad: return "input.h5ad"
+    case .h5ad, .h5adBacked: return "input.h5ad"
     case .tenxH5: return "input.h5"
     case .fastaNoIndex: return "input.fa"
     case .peaks: return "peaks.txt"
@@ -86,6 +86,12 @@ func read(_ reader: FuzzReader, _ path: String) throws -> String {
   case .h5ad:
     let a = try AnnData.read(h5ad: path, warn: { _ in })
     return "\(a.nObs) x \(a.nVars), X \(a.X?.summary ?? "none"), \(a.layers.count) layers, \(a.uns.count) uns"
+  case .h5adBacked:
+    // As `--backed` reads: open (metadata checked in a child first), then every row by blocks.
+    let file = try BackedH5AD.open(path, warn: { _ in })
+    var nnz = 0
+    for start in stride(from: 0, to: file.nRows, by: 16) { nnz += try file.rows(start..<min(start + 16, file.nRows)).nnz }
+    return "\(file.nRows) x \(file.nCols) \(file.layout.rawValue), \(nnz) values read"
   case .tenxH5:
     let a = try AnnData.read10xH5(path)
     return "\(a.nObs) x \(a.nVars)"

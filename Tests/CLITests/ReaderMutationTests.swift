@@ -12,7 +12,7 @@ import XCTest
 final class ReaderMutationTests: CLITestCase {
   /// Inputs per reader; the whole run stays well under two minutes in debug and release.
   static let inputsPerReader: [String: Int] = [
-    "h5ad": 1200, "10x-h5": 500, "10x-mtx": 300, "10x-mtx-gz": 150, "fasta": 300, "fasta-noindex": 150,
+    "h5ad": 1200, "h5ad-backed": 400, "10x-h5": 500, "10x-mtx": 300, "10x-mtx-gz": 150, "fasta": 300, "fasta-noindex": 150,
     "peaks": 150, "meme": 200, "jaspar": 200, "pfm": 200, "safetensors": 400, "torch": 500, "pickle": 400,
     "scvi-model": 250, "scgpt-config": 400,
   ]
@@ -20,6 +20,7 @@ final class ReaderMutationTests: CLITestCase {
   static let secondsPerInput = 10
 
   func testH5AD() throws { try mutationRun("h5ad") }
+  func testH5ADBacked() throws { try mutationRun("h5ad-backed") }
   func testTenxH5() throws { try mutationRun("10x-h5") }
   func testTenxMTX() throws { try mutationRun("10x-mtx") }
   func testTenxMTXGzip() throws { try mutationRun("10x-mtx-gz") }

@@ -40,6 +40,14 @@ hid_t chdf5_safe_dataset_type(hid_t dataset, int *fault);
 herr_t chdf5_safe_list_links(hid_t group, void (*callback)(const char *name, void *context), void *context, int *fault);
 /// chdf5_object_address (shim.h) under the guard.
 herr_t chdf5_safe_object_address(hid_t location, const char *name, uint64_t *address, int *fault);
+/// Opens a dataset with a chunk cache of `cache_bytes` (H5Pset_chunk_cache, `slots` hash slots,
+/// fully read chunks evicted first), so that a compressed chunk read in part by two consecutive
+/// block reads is decompressed once.
+hid_t chdf5_safe_dopen_cached(hid_t location, const char *name, size_t slots, size_t cache_bytes, int *fault);
+/// Reads the hyperslab [start, start + count) of a `rank`-dimensional dataset (rank 1 or 2) into
+/// `buffer`, converted to `memory_type`.
+herr_t chdf5_safe_dread_block(hid_t dataset, hid_t memory_type, int rank, const hsize_t *start, const hsize_t *count,
+                              void *buffer, int *fault);
 /// Closes any identifier (file, group, dataset, attribute, type, space, object) unless poisoned.
 herr_t chdf5_safe_close(hid_t id);
 

@@ -115,6 +115,11 @@ public final class Trainer {
   /// Wall-clock seconds spent in `fit`, and in each completed epoch.
   public private(set) var seconds = 0.0
   public private(set) var epochSeconds: [Double] = []
+  private var stopRequest: String?
+
+  /// Ends `fit` after the running epoch (its metrics are kept), recording `reason` as the
+  /// stop reason, e.g. "max_steps".
+  public func stopAfterCurrentEpoch(reason: String) { stopRequest = reason }
 
   public init(options: Options) throws {
     guard options.maxEpochs > 0 else { throw TrainingError.invalidOptions("maxEpochs must be positive, got \(options.maxEpochs)") }
@@ -151,6 +156,10 @@ public final class Trainer {
       lastGood = Self.snapshot(module)
       try stepSchedule(metrics)
       if options.progress { report(epoch: epoch, metrics: metrics, seconds: Date().timeIntervalSince(epochStart)) }
+      if let reason = stopRequest {
+        stopReason = reason
+        break
+      }
 
       if let stopping = options.earlyStopping {
         guard let value = metrics[stopping.monitor] else {

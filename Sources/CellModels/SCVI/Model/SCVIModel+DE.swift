@@ -55,7 +55,7 @@ extension SCVIModel {
   public func differentialExpression(_ adata: AnnData? = nil, groupby: String, group1: String, group2: String? = nil,
                                      mode: DEMode = .vanilla, delta: Double = 0.25, fdrTarget: Double = 0.05,
                                      nSamples: Int = 5000, seed: UInt64 = 0) throws -> DifferentialExpressionTable {
-    let obs = adata?.obs ?? cells.obs
+    let obs = try adata?.obs ?? registered(nil).obs
     guard obs[groupby] != nil else {
       throw SCVIModelError.setup("no obs column '\(groupby)' (obs columns: \(obs.columnNames.joined(separator: ", ")))")
     }

@@ -38,7 +38,11 @@ extension SCVIModel {
   public static func load(from dir: URL, adata: AnnData) throws -> SCVIModel {
     let weightsURL = dir.appendingPathComponent(weightsFile)
     let description = try readDescriptionFile(dir)
-    let cells = try RegisteredCells(adata, setup: description.setup, config: description.config)
+    // A model trained streaming keeps obs and var but no counts: it loads without setup cells.
+    let countsMissing = description.setup.layer.map { adata.layers[$0] == nil } ?? (adata.X == nil)
+    let cells = countsMissing && adata.uns["streamed_from"] != nil
+      ? RegisteredCells.empty(genes: description.setup.geneNames.count)
+      : try RegisteredCells(adata, setup: description.setup, config: description.config)
     // The weights are read before the network is built, so that sizes in model.json are checked
     // against what the file holds before anything of that size is allocated.
     let weights: StateDict
@@ -60,6 +64,10 @@ extension SCVIModel {
     model.history = description.history
     model.trainSeconds = description.trainSeconds
     model.stopReason = description.stopReason
+    if countsMissing, case .dense(let source)? = adata.uns["streamed_from"] {
+      let files = (0..<source.data.count).map { source.data.text(at: $0) }.joined(separator: ", ")
+      model.setupCellsUnavailable = "the model was trained streaming from \(files) and its folder keeps no counts; pass those cells (DATA) explicitly"
+    }
     return model
   }
 

@@ -7,7 +7,13 @@ import Torch
 extension SCVIModel {
   /// The registered cells of `adata`, or of the setup data.
   func registered(_ adata: AnnData?) throws -> RegisteredCells {
-    guard let adata else { return cells }
+    guard let adata else {
+      if let streamed {
+        throw SCVIModelError.setup("the model's cells stream from \(streamed.source.sourceDescription); pass the cells as an AnnData for this output")
+      }
+      if let setupCellsUnavailable { throw SCVIModelError.setup(setupCellsUnavailable) }
+      return cells
+    }
     return try RegisteredCells(adata, setup: setup, config: config)
   }
 
@@ -15,12 +21,22 @@ extension SCVIModel {
   func mapBatches(_ adata: AnnData?, indices: [Int]?, batchSize: Int = 128, _ body: (Minibatch) throws -> Tensor)
     throws -> Tensor
   {
-    let data = try registered(adata)
+    let loader: MinibatchSource = adata == nil && streamed != nil
+      ? try setupMinibatches(indices, batchSize: batchSize, shuffle: false)
+      : try registered(adata).loader(indices, batchSize: batchSize)
     module.eval()
-    let loader = try data.loader(indices, batchSize: batchSize)
     return try withNoGrad {
-      var parts: [Tensor] = []
-      for batch in loader { parts.append(try body(batch.to(device)).to(.cpu)) }
+      // Thousands of small tensors (a million cells) fragment the heap: join every 256.
+      var chunks: [Tensor] = [], parts: [Tensor] = []
+      try loader.forEachBatch { batch in
+        parts.append(try body(batch.to(device)).to(.cpu))
+        if parts.count == 256 {
+          chunks.append(Tensor.cat(parts, dim: 0))
+          parts = []
+        }
+      }
+      if !parts.isEmpty { chunks.append(Tensor.cat(parts, dim: 0)) }
+      parts = chunks
       guard !parts.isEmpty else { throw SCVIModelError.setup("no cells selected") }
       return Tensor.cat(parts, dim: 0)
     }

@@ -67,10 +67,17 @@ public final class SCVIModel {
   /// Seconds of each epoch of the last `train` call.
   public internal(set) var epochSeconds: [Double] = []
   public internal(set) var stopReason: String?
+  /// Cells seen by optimizer steps in all `train` calls (a cell counts once per epoch).
+  public internal(set) var trainedCells = 0
+  /// Why outputs on the setup cells are unavailable (a folder of a model trained with
+  /// streaming keeps no counts); nil when they are available.
+  var setupCellsUnavailable: String?
   /// The cells `train` held out for validation (positions in the setup AnnData).
   public internal(set) var split: DataSplit?
-  /// The registered AnnData's cells.
+  /// The registered AnnData's cells (none when they stream from disk).
   var cells: RegisteredCells
+  /// The setup cells when they stream from a backed file (`init(streaming:…)`).
+  var streamed: StreamedCells?
   /// Parameters training leaves unchanged (query mapping freezes the reference's weights).
   var gradientMasks: [(Tensor, Tensor)] = []
 
@@ -136,6 +143,12 @@ public final class SCVIModel {
     public var progress = false
     /// Where the last good state goes if training diverges.
     public var checkpoint: URL?
+    /// Stop after this many optimizer steps in all (Lightning's max_steps); the epoch it ends
+    /// in is recorded with the minibatches it had.
+    public var maxSteps: Int?
+    /// Block and buffer sizes and read-ahead of a streamed model's loader (its batch size,
+    /// shuffling and seed come from these options).
+    public var streaming = StreamingLoader.Options()
 
     public init(maxEpochs: Int? = nil, learningRate: Double = 1e-3, batchSize: Int = 128, trainSize: Double? = nil,
                 earlyStopping: Bool = false, klWarmupEpochs: Int? = 400, seed: UInt64 = 0, progress: Bool = false) {
@@ -162,11 +175,14 @@ public final class SCVIModel {
   @discardableResult
   public func train(_ options: TrainingOptions = TrainingOptions()) throws -> TrainingHistory {
     Runtime.seed(options.seed)
-    let split = try DataSplit.random(count: cells.count, trainSize: options.trainSize, validationSize: options.validationSize,
+    if let maxSteps = options.maxSteps, maxSteps < 1 { throw TrainingError.invalidOptions("maxSteps must be positive") }
+    let split = try DataSplit.random(count: cellCount, trainSize: options.trainSize, validationSize: options.validationSize,
                                      batchSize: options.batchSize, seed: UInt32(truncatingIfNeeded: options.seed))
-    let maxEpochs = options.maxEpochs ?? Self.defaultMaxEpochs(cells: cells.count)
-    let trainLoader = try cells.loader(split.train, batchSize: options.batchSize, shuffle: true)
-    let validationLoader = split.validation.isEmpty ? nil : try cells.loader(split.validation, batchSize: options.batchSize)
+    let maxEpochs = options.maxEpochs ?? Self.defaultMaxEpochs(cells: cellCount)
+    let trainLoader = try setupMinibatches(split.train, batchSize: options.batchSize, shuffle: true, seed: options.seed,
+                                           streaming: options.streaming)
+    let validationLoader = split.validation.isEmpty ? nil
+      : try setupMinibatches(split.validation, batchSize: options.batchSize, shuffle: false, streaming: options.streaming)
     if options.earlyStopping && validationLoader == nil && !options.earlyStoppingMonitor.hasSuffix("_train") {
       throw TrainingError.invalidOptions("early stopping on \(options.earlyStoppingMonitor) needs validation cells (trainSize < 1)")
     }
@@ -189,7 +205,8 @@ public final class SCVIModel {
     try trainer.fit(module) { epoch in
       module.train()
       var totals = EpochTotals()
-      for batch in trainLoader {
+      let batches = try trainLoader.pass(epoch: epoch)
+      while let batch = try batches.next() {
         let klWeight = warmup.weight(epoch: epoch, step: step)
         let loss = try module.forward(batch.vaeInput.to(device), klWeight: klWeight, checkInput: false).loss
         optimizer.zeroGrad()
@@ -198,6 +215,11 @@ public final class SCVIModel {
         optimizer.step()
         step += 1
         totals.add(loss, cells: batch.indices.count)
+        trainedCells += batch.indices.count
+        if let maxSteps = options.maxSteps, step >= maxSteps {
+          trainer.stopAfterCurrentEpoch(reason: "max_steps")
+          break
+        }
       }
       var metrics = totals.metrics(suffix: "train")
       metrics["train_loss"] = metrics.removeValue(forKey: "loss_train")
@@ -207,7 +229,7 @@ public final class SCVIModel {
         module.eval()
         var validation = EpochTotals()
         try withNoGrad {
-          for batch in validationLoader {
+          try validationLoader.forEachBatch(epoch: epoch) { batch in
             validation.add(try module.forward(batch.vaeInput.to(device), klWeight: klWeight, checkInput: false).loss,
                            cells: batch.indices.count)
           }

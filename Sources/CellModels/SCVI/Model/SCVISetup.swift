@@ -20,6 +20,12 @@ public struct SCVISetup: Codable, Sendable, Equatable {
       throw SCVIModelError.setup("no layer '\(layer)' (layers: \(adata.layers.keys.sorted().joined(separator: ", ")))")
     }
     if layer == nil, adata.X == nil { throw SCVIModelError.setup("the AnnData has no X; name a layer of counts") }
+    try self.init(metadata: adata, layer: layer, batchKey: batchKey, labelsKey: labelsKey)
+  }
+
+  /// The setup of cells whose counts are read elsewhere (a backed file): `metadata` holds obs
+  /// and var only; `layer` is recorded (nil: X).
+  public init(metadata adata: AnnData, layer: String? = nil, batchKey: String? = nil, labelsKey: String? = nil) throws {
     self.layer = layer
     self.batchKey = batchKey
     self.labelsKey = labelsKey
@@ -123,6 +129,14 @@ struct RegisteredCells {
     labelCodes = try SCVISetup.codes(adata, key: setup.labelsKey, categories: setup.labelCategories, what: "label")
     obsNames = adata.obsNames
     obs = adata.obs
+  }
+
+  init(counts: CountMatrix, batchCodes: [Int], labelCodes: [Int], obsNames: [String], obs: DataFrame) {
+    self.counts = counts
+    self.batchCodes = batchCodes
+    self.labelCodes = labelCodes
+    self.obsNames = obsNames
+    self.obs = obs
   }
 
   var count: Int { counts.nRows }

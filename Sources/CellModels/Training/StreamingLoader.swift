@@ -1,0 +1,319 @@
+import CellData
+import Foundation
+import Genomics
+import Torch
+
+/// Minibatches streamed from a `RowBlockSource` (a backed .h5ad or a collection of them) with
+/// memory bounded by a buffer, as scDataset / MappedCollection-style block shuffling:
+///
+/// 1. the source's rows are cut into blocks of `blockRows` contiguous rows, and the blocks
+///    holding selected cells are put in a random order (per epoch);
+/// 2. `bufferBlocks` blocks at a time are read (in file order, so that a compressed chunk
+///    shared by two neighbouring blocks is decompressed once, from the chunk cache), their
+///    selected rows shuffled together, and cut into minibatches;
+/// 3. a background thread reads the next buffer while the model trains on the current one.
+///
+/// Every selected cell is in exactly one minibatch per pass; the same seed and epoch give the
+/// same order (a seeded xoshiro generator, independent of libtorch's). Without `shuffle`,
+/// cells come in row order. Rows held: the buffer being consumed, one read ahead and the one
+/// being read — about 3 × blockRows × bufferBlocks cells in CSR form.
+public final class StreamingLoader: MinibatchSource {
+  public struct Options: Sendable {
+    public var batchSize: Int
+    public var blockRows: Int
+    public var bufferBlocks: Int
+    public var shuffle: Bool
+    /// Drop the last minibatch of a pass when it is partial.
+    public var dropLast: Bool
+    public var seed: UInt64
+    /// Read the next buffer on a background thread.
+    public var readAhead: Bool
+
+    /// Defaults: blocks of 256 rows, 32 blocks (8,192 cells) shuffled together.
+    public init(batchSize: Int = 128, blockRows: Int = 256, bufferBlocks: Int = 32, shuffle: Bool = true,
+                dropLast: Bool = false, seed: UInt64 = 0, readAhead: Bool = true) {
+      self.batchSize = batchSize
+      self.blockRows = blockRows
+      self.bufferBlocks = bufferBlocks
+      self.shuffle = shuffle
+      self.dropLast = dropLast
+      self.seed = seed
+      self.readAhead = readAhead
+    }
+  }
+
+  /// Checks each block as it is read (first row of the block, its rows); throws to stop the pass.
+  public typealias BlockCheck = @Sendable (_ firstRow: Int, _ rows: CSRRows) throws -> Void
+
+  public let source: RowBlockSource
+  public let options: Options
+  public let cellCount: Int
+  private let selected: [Bool]?
+  private let blocks: [Range<Int>]
+  private let batchCodes: [Int64]?
+  private let labelCodes: [Int64]?
+  private let check: BlockCheck?
+
+  /// - Parameters:
+  ///   - cells: the source rows of a pass (all when nil); order does not matter.
+  ///   - batchCodes, labelCodes: one code per source row.
+  public init(source: RowBlockSource, cells: [Int]? = nil, batchCodes: [Int]? = nil, labelCodes: [Int]? = nil,
+              options: Options = Options(), check: BlockCheck? = nil) throws {
+    guard options.batchSize > 0, options.blockRows > 0, options.bufferBlocks > 0 else {
+      throw TrainingError.invalidOptions("batch size, block rows and buffer blocks must be positive")
+    }
+    let n = source.nRows
+    for (name, codes) in [("batch", batchCodes), ("label", labelCodes)] {
+      if let codes, codes.count != n { throw CellDataError("\(codes.count) \(name) codes for \(n) cells") }
+    }
+    var selected: [Bool]?
+    var count = n
+    if let cells {
+      var mask = [Bool](repeating: false, count: n)
+      for cell in cells {
+        guard cell >= 0, cell < n else { throw CellDataError("cell \(cell) is outside the source's \(n) rows") }
+        guard !mask[cell] else { throw CellDataError("cell \(cell) is selected twice") }
+        mask[cell] = true
+      }
+      selected = mask
+      count = cells.count
+    }
+    var blocks: [Range<Int>] = []
+    for start in stride(from: 0, to: n, by: options.blockRows) {
+      let block = start..<Swift.min(start + options.blockRows, n)
+      if let selected, !selected[block].contains(true) { continue }
+      blocks.append(block)
+    }
+    self.source = source
+    self.options = options
+    self.selected = selected
+    self.blocks = blocks
+    self.batchCodes = batchCodes?.map(Int64.init)
+    self.labelCodes = labelCodes?.map(Int64.init)
+    self.check = check
+    cellCount = options.dropLast ? count / options.batchSize * options.batchSize : count
+  }
+
+  /// Minibatches per pass.
+  public var batchCount: Int {
+    options.dropLast ? cellCount / options.batchSize : (cellCount + options.batchSize - 1) / options.batchSize
+  }
+
+  /// The order in which pass `epoch` reads its blocks, grouped into buffers.
+  func bufferPlan(epoch: Int) -> [[Range<Int>]] {
+    var order = blocks
+    var rng = SeededGenerator(seed: options.seed &+ 0x5CA1_AB1E &* UInt64(epoch + 1))
+    if options.shuffle { shuffle(&order, &rng) }
+    return stride(from: 0, to: order.count, by: options.bufferBlocks).map {
+      Array(order[$0..<Swift.min($0 + options.bufferBlocks, order.count)])
+    }
+  }
+
+  public func pass(epoch: Int) throws -> MinibatchStream {
+    let producer = BufferProducer(loader: self, plan: bufferPlan(epoch: epoch), epoch: epoch)
+    let feed: BufferFeed = options.readAhead ? ReadAheadFeed(producer) : DirectFeed(producer)
+    var current: OrderedRows?
+    var position = 0
+    let batchSize = options.batchSize
+    return MinibatchStream(next: { [self] in
+      while true {
+        if let rows = current, position < rows.count {
+          let end = Swift.min(position + batchSize, rows.count)
+          if end - position < batchSize && options.dropLast { return nil }
+          defer { position = end }
+          return minibatch(rows, position..<end)
+        }
+        guard let next = try feed.next() else { return nil }
+        current = next
+        position = 0
+      }
+    }, finish: { feed.stop() })
+  }
+
+  private func minibatch(_ buffer: OrderedRows, _ range: Range<Int>) -> Minibatch {
+    let rows = buffer.rows, width = rows.nCols
+    let x = Tensor.filled([range.count, width], Float.self) { out in
+      out.initialize(repeating: 0)
+      for (i, r) in range.enumerated() {
+        let base = i * width
+        for k in rows.rowStarts[r]..<rows.rowStarts[r + 1] { out[base + Int(rows.columns[k])] += rows.values[k] }
+      }
+    }
+    let cells = Array(buffer.cells[range])
+    func codes(_ all: [Int64]?) -> Tensor? { all.map { all in Tensor(cells.map { all[$0] }, shape: [cells.count, 1]) } }
+    return Minibatch(indices: cells, x: x, batchIndex: codes(batchCodes), labels: codes(labelCodes))
+  }
+
+  /// Reads one buffer: its blocks in file order, the selected rows kept, then shuffled. Rows
+  /// that do not fill a whole minibatch are carried to the next buffer, so only a pass's last
+  /// minibatch can be partial.
+  fileprivate func readBuffer(_ blocks: [Range<Int>], carry: OrderedRows?, rng: inout SeededGenerator) throws -> OrderedRows {
+    var rows = CSRRows(nCols: source.nCols)
+    var cells: [Int] = []
+    for block in blocks.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+      let read = try source.rows(block)
+      guard read.nRows == block.count, read.nCols == source.nCols else {
+        throw CellDataError("\(source.sourceDescription): rows \(block) came back as \(read.nRows) × \(read.nCols)")
+      }
+      try check?(block.lowerBound, read)
+      if let selected {
+        let keep = block.filter { selected[$0] }
+        if keep.count == block.count {
+          rows.append(read)
+        } else {
+          rows.append(read.selecting(keep.map { $0 - block.lowerBound }))
+        }
+        cells += keep
+      } else {
+        rows.append(read)
+        cells += Array(block)
+      }
+    }
+    var order = Array(0..<cells.count)
+    if options.shuffle { shuffle(&order, &rng) }
+    var ordered = OrderedRows(rows: rows.selecting(order), cells: order.map { cells[$0] })
+    if let carry { ordered = carry.followed(by: ordered) }
+    return ordered
+  }
+}
+
+/// Rows in minibatch order with the source row of each.
+struct OrderedRows {
+  var rows: CSRRows
+  var cells: [Int]
+  var count: Int { cells.count }
+
+  func prefix(_ n: Int) -> OrderedRows { OrderedRows(rows: rows.selecting(Array(0..<n)), cells: Array(cells[0..<n])) }
+  func suffix(from n: Int) -> OrderedRows {
+    OrderedRows(rows: rows.selecting(Array(n..<count)), cells: Array(cells[n...]))
+  }
+  func followed(by other: OrderedRows) -> OrderedRows {
+    var rows = self.rows
+    rows.append(other.rows)
+    return OrderedRows(rows: rows, cells: cells + other.cells)
+  }
+}
+
+extension CSRRows {
+  /// The rows at `positions`, in that order.
+  func selecting(_ positions: [Int]) -> CSRRows {
+    var out = CSRRows(nCols: nCols)
+    var total = 0
+    for p in positions { total += rowStarts[p + 1] - rowStarts[p] }
+    out.values.reserveCapacity(total)
+    out.columns.reserveCapacity(total)
+    out.rowStarts.reserveCapacity(positions.count + 1)
+    for p in positions {
+      out.values += values[rowStarts[p]..<rowStarts[p + 1]]
+      out.columns += columns[rowStarts[p]..<rowStarts[p + 1]]
+      out.rowStarts.append(out.values.count)
+    }
+    return out
+  }
+}
+
+/// Fisher–Yates with the seeded generator (stable across platforms and Swift releases).
+private func shuffle<T>(_ items: inout [T], _ rng: inout SeededGenerator) {
+  guard items.count > 1 else { return }
+  for i in stride(from: items.count - 1, to: 0, by: -1) {
+    items.swapAt(i, rng.uniformInt(below: i + 1))
+  }
+}
+
+/// Produces a pass's buffers in order; each holds whole minibatches except the last.
+private final class BufferProducer: @unchecked Sendable {
+  let loader: StreamingLoader
+  var plan: IndexingIterator<[[Range<Int>]]>
+  var rng: SeededGenerator
+  var carry: OrderedRows?
+
+  init(loader: StreamingLoader, plan: [[Range<Int>]], epoch: Int) {
+    self.loader = loader
+    self.plan = plan.makeIterator()
+    rng = SeededGenerator(seed: loader.options.seed &+ 0x0B5E_55ED &* UInt64(epoch + 1))
+  }
+
+  func next() throws -> OrderedRows? {
+    while let blocks = plan.next() {
+      let buffer = try loader.readBuffer(blocks, carry: carry, rng: &rng)
+      carry = nil
+      let whole = buffer.count / loader.options.batchSize * loader.options.batchSize
+      if whole == buffer.count { return buffer }
+      if whole == 0 {
+        carry = buffer
+        continue
+      }
+      carry = buffer.suffix(from: whole)
+      return buffer.prefix(whole)
+    }
+    defer { carry = nil }
+    return carry.flatMap { $0.count > 0 ? $0 : nil }
+  }
+}
+
+private protocol BufferFeed: AnyObject {
+  func next() throws -> OrderedRows?
+  func stop()
+}
+
+/// Reads each buffer when it is asked for.
+private final class DirectFeed: BufferFeed {
+  let producer: BufferProducer
+  init(_ producer: BufferProducer) { self.producer = producer }
+  func next() throws -> OrderedRows? { try producer.next() }
+  func stop() {}
+}
+
+/// Reads one buffer ahead on a background thread.
+private final class ReadAheadFeed: BufferFeed, @unchecked Sendable {
+  private let condition = NSCondition()
+  private var ready: Result<OrderedRows?, Error>?
+  private var stopped = false
+  private var finished = false
+
+  init(_ producer: BufferProducer) {
+    let thread = Thread { [self] in
+      while true {
+        let result = Result { try producer.next() }
+        condition.lock()
+        while ready != nil && !stopped { condition.wait() }
+        if stopped {
+          condition.unlock()
+          return
+        }
+        ready = result
+        condition.broadcast()
+        condition.unlock()
+        if case .success(let rows) = result, rows != nil { continue }
+        return
+      }
+    }
+    thread.name = "StreamingLoader read-ahead"
+    thread.start()
+  }
+
+  func next() throws -> OrderedRows? {
+    condition.lock()
+    defer { condition.unlock() }
+    if finished { return nil }
+    while ready == nil { condition.wait() }
+    let result = ready!
+    ready = nil
+    condition.broadcast()
+    switch result {
+    case .success(let rows):
+      if rows == nil { finished = true }
+      return rows
+    case .failure(let error):
+      finished = true
+      throw error
+    }
+  }
+
+  func stop() {
+    condition.lock()
+    stopped = true
+    condition.broadcast()
+    condition.unlock()
+  }
+}
