@@ -127,9 +127,22 @@ struct VAETrainArguments: ParsableArguments {
   @Option(help: "Early-stopping patience in epochs.") var patience = 45
   @Option(help: "KL warm-up epochs (0 for none).") var klWarmupEpochs = 400
   @Flag(help: "No progress line.") var quiet = false
+  @Option(help: "Write OUTDIR/checkpoint.safetensors every N epochs, to --resume from (default: 10 in a multi-process job, else 0: none).")
+  var checkpointEvery: Int?
+  @Flag(help: "Continue the run saved in OUTDIR/checkpoint.safetensors (same input, options and seed).") var resume = false
+  @OptionGroup(title: "Data-parallel training (docs/distributed.md)") var distributed: DistributedArguments
 
   func run(_ kind: SCVIModel.Kind, global: GlobalOptions) throws {
+    if let nproc = distributed.nproc { return try LocalLauncher.run(nproc: nproc) }
+    LocalLauncher.followLauncher()
+    let job = try distributed.job()
+    if let checkpointEvery, checkpointEvery < 0 { throw ValidationError("--checkpoint-every must not be negative") }
     let device = try global.apply()
+    if job != nil && device != .cpu {
+      throw ValidationError("data-parallel training runs on CPU over Gloo; CUDA with NCCL is not implemented (use --device cpu)")
+    }
+    let group = try job.map { try ProcessGroup(gloo: $0) }
+    let rank = group?.rank ?? 0
     let outdir = URL(fileURLWithPath: output)
     let adata = try AnnData.read(h5ad: input)
     let architecture = SCVIModel.Architecture(
@@ -141,11 +154,17 @@ struct VAETrainArguments: ParsableArguments {
     try model.to(device)
     var options = SCVIModel.TrainingOptions(
       maxEpochs: maxEpochs, learningRate: lr, batchSize: batchSize, trainSize: trainSize, earlyStopping: earlyStopping,
-      klWarmupEpochs: klWarmupEpochs > 0 ? klWarmupEpochs : nil, seed: global.seed, progress: !quiet)
+      klWarmupEpochs: klWarmupEpochs > 0 ? klWarmupEpochs : nil, seed: global.seed, progress: !quiet && rank == 0)
     options.earlyStoppingPatience = patience
     options.checkpoint = outdir.appendingPathComponent("last-good.safetensors")
-    try FileManager.default.createDirectory(at: outdir, withIntermediateDirectories: true)
+    options.processGroup = group
+    let checkpoint = outdir.appendingPathComponent("checkpoint.safetensors")
+    let every = checkpointEvery ?? ((group?.worldSize ?? 1) > 1 ? 10 : 0)
+    if every > 0 { options.periodicCheckpoint = (checkpoint, every) }
+    if resume { options.resume = try readCheckpoint(checkpoint, group: group) }
+    if rank == 0 { try FileManager.default.createDirectory(at: outdir, withIntermediateDirectories: true) }
     try model.train(options)
+    guard rank == 0 else { return }  // only rank 0 writes outputs
     try model.save(to: outdir)
 
     var result = adata
@@ -159,9 +178,23 @@ struct VAETrainArguments: ParsableArguments {
     }
     try result.write(h5ad: outdir.appendingPathComponent("adata.h5ad").path)
     try writeAtomically(Data(model.history.csv().utf8), to: outdir.appendingPathComponent("history.csv"))
-    let metrics = trainingMetrics(model, cells: adata.nObs)
+    var metrics = trainingMetrics(model, cells: adata.nObs)
+    if let group {
+      metrics["ranks"] = group.worldSize
+      metrics["max_weight_difference_across_ranks"] = model.replicaDifference ?? 0
+    }
     try writeJSON(metrics, to: outdir.appendingPathComponent("metrics.json"))
     print("wrote \(outdir.path): \(model.history.epochs.count) epochs in \(String(format: "%.1f", model.trainSeconds)) s")
+  }
+
+  /// The checkpoint to resume from: rank 0 reads it and sends its bytes to every rank, so
+  /// ranks on other machines need no copy (and all fail alike when it is missing).
+  private func readCheckpoint(_ url: URL, group: ProcessGroup?) throws -> TrainingCheckpoint {
+    guard let group else { return try TrainingCheckpoint.read(url) }
+    let local = group.rank == 0 ? (try? Data(contentsOf: url)).map { [UInt8]($0) } ?? [] : []
+    let bytes = try group.broadcast(bytes: local, from: 0)
+    guard !bytes.isEmpty else { throw ValidationError("--resume: rank 0 has no checkpoint at \(url.path)") }
+    return try TrainingCheckpoint.decode(Data(bytes), name: url.path)
   }
 
   private func trainingMetrics(_ model: SCVIModel, cells: Int) -> [String: Any] {

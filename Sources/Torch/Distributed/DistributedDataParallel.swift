@@ -68,6 +68,15 @@ public final class DistributedDataParallel {
     if broadcastBuffers && !buffers.isEmpty { try group.broadcast(buffers, from: 0) }
   }
 
+  /// The largest absolute difference between this rank's parameters and rank 0's, over every
+  /// rank (0 when the replicas are in sync, as they should be after every step). Collective.
+  public func maxParameterDifference() throws -> Double {
+    let reference = withNoGrad { parameters.map { $0.detach().clone() } }
+    try group.broadcast(reference, from: 0)
+    let local = withNoGrad { zip(parameters, reference).map { ($0.detach() - $1).abs().max().to(.float64).item() }.max() ?? 0 }
+    return try group.allReduce([local], .max)[0]
+  }
+
   /// Backpropagates `loss` and all-reduces the gradients while doing so; throws when a
   /// collective fails (another rank died or hung past the timeout).
   public func backward(_ loss: Tensor) throws {
