@@ -141,6 +141,8 @@ struct VAETrainArguments: ParsableArguments {
     if job != nil && device != .cpu {
       throw ValidationError("data-parallel training runs on CPU over Gloo; CUDA with NCCL is not implemented (use --device cpu)")
     }
+    // c10d logs every connection retry with a backtrace; our errors carry its reason already.
+    if job != nil && ProcessInfo.processInfo.environment["TORCH_CPP_LOG_LEVEL"] == nil { Runtime.setLogLevel(.fatal) }
     let group = try job.map { try ProcessGroup(gloo: $0) }
     let rank = group?.rank ?? 0
     let outdir = URL(fileURLWithPath: output)
