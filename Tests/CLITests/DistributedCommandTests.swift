@@ -34,6 +34,16 @@ final class DistributedCommandTests: CLITestCase {
     XCTAssertTrue(otherSeed.stderr.contains("trained with seed 0"), otherSeed.stderr)
   }
 
+  func testLDVAETrainsWithTwoRanks() throws {
+    let out = scratch.appendingPathComponent("ldvae").path
+    let run = try singlecell(["ldvae", "train"] + small + ["-o", out, "--max-epochs", "2", "--nproc", "2", "--batch-size", "64", "--quiet"])
+    XCTAssertEqual(run.status, 0, run.stderr)
+    let metrics = try json("\(out)/metrics.json")
+    XCTAssertEqual(metrics["ranks"] as? Int, 2)
+    XCTAssertEqual(metrics["max_weight_difference_across_ranks"] as? Double, 0)
+    XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/loadings.csv"))
+  }
+
   func testAKilledRankStopsTheOtherWithAnError() throws {
     let port = try freePort()
     let (rank0, log0) = try start(rank: 0, port: port, timeout: 5)

@@ -45,7 +45,7 @@ def train(binary, data, outdir, epochs, extra, env=None):
                    check=True, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     metrics = json.loads((outdir / "metrics.json").read_text())
-    return {"epoch_seconds": statistics.median(metrics["epoch_seconds"][1:]), "wall_seconds": wall,
+    return {"epoch_seconds": statistics.median(metrics["epoch_seconds"][1:] or metrics["epoch_seconds"]), "wall_seconds": wall,
             "train_seconds": metrics["train_seconds"],
             "reconstruction_loss_validation": metrics["reconstruction_loss_validation"],
             "max_weight_difference_across_ranks": metrics.get("max_weight_difference_across_ranks")}
