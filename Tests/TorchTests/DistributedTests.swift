@@ -107,6 +107,27 @@ final class DistributedTests: XCTestCase {
     XCTAssertLessThan(Date().timeIntervalSince(start), 8)
   }
 
+  func testRanksThatNeverComeAreNamedAfterTheTimeout() throws {
+    var settings = options(rank: 0, port: try freePort(), timeout: 1)
+    settings.worldSize = 3
+    XCTAssertThrowsError(try ProcessGroup(gloo: settings)) { error in
+      XCTAssertTrue("\(error)".contains("rank 0: timed out after 1 s waiting for ranks 1, 2 of 3 to join"), "\(error)")
+    }
+  }
+
+  func testARankTakenTwiceIsAnError() throws {
+    let port = try freePort()
+    let results = runRanks(3) { thread -> Int in
+      if thread == 2 { usleep(300_000) }  // the second claim of rank 1 comes last
+      let group = try ProcessGroup(gloo: options(rank: min(thread, 1), port: port, timeout: 10))
+      usleep(1_500_000)  // rank 0 keeps hosting the store while the duplicate arrives
+      return group.rank
+    }
+    XCTAssertThrowsError(try results[2].get()) { error in
+      XCTAssertEqual("\(error)", "two processes joined as rank 1 of 2")
+    }
+  }
+
   func testBadSettings() {
     XCTAssertThrowsError(try ProcessGroup(gloo: options(rank: 2, port: 1))) { error in
       XCTAssertEqual("\(error)", "rank 2 is outside 0..<2 (world size 2)")
