@@ -206,6 +206,11 @@ int ct_parallel_for(int64_t begin, int64_t end, int64_t grain_size, CTRangeCallb
   })
 }
 const char *ct_version(void) { return TORCH_VERSION; }
+int ct_set_log_level(int level) {
+  const int previous = FLAGS_caffe2_log_level;
+  FLAGS_caffe2_log_level = level;
+  return previous;
+}
 
 static std::once_flag cuda_once;
 static bool cuda_loaded = false;

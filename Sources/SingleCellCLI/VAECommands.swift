@@ -139,9 +139,24 @@ struct VAETrainArguments: ParsableArguments {
     if inputs.count > 1 && !backed { throw ValidationError("several inputs are read as one collection only with --backed") }
     if blockRows < 1 || bufferBlocks < 1 { throw ValidationError("--block-rows and --buffer-blocks must be positive") }
   }
+  @Option(help: "Write OUTDIR/checkpoint.safetensors every N epochs, to --resume from (default: 10 in a multi-process job, else 0: none).")
+  var checkpointEvery: Int?
+  @Flag(help: "Continue the run saved in OUTDIR/checkpoint.safetensors (same input, options and seed).") var resume = false
+  @OptionGroup(title: "Data-parallel training (docs/distributed.md)") var distributed: DistributedArguments
 
   func run(_ kind: SCVIModel.Kind, global: GlobalOptions) throws {
+    if let nproc = distributed.nproc { return try LocalLauncher.run(nproc: nproc) }
+    LocalLauncher.followLauncher()
+    let job = try distributed.job()
+    if let checkpointEvery, checkpointEvery < 0 { throw ValidationError("--checkpoint-every must not be negative") }
     let device = try global.apply()
+    if job != nil && device != .cpu {
+      throw ValidationError("data-parallel training runs on CPU over Gloo; CUDA with NCCL is not implemented (use --device cpu)")
+    }
+    // c10d logs every connection retry with a backtrace; our errors carry its reason already.
+    if job != nil && ProcessInfo.processInfo.environment["TORCH_CPP_LOG_LEVEL"] == nil { Runtime.setLogLevel(.fatal) }
+    let group = try job.map { try ProcessGroup(gloo: $0) }
+    let rank = group?.rank ?? 0
     let outdir = URL(fileURLWithPath: output)
     let architecture = SCVIModel.Architecture(
       nHidden: nHidden, nLatent: nLatent, nLayers: nLayers, dropoutRate: dropoutRate,
@@ -160,15 +175,21 @@ struct VAETrainArguments: ParsableArguments {
     try model.to(device)
     var options = SCVIModel.TrainingOptions(
       maxEpochs: maxEpochs, learningRate: lr, batchSize: batchSize, trainSize: trainSize, earlyStopping: earlyStopping,
-      klWarmupEpochs: klWarmupEpochs > 0 ? klWarmupEpochs : nil, seed: global.seed, progress: !quiet)
+      klWarmupEpochs: klWarmupEpochs > 0 ? klWarmupEpochs : nil, seed: global.seed, progress: !quiet && rank == 0)
     options.earlyStoppingPatience = patience
     options.checkpoint = outdir.appendingPathComponent("last-good.safetensors")
     options.maxSteps = maxSteps
     options.streaming = StreamingLoader.Options(blockRows: blockRows, bufferBlocks: bufferBlocks)
-    try FileManager.default.createDirectory(at: outdir, withIntermediateDirectories: true)
+    options.processGroup = group
+    let checkpoint = outdir.appendingPathComponent("checkpoint.safetensors")
+    let every = checkpointEvery ?? ((group?.worldSize ?? 1) > 1 ? 10 : 0)
+    if every > 0 { options.periodicCheckpoint = (checkpoint, every) }
+    if resume { options.resume = try readCheckpoint(checkpoint, group: group) }
+    if rank == 0 { try FileManager.default.createDirectory(at: outdir, withIntermediateDirectories: true) }
     let cpuBefore = processCPUSeconds()
     try model.train(options)
     let trainCPUSeconds = processCPUSeconds() - cpuBefore
+    guard rank == 0 else { return }  // only rank 0 writes outputs
     try model.save(to: outdir)
 
     var result = adata
@@ -188,6 +209,10 @@ struct VAETrainArguments: ParsableArguments {
     // other load on the machine than wall-clock time.
     metrics["train_cpu_seconds"] = trainCPUSeconds
     metrics["trained_cells_per_cpu_second"] = Double(model.trainedCells) / max(trainCPUSeconds, 1e-9)
+    if let group {
+      metrics["ranks"] = group.worldSize
+      metrics["max_weight_difference_across_ranks"] = model.replicaDifference ?? 0
+    }
     try writeJSON(metrics, to: outdir.appendingPathComponent("metrics.json"))
     print("wrote \(outdir.path): \(model.history.epochs.count) epochs in \(String(format: "%.1f", model.trainSeconds)) s")
   }
@@ -213,6 +238,16 @@ struct VAETrainArguments: ParsableArguments {
                               blockRows: blockRows)
     metadata.uns["streamed_from"] = .array(.string(inputs))
     return (metadata, model)
+  }
+
+  /// The checkpoint to resume from: rank 0 reads it and sends its bytes to every rank, so
+  /// ranks on other machines need no copy (and all fail alike when it is missing).
+  private func readCheckpoint(_ url: URL, group: ProcessGroup?) throws -> TrainingCheckpoint {
+    guard let group else { return try TrainingCheckpoint.read(url) }
+    let local = group.rank == 0 ? (try? Data(contentsOf: url)).map { [UInt8]($0) } ?? [] : []
+    let bytes = try group.broadcast(bytes: local, from: 0)
+    guard !bytes.isEmpty else { throw ValidationError("--resume: rank 0 has no checkpoint at \(url.path)") }
+    return try TrainingCheckpoint.decode(Data(bytes), name: url.path)
   }
 
   private func trainingMetrics(_ model: SCVIModel, cells: Int) -> [String: Any] {

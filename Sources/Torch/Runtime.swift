@@ -19,6 +19,11 @@ public enum Runtime {
   /// Seeds libtorch's generators (CPU and, when loaded, CUDA).
   public static func seed(_ seed: UInt64) { ct_manual_seed(seed) }
 
+  /// libtorch's own log messages at this level and above reach stderr (TORCH_CPP_LOG_LEVEL
+  /// sets it at start; libtorch's default is warning).
+  public enum LogLevel: Int32, Sendable { case info = 0, warning, error, fatal }
+  public static func setLogLevel(_ level: LogLevel) { _ = ct_set_log_level(level.rawValue) }
+
   /// Loads libtorch_cuda.so on first use; false on machines without CUDA.
   public static var cudaAvailable: Bool { ct_cuda_available() != 0 }
   public static var cudaDeviceCount: Int { Int(ct_cuda_device_count()) }

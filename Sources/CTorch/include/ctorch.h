@@ -224,6 +224,9 @@ int ct_parallel_for(int64_t begin, int64_t end, int64_t grain_size, CTRangeCallb
 int ct_cuda_available(void);
 int ct_cuda_device_count(void);
 const char *ct_version(void);
+// libtorch's own log threshold (0 info, 1 warning, 2 error, 3 fatal; TORCH_CPP_LOG_LEVEL sets it
+// at start). Returns the previous one.
+int ct_set_log_level(int level);
 
 #ifdef __cplusplus
 }
@@ -245,6 +248,54 @@ CTTensor ct_contiguous_format(CTTensor t, int format);
 int ct_is_contiguous_format(CTTensor t, int format);
 // Largest value along `dim` and its index (the first one on ties); the gradient goes to that index.
 int ct_max_dim(CTTensor a, int64_t dim, int keepdim, CTTensor *values, CTTensor *indices);
+#ifdef __cplusplus
+}
+#endif
+
+// ---- data-parallel training: torch.distributed's c10d (distributed.cpp) -------
+#ifdef __cplusplus
+extern "C" {
+#endif
+typedef struct CTStoreImpl *CTStore;
+typedef struct CTProcessGroupImpl *CTProcessGroup;
+typedef struct CTReducerImpl *CTReducer;
+
+// A TCPStore: the server (listening on `port`, 0 for a free one) or a client of host:port.
+// A client keeps trying to connect for timeout_s; get/wait calls wait as long.
+CTStore ct_tcp_store(const char *host, int port, int is_server, double timeout_s);
+CTStore ct_prefix_store(const char *prefix, CTStore base);  // keys prefixed, same server
+void ct_store_free(CTStore s);
+int ct_store_port(CTStore s);  // the port the server listens on
+int ct_store_set(CTStore s, const char *key, const void *data, int64_t size);
+// Waits for the key (up to the store's timeout); *data is malloc'ed: free with ct_bytes_free.
+int ct_store_get(CTStore s, const char *key, void **data, int64_t *size);
+void ct_bytes_free(void *data);
+int ct_store_add(CTStore s, const char *key, int64_t delta, int64_t *result);
+int ct_store_check(CTStore s, const char *const *keys, int n, int *present);  // all present: 1
+
+// A process group with a Gloo backend for CPU tensors, rendezvous through `s`. The Gloo device
+// binds to `hostname` when given, else to the network interface `interface_name`, else to the
+// address of this machine's hostname. Collectives fail after timeout_s.
+CTProcessGroup ct_process_group_gloo(CTStore s, int rank, int size, double timeout_s,
+                                     const char *hostname, const char *interface_name);
+void ct_process_group_free(CTProcessGroup g);
+int ct_process_group_rank(CTProcessGroup g);
+int ct_process_group_size(CTProcessGroup g);
+enum { CT_REDUCE_SUM = 0, CT_REDUCE_AVG = 1, CT_REDUCE_MAX = 2, CT_REDUCE_MIN = 3 };
+// Copies root's tensors into every rank's, in place (coalesced, any shapes and dtypes).
+int ct_broadcast(CTProcessGroup g, const CTTensor *tensors, int n, int root);
+int ct_all_reduce(CTProcessGroup g, CTTensor t, int op);  // in place
+int ct_barrier(CTProcessGroup g);
+
+// DDP's Reducer (torch.nn.parallel.DistributedDataParallel's engine) over `parameters`:
+// autograd hooks all-reduce gradients in buckets while backward runs, leaving every rank
+// the average gradient. Checks that every rank has the same parameter shapes.
+CTReducer ct_reducer(CTProcessGroup g, const CTTensor *parameters, int n, int64_t bucket_cap_bytes,
+                     int64_t first_bucket_cap_bytes, int find_unused_parameters);
+void ct_reducer_free(CTReducer r);
+int ct_reducer_prepare_forward(CTReducer r);  // before each training forward
+// After the forward, before backward; `outputs` are searched for unused parameters when asked.
+int ct_reducer_prepare_backward(CTReducer r, const CTTensor *outputs, int n);
 #ifdef __cplusplus
 }
 #endif

@@ -96,6 +96,8 @@ public final class Trainer {
     public var progress: Bool
     /// The name in the progress line, e.g. "scvi".
     public var label: String
+    /// Called after each completed epoch (0-based) has been recorded, e.g. to write a checkpoint.
+    public var onEpochEnd: ((Int) throws -> Void)?
 
     public init(maxEpochs: Int, earlyStopping: EarlyStopping? = nil, schedule: LearningRateSchedule? = nil,
                 checkpoint: URL? = nil, progress: Bool = false, label: String = "train") {
@@ -131,14 +133,27 @@ public final class Trainer {
 
   /// Runs `epoch(e)` for e = 0, 1, … and returns the history. `epoch` trains one pass and
   /// returns its metrics (training and, if any, validation).
+  ///
+  /// `resuming` is the history of a run being continued: its epochs are not run again, and
+  /// early stopping counts from its values (the returned history holds the new epochs only).
   @discardableResult
-  public func fit(_ module: Module, epoch body: (Int) throws -> EpochMetrics) throws -> TrainingHistory {
+  public func fit(_ module: Module, resuming prior: TrainingHistory = TrainingHistory(),
+                  epoch body: (Int) throws -> EpochMetrics) throws -> TrainingHistory {
     let start = Date()
     defer { seconds = Date().timeIntervalSince(start) }
     var lastGood = Self.snapshot(module)
     var best: Double?
     var badEpochs = 0
-    for epoch in 0..<options.maxEpochs {
+    if let stopping = options.earlyStopping {
+      for value in prior.values(stopping.monitor).compactMap({ $0 }) {
+        if stopping.improves(value, on: best) { best = value; badEpochs = 0 } else { badEpochs += 1 }
+      }
+      if badEpochs >= stopping.patience {
+        stopReason = "early_stopping"
+        return history
+      }
+    }
+    for epoch in prior.epochs.count..<Swift.max(options.maxEpochs, prior.epochs.count) {
       let epochStart = Date()
       let metrics = try body(epoch)
       if let bad = metrics.keys.sorted().first(where: { !metrics[$0]!.isFinite }) {
@@ -155,6 +170,7 @@ public final class Trainer {
       epochSeconds.append(Date().timeIntervalSince(epochStart))
       lastGood = Self.snapshot(module)
       try stepSchedule(metrics)
+      try options.onEpochEnd?(epoch)
       if options.progress { report(epoch: epoch, metrics: metrics, seconds: Date().timeIntervalSince(epochStart)) }
       if let reason = stopRequest {
         stopReason = reason

@@ -85,6 +85,52 @@ public class Adam: Optimizer {
   }
 }
 
+extension Adam {
+  /// The running state, keyed as torch's `Adam.state_dict()` flattened: `state.<i>.step`,
+  /// `state.<i>.exp_avg`, `state.<i>.exp_avg_sq` (and `max_exp_avg_sq` with amsgrad) for each
+  /// parameter that has taken a step, and `param_groups.0.lr`. Tensors are copies.
+  public func stateDict() -> StateDict {
+    var state = StateDict()
+    for i in parameters.indices where steps[i] > 0 {
+      state["state.\(i).step"] = Tensor(scalar: Float(steps[i]))
+      state["state.\(i).exp_avg"] = expAvg[i]!.detach().clone()
+      state["state.\(i).exp_avg_sq"] = expAvgSq[i]!.detach().clone()
+      if let vmax = maxExpAvgSq[i] { state["state.\(i).max_exp_avg_sq"] = vmax.detach().clone() }
+    }
+    state["param_groups.0.lr"] = Tensor(scalar: learningRate)
+    return state
+  }
+
+  /// Restores a `stateDict()` of an Adam over parameters of the same shapes.
+  public func loadStateDict(_ state: StateDict) throws {
+    var steps = Array(repeating: 0, count: parameters.count)
+    var m = [Tensor?](repeating: nil, count: parameters.count), v = m, vmax = m
+    for (i, param) in parameters.enumerated() {
+      guard let step = state["state.\(i).step"] else { continue }
+      guard let a = state["state.\(i).exp_avg"], let b = state["state.\(i).exp_avg_sq"],
+        a.shape == param.shape, b.shape == param.shape
+      else { throw TorchError.stateDict("optimizer state \(i) is missing or does not match parameter shape \(param.shape)") }
+      steps[i] = Int(step.to(.float64).item())
+      m[i] = a.to(param.device).to(param.dtype).contiguous().clone()
+      v[i] = b.to(param.device).to(param.dtype).contiguous().clone()
+      if amsgrad {
+        vmax[i] = state["state.\(i).max_exp_avg_sq"].map { $0.to(param.device).to(param.dtype).contiguous().clone() }
+          ?? Tensor.zeros(param.shape, dtype: param.dtype, device: param.device)
+      }
+    }
+    if let extra = state.keys.first(where: { key in
+      key.hasPrefix("state.") && Int(key.split(separator: ".")[1]).map { $0 >= parameters.count } ?? true
+    }) {
+      throw TorchError.stateDict("optimizer state '\(extra)' has no parameter (\(parameters.count) parameters)")
+    }
+    self.steps = steps
+    expAvg = m
+    expAvgSq = v
+    maxExpAvgSq = vmax
+    if let lr = state["param_groups.0.lr"] { learningRate = lr.to(.float64).item() }
+  }
+}
+
 /// AdamW: Adam with decoupled weight decay, torch.optim.AdamW's defaults (weight decay 0.01).
 public final class AdamW: Adam {
   public init(_ parameters: [Tensor], learningRate: Double = 1e-3, betas: (Double, Double) = (0.9, 0.999),

@@ -72,6 +72,9 @@ public final class SCVIModel {
   /// Why outputs on the setup cells are unavailable (a folder of a model trained with
   /// streaming keeps no counts); nil when they are available.
   var setupCellsUnavailable: String?
+  /// After data-parallel training: the largest difference between any rank's parameters and
+  /// rank 0's (0 when the replicas stayed identical); nil otherwise.
+  public internal(set) var replicaDifference: Double?
   /// The cells `train` held out for validation (positions in the setup AnnData).
   public internal(set) var split: DataSplit?
   /// The registered AnnData's cells (none when they stream from disk).
@@ -149,6 +152,14 @@ public final class SCVIModel {
     /// Block and buffer sizes and read-ahead of a streamed model's loader (its batch size,
     /// shuffling and seed come from these options).
     public var streaming = StreamingLoader.Options()
+    /// Data-parallel training over this group (torch DDP semantics): each rank trains on its
+    /// DistributedSampler shard of the training cells with `batchSize` cells per step, gradients
+    /// are averaged by DDP's Reducer, and the metrics are summed over the ranks.
+    public var processGroup: ProcessGroup?
+    /// Write a resumable checkpoint here every `every` epochs and after the last (rank 0 only).
+    public var periodicCheckpoint: (url: URL, every: Int)?
+    /// Continue the run saved in this checkpoint (same data, kind, architecture and seed).
+    public var resume: TrainingCheckpoint?
 
     public init(maxEpochs: Int? = nil, learningRate: Double = 1e-3, batchSize: Int = 128, trainSize: Double? = nil,
                 earlyStopping: Bool = false, klWarmupEpochs: Int? = 400, seed: UInt64 = 0, progress: Bool = false) {
@@ -179,15 +190,36 @@ public final class SCVIModel {
     let split = try DataSplit.random(count: cellCount, trainSize: options.trainSize, validationSize: options.validationSize,
                                      batchSize: options.batchSize, seed: UInt32(truncatingIfNeeded: options.seed))
     let maxEpochs = options.maxEpochs ?? Self.defaultMaxEpochs(cells: cellCount)
+    let group = options.processGroup
+    if group != nil && streamed != nil {
+      throw TrainingError.invalidOptions("data-parallel training reads the cells from memory: --backed and --nproc do not combine yet")
+    }
+    let sampler = try group.map { try DistributedSampler(count: split.train.count, rank: $0.rank, worldSize: $0.worldSize, seed: options.seed) }
     let trainLoader = try setupMinibatches(split.train, batchSize: options.batchSize, shuffle: true, seed: options.seed,
                                            streaming: options.streaming)
+    let validationCells = group.map { g in
+      DistributedSampler.evaluationShard(count: split.validation.count, rank: g.rank, worldSize: g.worldSize).map { split.validation[$0] }
+    } ?? split.validation
     let validationLoader = split.validation.isEmpty ? nil
-      : try setupMinibatches(split.validation, batchSize: options.batchSize, shuffle: false, streaming: options.streaming)
+      : try setupMinibatches(validationCells, batchSize: options.batchSize, shuffle: false, streaming: options.streaming)
     if options.earlyStopping && validationLoader == nil && !options.earlyStoppingMonitor.hasSuffix("_train") {
       throw TrainingError.invalidOptions("early stopping on \(options.earlyStoppingMonitor) needs validation cells (trainSize < 1)")
     }
     let parameters = module.parameters.filter { !isFrozen($0) }
     let optimizer = Adam(parameters, learningRate: options.learningRate, eps: options.eps, weightDecay: options.weightDecay)
+    var step = 0
+    if let resume = options.resume {
+      try checkResumable(resume, options)
+      try module.loadStateDict(resume.model)
+      try optimizer.loadStateDict(resume.optimizer)
+      step = resume.step
+      history = resume.history
+      Runtime.seed(options.seed &+ UInt64(resume.epochs))  // fresh draws for the continued epochs
+    }
+    // Wraps the network after it was moved and loaded: every rank starts from rank 0's state.
+    // Some parameters get no gradient in some settings (l_encoder with the observed library
+    // size), so unused ones are searched for, as scvi-tools' DDP strategy does.
+    let ddp = try group.map { try DistributedDataParallel(module, group: $0, parameters: parameters, findUnusedParameters: true) }
     var schedule: LearningRateSchedule?
     if options.reduceLROnPlateau {
       schedule = .plateau(
@@ -195,22 +227,42 @@ public final class SCVIModel {
                           threshold: options.lrThreshold, thresholdMode: .absolute, minLearningRate: options.lrMin),
         monitor: validationLoader == nil ? "elbo_train" : "elbo_validation")
     }
-    let trainer = try Trainer(options: .init(
+    var trainerOptions = Trainer.Options(
       maxEpochs: maxEpochs,
       earlyStopping: options.earlyStopping ? EarlyStopping(monitor: options.earlyStoppingMonitor, patience: options.earlyStoppingPatience) : nil,
-      schedule: schedule, checkpoint: options.checkpoint, progress: options.progress, label: kind.rawValue))
+      schedule: schedule, checkpoint: (group?.rank ?? 0) == 0 ? options.checkpoint : nil, progress: options.progress,
+      label: group.map { "\(kind.rawValue) (\($0.worldSize) ranks)" } ?? kind.rawValue)
+    let prior = history
+    var running: Trainer?
+    if let (url, every) = options.periodicCheckpoint, (group?.rank ?? 0) == 0 {
+      guard every > 0 else { throw TrainingError.invalidOptions("the checkpoint interval must be positive, got \(every)") }
+      trainerOptions.onEpochEnd = { [unowned self] epoch in
+        guard (epoch + 1) % every == 0 || epoch + 1 == maxEpochs, let running else { return }
+        try TrainingCheckpoint(
+          epochs: epoch + 1, step: step, history: TrainingHistory(epochs: prior.epochs + running.history.epochs),
+          model: module.stateDict(), optimizer: optimizer.stateDict(), info: checkpointInfo(options)
+        ).write(to: url)
+      }
+    }
+    let trainer = try Trainer(options: trainerOptions)
+    running = trainer
     let warmup = KLWarmup(epochs: options.klWarmupEpochs)
-    var step = 0
     defer { module.eval() }
-    try trainer.fit(module) { epoch in
+    try trainer.fit(module, resuming: prior) { epoch in
       module.train()
       var totals = EpochTotals()
-      let batches = try trainLoader.pass(epoch: epoch)
+      // With a process group each rank reads its DistributedSampler shard, reshuffled per epoch.
+      let source: MinibatchSource = try sampler.map { sampler in
+        try cells.loader(Self.withoutTinyLastBatch(sampler.shard(epoch: epoch), batchSize: options.batchSize).map { split.train[$0] },
+                         batchSize: options.batchSize)
+      } ?? trainLoader
+      let batches = try source.pass(epoch: epoch)
       while let batch = try batches.next() {
         let klWeight = warmup.weight(epoch: epoch, step: step)
+        try ddp?.prepareForward()
         let loss = try module.forward(batch.vaeInput.to(device), klWeight: klWeight, checkInput: false).loss
         optimizer.zeroGrad()
-        loss.loss.backward()
+        if let ddp { try ddp.backward(loss.loss) } else { loss.loss.backward() }
         applyGradientMasks()
         optimizer.step()
         step += 1
@@ -221,7 +273,7 @@ public final class SCVIModel {
           break
         }
       }
-      var metrics = totals.metrics(suffix: "train")
+      var metrics = try totals.metrics(suffix: "train", over: group)
       metrics["train_loss"] = metrics.removeValue(forKey: "loss_train")
       let klWeight = warmup.weight(epoch: epoch, step: step)
       metrics["kl_weight"] = klWeight
@@ -234,12 +286,13 @@ public final class SCVIModel {
                            cells: batch.indices.count)
           }
         }
-        var held = validation.metrics(suffix: "validation")
+        var held = try validation.metrics(suffix: "validation", over: group)
         held["validation_loss"] = held.removeValue(forKey: "loss_validation")
         metrics.merge(held) { $1 }
       }
       return metrics
     }
+    replicaDifference = try ddp?.maxParameterDifference()
     history = TrainingHistory(epochs: history.epochs + trainer.history.epochs)
     trainSeconds += trainer.seconds
     epochSeconds = trainer.epochSeconds
@@ -265,13 +318,37 @@ public final class SCVIModel {
       cells += n
     }
 
-    /// Per-cell means, as scvi-tools logs them (elbo = reconstruction + KL local; no global KL).
-    func metrics(suffix: String) -> EpochMetrics {
-      guard cells > 0, let weightedLoss, let reconstruction, let klLocal else { return [:] }
-      let n = Double(cells)
-      let rec = reconstruction.item() / n, kl = klLocal.item() / n
-      return ["loss_\(suffix)": weightedLoss.item() / n, "elbo_\(suffix)": rec + kl,
+    /// Per-cell means, as scvi-tools logs them (elbo = reconstruction + KL local; no global KL);
+    /// with a process group, of the sums over every rank.
+    func metrics(suffix: String, over group: ProcessGroup? = nil) throws -> EpochMetrics {
+      var sums = [weightedLoss?.item() ?? 0, reconstruction?.item() ?? 0, klLocal?.item() ?? 0, Double(cells)]
+      if let group { sums = try group.allReduce(sums, .sum) }
+      guard sums[3] > 0 else { return [:] }
+      let n = sums[3]
+      let rec = sums[1] / n, kl = sums[2] / n
+      return ["loss_\(suffix)": sums[0] / n, "elbo_\(suffix)": rec + kl,
               "reconstruction_loss_\(suffix)": rec, "kl_local_\(suffix)": kl]
+    }
+  }
+
+  /// A shard without a last minibatch of 1 or 2 cells (which breaks batch norm), as DataSplit's
+  /// rule does for single-process training; every rank drops the same count.
+  static func withoutTinyLastBatch(_ shard: [Int], batchSize: Int) -> [Int] {
+    let remainder = shard.count % batchSize
+    return shard.count > batchSize && remainder > 0 && remainder < 3 ? Array(shard.dropLast(remainder)) : shard
+  }
+
+  private func checkpointInfo(_ options: TrainingOptions) -> [String: String] {
+    ["model": kind.rawValue, "seed": String(options.seed), "batch_size": String(options.batchSize),
+     "world_size": String(options.processGroup?.worldSize ?? 1)]
+  }
+
+  private func checkResumable(_ checkpoint: TrainingCheckpoint, _ options: TrainingOptions) throws {
+    if let model = checkpoint.info["model"], model != kind.rawValue {
+      throw TrainingError.invalidOptions("the checkpoint is of a \(model) model, not \(kind.rawValue)")
+    }
+    if let seed = checkpoint.info["seed"], seed != String(options.seed) {
+      throw TrainingError.invalidOptions("the checkpoint was trained with seed \(seed) (the train/validation split depends on it); resume with the same seed")
     }
   }
 

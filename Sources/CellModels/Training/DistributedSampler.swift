@@ -1,0 +1,49 @@
+import Torch
+
+/// torch.utils.data.DistributedSampler's split of a data set over the ranks of a
+/// data-parallel job: each epoch the items are permuted by a seed + epoch generator (the same
+/// on every rank), padded by repeating the first ones to a multiple of the world size, and
+/// rank r takes every world-size-th item from r. Every rank thus gets the same number of
+/// items, so every rank runs the same number of steps. The permutation is numpy's
+/// `RandomState(seed + epoch).permutation` (torch's draws from its own generator).
+public struct DistributedSampler: Sendable, Equatable {
+  public let count: Int
+  public let rank: Int
+  public let worldSize: Int
+  public let seed: UInt64
+  public let shuffle: Bool
+
+  public init(count: Int, rank: Int, worldSize: Int, seed: UInt64 = 0, shuffle: Bool = true) throws {
+    guard worldSize >= 1, rank >= 0, rank < worldSize else {
+      throw TrainingError.invalidOptions("rank \(rank) is outside 0..<\(worldSize)")
+    }
+    guard count > 0 else { throw TrainingError.invalidOptions("cannot shard an empty data set") }
+    self.count = count
+    self.rank = rank
+    self.worldSize = worldSize
+    self.seed = seed
+    self.shuffle = shuffle
+  }
+
+  /// Items per rank: ⌈count / worldSize⌉.
+  public var shardSize: Int { (count + worldSize - 1) / worldSize }
+
+  /// This rank's positions (into 0..<count) for `epoch`, in the order to visit them.
+  public func shard(epoch: Int) -> [Int] {
+    var order = Array(0..<count)
+    if shuffle {
+      var rng = NumpyRandomState(seed: UInt32(truncatingIfNeeded: seed &+ UInt64(epoch)))
+      order = rng.permutation(count)
+    }
+    let total = shardSize * worldSize
+    var padded = order
+    while padded.count < total { padded += order.prefix(total - padded.count) }
+    return Array(stride(from: rank, to: total, by: worldSize).map { padded[$0] })
+  }
+
+  /// This rank's positions of a held-out set: every world-size-th from rank, unpadded, so
+  /// sums over the ranks count each item once.
+  public static func evaluationShard(count: Int, rank: Int, worldSize: Int) -> [Int] {
+    Array(stride(from: rank, to: count, by: worldSize))
+  }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import Torch
+
+/// What a training run needs to continue after it stopped: the network and optimizer state
+/// after `epochs` completed epochs, the optimizer step count and the history so far. Stored as
+/// safetensors (`model.<key>`, `optimizer.<key>`; the rest in the metadata), written atomically.
+public struct TrainingCheckpoint {
+  public var epochs: Int
+  public var step: Int
+  public var history: TrainingHistory
+  public var model: StateDict
+  public var optimizer: StateDict
+  /// Settings the run must keep to be continued (model kind, seed, …).
+  public var info: [String: String]
+
+  public init(epochs: Int, step: Int, history: TrainingHistory, model: StateDict, optimizer: StateDict,
+              info: [String: String] = [:]) {
+    self.epochs = epochs
+    self.step = step
+    self.history = history
+    self.model = model
+    self.optimizer = optimizer
+    self.info = info
+  }
+
+  public func write(to url: URL) throws {
+    var tensors = StateDict()
+    for (key, value) in model { tensors["model.\(key)"] = value }
+    for (key, value) in optimizer { tensors["optimizer.\(key)"] = value }
+    var metadata = ["format": "swift-singlecell training checkpoint 1", "epochs": String(epochs), "step": String(step),
+                    "history": String(decoding: try JSONEncoder().encode(history), as: UTF8.self)]
+    for (key, value) in info { metadata["info.\(key)"] = value }
+    try Safetensors.write(tensors, metadata: metadata, to: url)
+  }
+
+  public static func read(_ url: URL) throws -> TrainingCheckpoint {
+    let data: Data
+    do { data = try Data(contentsOf: url) } catch {
+      throw TrainingError.invalidOptions("cannot read the checkpoint \(url.path): \(error.localizedDescription)")
+    }
+    return try decode(data, name: url.path)
+  }
+
+  public static func decode(_ data: Data, name: String = "checkpoint") throws -> TrainingCheckpoint {
+    let (tensors, metadata) = try Safetensors.decode(data, name: name)
+    guard metadata["format"] == "swift-singlecell training checkpoint 1",
+      let epochs = metadata["epochs"].flatMap(Int.init), let step = metadata["step"].flatMap(Int.init),
+      let historyJSON = metadata["history"]
+    else { throw TrainingError.invalidOptions("\(name) is not a training checkpoint of swift-singlecell") }
+    let history: TrainingHistory
+    do { history = try JSONDecoder().decode(TrainingHistory.self, from: Data(historyJSON.utf8)) } catch {
+      throw TrainingError.invalidOptions("\(name): unreadable history in the checkpoint")
+    }
+    guard history.epochs.count == epochs else {
+      throw TrainingError.invalidOptions("\(name): the history has \(history.epochs.count) epochs, the checkpoint says \(epochs)")
+    }
+    var info: [String: String] = [:]
+    for (key, value) in metadata where key.hasPrefix("info.") { info[String(key.dropFirst(5))] = value }
+    return TrainingCheckpoint(epochs: epochs, step: step, history: history, model: tensors.scoped("model"),
+                              optimizer: tensors.scoped("optimizer"), info: info)
+  }
+}

@@ -1,0 +1,205 @@
+import Foundation
+import XCTest
+
+/// Data-parallel `singlecell scvi train` with ranks as separate processes on loopback: `--nproc`
+/// runs, identical replicas, resuming, and what happens when a rank dies, hangs or was started
+/// with the wrong settings (short timeouts, so every failure shows within seconds).
+final class DistributedCommandTests: CLITestCase {
+  lazy var small = [counts, "--n-hidden", "16", "--n-latent", "4", "--seed", "0", "--threads", "1"]
+
+  func testTwoLocalRanksEndWithIdenticalWeightsAndResume() throws {
+    let out = scratch.appendingPathComponent("ddp").path
+    let run = try singlecell(["scvi", "train"] + small + ["-o", out, "--max-epochs", "2", "--nproc", "2",
+                                                          "--checkpoint-every", "1", "--quiet"])
+    XCTAssertEqual(run.status, 0, run.stderr)
+    let metrics = try json("\(out)/metrics.json")
+    XCTAssertEqual(metrics["ranks"] as? Int, 2)
+    XCTAssertEqual(metrics["max_weight_difference_across_ranks"] as? Double, 0, "both ranks hold the same weights")
+    for name in ["model.safetensors", "adata.h5ad", "history.csv", "checkpoint.safetensors"] {
+      XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/\(name)"), "missing \(name)")
+    }
+    XCTAssertEqual(run.stdout.components(separatedBy: "wrote ").count - 1, 1, "only rank 0 reports writing: \(run.stdout)")
+    let firstHistory = try String(contentsOfFile: "\(out)/history.csv", encoding: .utf8).split(separator: "\n")
+
+    let resumed = try singlecell(["scvi", "train"] + small + ["-o", out, "--max-epochs", "3", "--nproc", "2", "--resume", "--quiet"])
+    XCTAssertEqual(resumed.status, 0, resumed.stderr)
+    let history = try String(contentsOfFile: "\(out)/history.csv", encoding: .utf8).split(separator: "\n")
+    XCTAssertEqual(history.count, 4, "a header and three epochs")
+    XCTAssertEqual(Array(history.prefix(3)), firstHistory, "the resumed run keeps the first two epochs")
+    XCTAssertEqual(try json("\(out)/metrics.json")["max_weight_difference_across_ranks"] as? Double, 0)
+
+    let otherSeed = try singlecell(["scvi", "train"] + small.dropLast(4) + ["--seed", "5", "--threads", "1", "-o", out,
+                                                                             "--max-epochs", "4", "--resume", "--quiet"])
+    XCTAssertNotEqual(otherSeed.status, 0)
+    XCTAssertTrue(otherSeed.stderr.contains("trained with seed 0"), otherSeed.stderr)
+  }
+
+  func testLDVAETrainsWithTwoRanks() throws {
+    let out = scratch.appendingPathComponent("ldvae").path
+    let run = try singlecell(["ldvae", "train"] + small + ["-o", out, "--max-epochs", "2", "--nproc", "2", "--batch-size", "64", "--quiet"])
+    XCTAssertEqual(run.status, 0, run.stderr)
+    let metrics = try json("\(out)/metrics.json")
+    XCTAssertEqual(metrics["ranks"] as? Int, 2)
+    XCTAssertEqual(metrics["max_weight_difference_across_ranks"] as? Double, 0)
+    XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/loadings.csv"))
+  }
+
+  func testAKilledRankStopsTheOtherWithAnError() throws {
+    let port = try freePort()
+    let (rank0, log0) = try start(rank: 0, port: port, timeout: 5)
+    let (rank1, _) = try start(rank: 1, port: port, timeout: 5)
+    defer { [rank0, rank1].forEach { if $0.isRunning { kill($0.processIdentifier, SIGKILL) } } }
+    try waitFor("epoch 1/", in: log0, process: rank0)
+    kill(rank1.processIdentifier, SIGKILL)
+    let seconds = try waitForExit(rank0, within: 20)
+    let message = try String(contentsOf: log0, encoding: .utf8)
+    XCTAssertNotEqual(rank0.terminationStatus, 0)
+    XCTAssertTrue(message.contains("rank 0 of 2") && message.contains("a rank died"), message)
+    XCTAssertLessThan(seconds, 10, "a dead peer is noticed at once (its connection closes)")
+  }
+
+  func testAHungRankStopsTheOtherAfterTheTimeout() throws {
+    let port = try freePort()
+    let (rank0, log0) = try start(rank: 0, port: port, timeout: 2)
+    let (rank1, _) = try start(rank: 1, port: port, timeout: 2)
+    defer { [rank0, rank1].forEach { if $0.isRunning { kill($0.processIdentifier, SIGKILL) } } }
+    try waitFor("epoch 1/", in: log0, process: rank0)
+    kill(rank1.processIdentifier, SIGSTOP)
+    let seconds = try waitForExit(rank0, within: 30)
+    kill(rank1.processIdentifier, SIGKILL)
+    let message = try String(contentsOf: log0, encoding: .utf8)
+    XCTAssertNotEqual(rank0.terminationStatus, 0)
+    XCTAssertTrue(message.contains("hung for more than 2 s"), message)
+    XCTAssertLessThan(seconds, 15)
+  }
+
+  func testTheLauncherStopsTheRanksWhenOneIsKilled() throws {
+    let out = scratch.appendingPathComponent("launcher").path
+    let log = scratch.appendingPathComponent("launcher.log")
+    let launcher = try launch(["scvi", "train"] + small + ["-o", out, "--max-epochs", "1000", "--nproc", "2", "--dist-timeout", "5"], log: log)
+    defer { if launcher.isRunning { kill(launcher.processIdentifier, SIGKILL) } }
+    try waitFor("epoch 1/", in: log, process: launcher)
+    let rank1 = try XCTUnwrap(rankProcess(1, launchedBy: launcher.processIdentifier), "rank 1's process")
+    kill(rank1, SIGKILL)
+    _ = try waitForExit(launcher, within: 30)
+    let message = try String(contentsOf: log, encoding: .utf8)
+    XCTAssertNotEqual(launcher.terminationStatus, 0)
+    XCTAssertTrue(message.contains("rank 1 was killed by signal 9"), message)
+    XCTAssertNil(rankProcess(0, launchedBy: launcher.processIdentifier), "rank 0 is stopped too")
+  }
+
+  func testNobodyAtTheMasterIsAClearErrorAfterTheTimeout() throws {
+    let port = try freePort()
+    let start = Date()
+    let run = try singlecell(["scvi", "train"] + small + ["-o", scratch.appendingPathComponent("x").path, "--rank", "1",
+                                                          "--world-size", "2", "--master", "127.0.0.1:\(port)", "--dist-timeout", "2"])
+    XCTAssertNotEqual(run.status, 0)
+    XCTAssertTrue(run.stderr.contains("cannot reach the master at 127.0.0.1:\(port) within 2 s"), run.stderr)
+    XCTAssertLessThan(Date().timeIntervalSince(start), 20)
+  }
+
+  func testMismatchedWorldSizesStopBothRanks() throws {
+    let port = try freePort()
+    let (rank0, log0) = try start(rank: 0, port: port, timeout: 20, worldSize: 2)
+    let (rank1, log1) = try start(rank: 1, port: port, timeout: 20, worldSize: 3)
+    defer { [rank0, rank1].forEach { if $0.isRunning { kill($0.processIdentifier, SIGKILL) } } }
+    for (process, log) in [(rank0, log0), (rank1, log1)] {
+      XCTAssertLessThan(try waitForExit(process, within: 30), 15, "well before the 20 s timeout")
+      XCTAssertNotEqual(process.terminationStatus, 0)
+      let message = try String(contentsOf: log, encoding: .utf8)
+      XCTAssertTrue(message.contains("rank 1 was started with world size 3 but rank 0 with 2"), message)
+    }
+  }
+
+  func testBadDistributedSettings() throws {
+    let out = scratch.appendingPathComponent("bad").path
+    for (arguments, expected) in [
+      (["--rank", "0"], "needs both --rank and --world-size"),
+      (["--rank", "0", "--world-size", "2", "--master", "nohost"], "--master must be HOST:PORT"),
+      (["--rank", "0", "--world-size", "2"], "needs --master HOST:PORT"),
+      (["--rank", "2", "--world-size", "2", "--master", "127.0.0.1:1"], "--rank 2 is outside 0..<2"),
+      (["--nproc", "0"], "--nproc must be at least 1"),
+    ] {
+      let run = try singlecell(["scvi", "train"] + small + ["-o", out, "--max-epochs", "1"] + arguments)
+      XCTAssertNotEqual(run.status, 0, "\(arguments)")
+      XCTAssertTrue(run.stderr.contains(expected), "\(arguments): \(run.stderr)")
+    }
+    XCTAssertFalse(FileManager.default.fileExists(atPath: out), "nothing written")
+  }
+
+  // MARK: - Support
+
+  /// One rank of a two-machine-style job (explicit --rank/--world-size/--master), training long.
+  func start(rank: Int, port: Int, timeout: Int, worldSize: Int = 2) throws -> (Process, URL) {
+    let log = scratch.appendingPathComponent("rank\(rank).log")
+    let process = try launch(["scvi", "train"] + small + [
+      "-o", scratch.appendingPathComponent("rank\(rank)").path, "--max-epochs", "1000", "--rank", String(rank),
+      "--world-size", String(worldSize), "--master", "127.0.0.1:\(port)", "--dist-timeout", String(timeout),
+    ], log: log)
+    return (process, log)
+  }
+
+  func launch(_ arguments: [String], log: URL) throws -> Process {
+    try Data().write(to: log)
+    let process = Process()
+    process.executableURL = try Self.builtExecutable("singlecell")
+    process.arguments = arguments
+    process.standardOutput = try FileHandle(forWritingTo: log)
+    process.standardError = try FileHandle(forWritingTo: log)
+    try process.run()
+    return process
+  }
+
+  func waitFor(_ text: String, in log: URL, process: Process, within seconds: Double = 60) throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+      let content = try String(contentsOf: log, encoding: .utf8)
+      if content.contains(text) { return }
+      guard process.isRunning else { XCTFail("exited before printing '\(text)': \(content)"); throw CocoaError(.fileReadUnknown) }
+      usleep(50_000)
+    }
+    XCTFail("no '\(text)' within \(seconds) s")
+    throw CocoaError(.fileReadUnknown)
+  }
+
+  /// Seconds until `process` exits (fails the test after `seconds`).
+  func waitForExit(_ process: Process, within seconds: Double) throws -> Double {
+    let start = Date()
+    while process.isRunning {
+      if Date().timeIntervalSince(start) > seconds {
+        XCTFail("still running after \(seconds) s")
+        kill(process.processIdentifier, SIGKILL)
+        throw CocoaError(.fileReadUnknown)
+      }
+      usleep(20_000)
+    }
+    return Date().timeIntervalSince(start)
+  }
+
+  /// The running process with RANK=rank that `--nproc` started from `launcher`.
+  func rankProcess(_ rank: Int, launchedBy launcher: pid_t) -> pid_t? {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    for entry in entries {
+      guard let pid = pid_t(entry), let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { continue }
+      let variables = Set(environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) })
+      guard variables.contains("SINGLECELL_LAUNCHER_PID=\(launcher)"), variables.contains("RANK=\(rank)") else { continue }
+      if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), stat.contains(") Z ") { continue }
+      return pid
+    }
+    return nil
+  }
+
+  func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard ok else { throw POSIXError(.EADDRINUSE) }
+    return Int(UInt16(bigEndian: address.sin_port))
+  }
+}
