@@ -148,8 +148,9 @@ final class StreamingLoaderTests: XCTestCase {
     let streamedLatent = try streamed.latentRepresentation()
     XCTAssertEqual(streamedLatent.shape, [700, 5])
     XCTAssertEqual(streamedLatent.toArray(Float.self), try memory.latentRepresentation().toArray(Float.self))
-    // More than 256 minibatches: the outputs are joined in chunks on the way.
-    XCTAssertEqual(try streamed.latentRepresentation(batchSize: 2).toArray(Float.self), streamedLatent.toArray(Float.self))
+    // More than 256 minibatches: the outputs are joined in chunks on the way (other batch
+    // sizes round matrix products differently).
+    assertClose(try streamed.latentRepresentation(batchSize: 2), streamedLatent, rtol: 1e-4, atol: 1e-5)
     XCTAssertThrowsError(try streamed.differentialExpression(groupby: "half", group1: "first")) { error in
       XCTAssertTrue("\(error)".contains("stream"), "\(error)")
     }
