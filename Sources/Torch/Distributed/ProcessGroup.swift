@@ -54,7 +54,7 @@ public final class ProcessGroup {
     guard (0...65535).contains(options.masterPort) else {
       throw DistributedError("the master port must be in 0...65535, got \(options.masterPort)")
     }
-    store = try TCPStore(host: options.masterAddress, port: options.masterPort, isServer: rank == 0, timeout: options.timeout)
+    store = try TCPStore(host: options.masterAddress, port: options.masterPort, isServer: rank == 0, timeout: options.timeout, rank: rank)
     try Self.join(store, rank: rank, size: size, options: options)
     let hostname = options.glooHostname ?? (options.glooInterface == nil && options.isLoopback ? "127.0.0.1" : nil)
     guard let handle = ct_process_group_gloo(store.handle, Int32(rank), Int32(size), options.timeout, hostname, options.glooInterface) else {

@@ -21,12 +21,12 @@ final class TCPStore {
   let timeout: Double
 
   /// The server on `port` (0: a free one), or a client that tries to reach `host:port` for `timeout` s.
-  init(host: String, port: Int, isServer: Bool, timeout: Double) throws {
+  init(host: String, port: Int, isServer: Bool, timeout: Double, rank: Int) throws {
     guard let handle = ct_tcp_store(host, Int32(port), isServer ? 1 : 0, timeout) else {
       let reason = String(cString: ct_last_error())
       throw DistributedError(isServer
-        ? "cannot host the rendezvous on port \(port): \(reason)"
-        : "cannot reach the master at \(host):\(port) within \(formatSeconds(timeout)) (is rank 0 running, and is --master right?): \(reason)")
+        ? "rank 0 cannot host the rendezvous on port \(port): \(reason)"
+        : "rank \(rank) cannot reach the master at \(host):\(port) within \(formatSeconds(timeout)) (is rank 0 running, and is --master right?): \(reason)")
     }
     self.handle = handle
     self.timeout = timeout
