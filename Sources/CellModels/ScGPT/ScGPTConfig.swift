@@ -70,6 +70,21 @@ public struct ScGPTConfig: Equatable, Sendable {
   /// Pre-norm layers. The reference's torch path ignores `pre_norm` (always post-norm); its
   /// flash layers honour it. Official checkpoints are post-norm.
   public var preNorm = false
+  /// The perturbation model (the reference's `TransformerGenerator`): a perturbation-flag
+  /// embedding (`pert_encoder`, 3 flags: 0 not perturbed, 1 perturbed, this id the padding) added
+  /// to the gene and value embeddings, and the affine expression decoder; nil: the plain model.
+  public var perturbationPadId: Int?
+  /// The affine decoder's activation on its coefficient and bias (`decoder_activation`).
+  public var decoderActivation: DecoderActivation?
+  /// The affine decoder's bias scaled by the mean non-zero input value of the cell.
+  public var decoderAdaptiveBias = false
+
+  public enum DecoderActivation: String, Sendable, CaseIterable {
+    case relu = "ReLU"
+    case sigmoid = "Sigmoid"
+    case tanh = "Tanh"
+    case softplus = "Softplus"
+  }
 
   public init(ntoken: Int, dModel: Int, nHead: Int, dHid: Int, nLayers: Int, padTokenId: Int) {
     self.ntoken = ntoken
@@ -108,6 +123,12 @@ public struct ScGPTConfig: Equatable, Sendable {
     }
     if inputEmbeddingStyle == .category {
       guard let n = nInputBins, n > 0 else { throw fail("input_emb_style category needs n_input_bins") }
+    }
+    if let id = perturbationPadId {
+      guard (0..<3).contains(id) else { throw fail("pert_pad_id must be 0, 1 or 2 (the flag embedding has 3 rows), got \(id)") }
+      guard inputEmbeddingStyle == .continuous, !needsBatchLabels, !doDAB, numModalities == nil, batchNormalization == .none else {
+        throw fail("the perturbation model takes continuous values only, without batch labels, batch norm, a discriminator or modalities (as the reference's TransformerGenerator)")
+      }
     }
     if explicitZeroProb && (mvcDecoderStyle == .concatQuery || mvcDecoderStyle == .sumQuery) && doMVC {
       throw fail("the MVC decoder '\(mvcDecoderStyle.rawValue)' has no explicit zero probability (the reference raises NotImplementedError)")

@@ -1,5 +1,11 @@
 import Torch
 
+/// An expression head: per-token predictions [B, L] (and zero probabilities) from the
+/// transformer output x [B, L, dIn] and the input values [B, L].
+public protocol ExpressionDecoding: Module {
+  func decode(_ x: Tensor, values: Tensor) -> (pred: Tensor, zeroProbs: Tensor?)
+}
+
 /// Per-token expression (`decoder`): `fc` = Linear(dIn, d) LeakyReLU Linear(d, d) LeakyReLU
 /// Linear(d, 1); with `explicitZeroProb` a same-shaped `zero_logit` MLP whose sigmoid is the
 /// probability (the reference calls it zero_probs; its Bernoulli NLL treats it as P(non-zero)).
@@ -20,6 +26,56 @@ public final class ExprDecoder: Module {
   /// x [B, L, dIn] → prediction [B, L] and zero probabilities [B, L].
   public func callAsFunction(_ x: Tensor) -> (pred: Tensor, zeroProbs: Tensor?) {
     (fc(x).squeeze(dim: -1), zeroLogit.map { $0(x).squeeze(dim: -1).sigmoid() })
+  }
+}
+
+extension ExprDecoder: ExpressionDecoding {
+  public func decode(_ x: Tensor, values: Tensor) -> (pred: Tensor, zeroProbs: Tensor?) { self(x) }
+}
+
+/// The perturbation model's decoder (`decoder`): coefficient × input value + bias, each from its
+/// own ExprDecoder (`coeff_decoder`, `bias_decoder`), optionally through an activation; with
+/// `adaptiveBias` the bias is scaled by the cell's mean non-zero input value. The zero
+/// probabilities are the coefficient decoder's, as the reference.
+public final class AffineExprDecoder: Module, ExpressionDecoding {
+  public let coeffDecoder: ExprDecoder
+  public let biasDecoder: ExprDecoder
+  public let activation: ScGPTConfig.DecoderActivation?
+  public let adaptiveBias: Bool
+
+  public init(_ dModel: Int, explicitZeroProb: Bool, activation: ScGPTConfig.DecoderActivation?, adaptiveBias: Bool) {
+    coeffDecoder = ExprDecoder(dModel, explicitZeroProb: explicitZeroProb, useBatchLabels: false)
+    biasDecoder = ExprDecoder(dModel, explicitZeroProb: explicitZeroProb, useBatchLabels: false)
+    self.activation = activation
+    self.adaptiveBias = adaptiveBias
+    super.init()
+    registerModule("coeff_decoder", coeffDecoder)
+    registerModule("bias_decoder", biasDecoder)
+  }
+
+  public func decode(_ x: Tensor, values: Tensor) -> (pred: Tensor, zeroProbs: Tensor?) {
+    let coeff = coeffDecoder(x)
+    var a = coeff.pred, b = biasDecoder(x).pred
+    if let activation {
+      a = Self.apply(activation, a)
+      b = Self.apply(activation, b)
+    }
+    if adaptiveBias {
+      // The reference divides by the count of non-zero values as it is (a cell of zeros gives
+      // 0/0); here at least one, so such a cell gets a zero bias instead of NaN.
+      let nonZero = values.ne(0).to(values.dtype).sum(dim: 1, keepDim: true).clamp(min: 1)
+      b = b * (values.sum(dim: 1, keepDim: true) / nonZero)
+    }
+    return (a * values + b, coeff.zeroProbs)
+  }
+
+  static func apply(_ activation: ScGPTConfig.DecoderActivation, _ x: Tensor) -> Tensor {
+    switch activation {
+    case .relu: return x.relu()
+    case .sigmoid: return x.sigmoid()
+    case .tanh: return x.tanh()
+    case .softplus: return x.softplus()
+    }
   }
 }
 

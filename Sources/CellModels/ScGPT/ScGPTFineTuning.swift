@@ -292,6 +292,7 @@ extension ScGPTBatch {
   public func to(_ device: Device) -> ScGPTBatch {
     guard device != .cpu else { return self }
     return ScGPTBatch(geneIds: geneIds.to(device), values: values.to(device), paddingMask: paddingMask.to(device),
-                      batchLabels: batchLabels?.to(device), modalityTypes: modalityTypes?.to(device))
+                      batchLabels: batchLabels?.to(device), modalityTypes: modalityTypes?.to(device),
+                      perturbationFlags: perturbationFlags?.to(device))
   }
 }

@@ -130,6 +130,11 @@ public struct ScGPTModelFolder {
     if let n = c.numBatchLabels { out["num_batch_labels"] = n }
     if let n = c.nInputBins { out["n_input_bins"] = n }
     if let a = c.attentionDropout { out["attention_dropout"] = a }
+    if let id = c.perturbationPadId {
+      out["pert_pad_id"] = id
+      out["decoder_adaptive_bias"] = c.decoderAdaptiveBias
+      out["decoder_activation"] = c.decoderActivation?.rawValue ?? NSNull()
+    }
     if let n = c.numModalities {
       out["use_mod"] = true
       out["ntokens_mod"] = n
@@ -191,7 +196,18 @@ public struct ScGPTModelFolder {
       c.nInputBins = try int("n_input_bins") ?? rows("value_encoder.embedding.weight") ?? int("n_bins").map { $0 + 2 }
     }
     c.nCls = try int("n_cls") ?? rows("cls_decoder.out_layer.weight") ?? 1
-    c.explicitZeroProb = bool("explicit_zero_prob") ?? (weights["decoder.zero_logit.0.weight"] != nil)
+    c.explicitZeroProb = bool("explicit_zero_prob")
+      ?? (weights["decoder.zero_logit.0.weight"] != nil || weights["decoder.coeff_decoder.zero_logit.0.weight"] != nil)
+    if args["pert_pad_id"] != nil || weights["pert_encoder.weight"] != nil {
+      c.perturbationPadId = try int("pert_pad_id") ?? 2
+      c.decoderAdaptiveBias = bool("decoder_adaptive_bias") ?? false
+      if let name = string("decoder_activation") {
+        guard let a = ScGPTConfig.DecoderActivation(rawValue: name) else {
+          throw ScGPTError.checkpoint("\(argsFile): decoder_activation '\(name)' is not supported (\(ScGPTConfig.DecoderActivation.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        c.decoderActivation = a
+      }
+    }
     c.doMVC = bool("do_mvc") ?? bool("MVC") ?? (weights["mvc_decoder.gene2query.weight"] != nil)
     c.doDAB = bool("do_dab") ?? (weights["grad_reverse_discriminator.out_layer.weight"] != nil)
     c.useBatchLabels = bool("use_batch_labels") ?? (weights["batch_encoder.embedding.weight"] != nil)

@@ -12,13 +12,18 @@ public struct ScGPTBatch {
   public var batchLabels: Tensor?
   /// int64 [B, L] modality of each token (needed by a multi-omic model).
   public var modalityTypes: Tensor?
+  /// int64 [B, L] perturbation flags: 0 not perturbed, 1 perturbed, the pad id (2) at padding
+  /// (needed by the perturbation model).
+  public var perturbationFlags: Tensor?
 
-  public init(geneIds: Tensor, values: Tensor, paddingMask: Tensor, batchLabels: Tensor? = nil, modalityTypes: Tensor? = nil) {
+  public init(geneIds: Tensor, values: Tensor, paddingMask: Tensor, batchLabels: Tensor? = nil, modalityTypes: Tensor? = nil,
+              perturbationFlags: Tensor? = nil) {
     self.geneIds = geneIds
     self.values = values
     self.paddingMask = paddingMask
     self.batchLabels = batchLabels
     self.modalityTypes = modalityTypes
+    self.perturbationFlags = perturbationFlags
   }
 
   /// A batch from tokenised cells (mask = ids == `<pad>`'s id); `values` replaces their values
@@ -77,7 +82,8 @@ public struct ScGPTOutput {
 /// scGPT's `TransformerModel` (scgpt 0.2.4) with its state-dict keys: gene and value encoders,
 /// optional batch encoder and (domain-specific) batch norm, a post-norm transformer encoder with
 /// a key-padding mask on libtorch's fused attention, and the expression, classification, MVC and
-/// batch-discriminator heads.
+/// batch-discriminator heads. With `config.perturbationPadId` it is the perturbation model
+/// (`TransformerGenerator`): flag embedding `pert_encoder` and the affine expression decoder.
 public final class ScGPTNetwork: Module {
   public let config: ScGPTConfig
   public let encoder: ScGPTTokenEncoder
@@ -86,10 +92,12 @@ public final class ScGPTNetwork: Module {
   public let batchEncoder: ScGPTTokenEncoder?
   /// The multi-omic model's modality embedding (`mod_encoder`).
   public let modalityEncoder: ScGPTTokenEncoder?
+  /// The perturbation model's flag embedding (`pert_encoder`).
+  public let perturbationEncoder: Embedding?
   public let dsbn: DomainSpecificBatchNorm1d?
   public let bn: BatchNorm1d?
   public let transformerEncoder: TransformerEncoder
-  public let decoder: ExprDecoder
+  public let decoder: any ExpressionDecoding
   public let clsDecoder: ScGPTClassifier
   public let mvcDecoder: MVCDecoder?
   public let discriminator: ScGPTClassifier?
@@ -120,6 +128,7 @@ public final class ScGPTNetwork: Module {
     }
     batchEncoder = config.useBatchLabels ? ScGPTTokenEncoder(config.numBatchLabels!, d) : nil
     modalityEncoder = config.numModalities.map { ScGPTTokenEncoder($0, d, paddingIndex: config.modalityPadId) }
+    perturbationEncoder = config.perturbationPadId.map { Embedding(3, d, paddingIndex: $0) }
     dsbn = config.batchNormalization == .domainSpecific
       ? DomainSpecificBatchNorm1d(d, numDomains: config.numBatchLabels!) : nil
     bn = config.batchNormalization == .single ? BatchNorm1d(d, eps: 6.1e-5) : nil
@@ -128,7 +137,10 @@ public final class ScGPTNetwork: Module {
         dModel: d, nHead: config.nHead, dimFeedforward: config.dHid, dropout: config.dropout, batchFirst: true,
         normFirst: config.preNorm, attentionDropout: config.attentionDropout)
     })
-    decoder = ExprDecoder(d, explicitZeroProb: config.explicitZeroProb, useBatchLabels: config.conditionedDecoders)
+    decoder = config.perturbationPadId != nil
+      ? AffineExprDecoder(d, explicitZeroProb: config.explicitZeroProb, activation: config.decoderActivation,
+                          adaptiveBias: config.decoderAdaptiveBias)
+      : ExprDecoder(d, explicitZeroProb: config.explicitZeroProb, useBatchLabels: config.conditionedDecoders)
     clsDecoder = ScGPTClassifier(d, nClasses: config.nCls, nLayers: config.nLayersCls)
     mvcDecoder = config.doMVC
       ? MVCDecoder(d, style: config.mvcDecoderStyle, explicitZeroProb: config.explicitZeroProb,
@@ -142,6 +154,7 @@ public final class ScGPTNetwork: Module {
     if let categoryValueEncoder { registerModule("value_encoder", categoryValueEncoder) }
     if let batchEncoder { registerModule("batch_encoder", batchEncoder) }
     if let modalityEncoder { registerModule("mod_encoder", modalityEncoder) }
+    if let perturbationEncoder { registerModule("pert_encoder", perturbationEncoder) }
     if let dsbn { registerModule("dsbn", dsbn) }
     if let bn { registerModule("bn", bn) }
     registerModule("transformer_encoder", transformerEncoder)
@@ -154,10 +167,14 @@ public final class ScGPTNetwork: Module {
   // MARK: - Encoding
 
   /// Gene embeddings and values combined: gene + value embedding (or gene × value for scaling),
-  /// [B, L, d], before batch normalisation.
+  /// plus the perturbation-flag embedding of the perturbation model, [B, L, d], before batch
+  /// normalisation.
   public func inputEmbeddings(_ batch: ScGPTBatch) -> (genes: Tensor, total: Tensor) {
     let genes = encoder(batch.geneIds)
-    if let continuousValueEncoder { return (genes, genes + continuousValueEncoder(batch.values)) }
+    if let continuousValueEncoder {
+      let total = genes + continuousValueEncoder(batch.values)
+      return (genes, perturbationEncoder.map { total + $0(batch.perturbationFlags!) } ?? total)
+    }
     if let categoryValueEncoder { return (genes, genes + categoryValueEncoder(batch.values)) }
     return (genes, genes * batch.values.unsqueeze(dim: 2))
   }
@@ -231,7 +248,7 @@ public final class ScGPTNetwork: Module {
       // Per token: the batch embedding (repeated) plus the modality embedding, either alone.
       var condition = batchEmbedding.map { $0.unsqueeze(dim: 1).expand([output.size(0), output.size(1), $0.size(1)]) }
       if let modalityEmbedding { condition = condition.map { $0 + modalityEmbedding } ?? modalityEmbedding }
-      let mlm = decoder(condition.map { Tensor.cat([output, $0], dim: 2) } ?? output)
+      let mlm = decoder.decode(condition.map { Tensor.cat([output, $0], dim: 2) } ?? output, values: batch.values)
       let cell = try cellEmbedding(output, weights: batch.values)
       var result = ScGPTOutput(
         geneEmbeddings: genes, transformerOutput: output, cellEmbedding: cell,
@@ -288,6 +305,13 @@ public final class ScGPTNetwork: Module {
       }
       let low = Int(types.min().item()), high = Int(types.max().item())
       guard low >= 0, high < n else { throw ScGPTError.invalidInput("modality types span \(low)…\(high), outside the model's \(n)") }
+    }
+    if config.perturbationPadId != nil {
+      guard let flags = batch.perturbationFlags, flags.shape == shape, flags.dtype == .int64 else {
+        throw ScGPTError.invalidInput("the perturbation model needs an int64 perturbation flag per token [\(shape[0]), \(shape[1])]")
+      }
+      let low = Int(flags.min().item()), high = Int(flags.max().item())
+      guard low >= 0, high < 3 else { throw ScGPTError.invalidInput("perturbation flags span \(low)…\(high), outside 0…2") }
     }
     if config.needsBatchLabels {
       guard let labels = batch.batchLabels, labels.shape == [shape[0]] else {
