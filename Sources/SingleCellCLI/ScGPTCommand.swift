@@ -6,7 +6,7 @@ import SingleCell
 struct ScGPTCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "scgpt", abstract: "scGPT: a transformer over gene tokens and binned expression (scgpt 0.2.4 model folders).",
-    subcommands: [ScGPTEmbedCommand.self, ScGPTTrainCommand.self, ScGPTAnnotateCommand.self, ScGPTIntegrateCommand.self, ScGPTMultiomicCommand.self, ScGPTPredictCommand.self, ScGPTMapCommand.self, ScGPTGRNCommand.self])
+    subcommands: [ScGPTEmbedCommand.self, ScGPTTrainCommand.self, ScGPTAnnotateCommand.self, ScGPTIntegrateCommand.self, ScGPTMultiomicCommand.self, ScGPTPredictCommand.self, ScGPTMapCommand.self, ScGPTGRNCommand.self, ScGPTPerturbCommand.self])
 }
 
 /// `singlecell scgpt embed MODEL_DIR DATA.h5ad -o OUT.h5ad`: zero-shot cell embeddings.

@@ -5,7 +5,7 @@ import SingleCell
 /// `singlecell simulate atlas`: synthetic data for scale tests.
 struct SimulateCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "simulate", abstract: "Synthetic data for scale tests.", subcommands: [SimulateAtlasCommand.self])
+    commandName: "simulate", abstract: "Synthetic data: atlases for scale tests, Perturb-seq sets for perturbation models.", subcommands: [SimulateAtlasCommand.self, SimulatePerturbSeqCommand.self])
 }
 
 struct SimulateAtlasCommand: ParsableCommand {
