@@ -74,6 +74,9 @@ public struct ScGPTConfig: Equatable, Sendable {
   /// embedding (`pert_encoder`, 3 flags: 0 not perturbed, 1 perturbed, this id the padding) added
   /// to the gene and value embeddings, and the affine expression decoder; nil: the plain model.
   public var perturbationPadId: Int?
+  /// Generative pretraining (the reference's pretraining branch, `use_generative_training`): a
+  /// flag embedding `flag_encoder` (2 rows; row 1 marks genes to generate).
+  public var generative = false
   /// The affine decoder's activation on its coefficient and bias (`decoder_activation`).
   public var decoderActivation: DecoderActivation?
   /// The affine decoder's bias scaled by the mean non-zero input value of the cell.

@@ -130,6 +130,7 @@ public struct ScGPTModelFolder {
     if let n = c.numBatchLabels { out["num_batch_labels"] = n }
     if let n = c.nInputBins { out["n_input_bins"] = n }
     if let a = c.attentionDropout { out["attention_dropout"] = a }
+    if c.generative { out["use_generative_training"] = true }
     if let id = c.perturbationPadId {
       out["pert_pad_id"] = id
       out["decoder_adaptive_bias"] = c.decoderAdaptiveBias
@@ -198,6 +199,7 @@ public struct ScGPTModelFolder {
     c.nCls = try int("n_cls") ?? rows("cls_decoder.out_layer.weight") ?? 1
     c.explicitZeroProb = bool("explicit_zero_prob")
       ?? (weights["decoder.zero_logit.0.weight"] != nil || weights["decoder.coeff_decoder.zero_logit.0.weight"] != nil)
+    c.generative = bool("use_generative_training") ?? (weights["flag_encoder.weight"] != nil)
     if args["pert_pad_id"] != nil || weights["pert_encoder.weight"] != nil {
       c.perturbationPadId = try int("pert_pad_id") ?? 2
       c.decoderAdaptiveBias = bool("decoder_adaptive_bias") ?? false

@@ -92,6 +92,8 @@ public final class ScGPTNetwork: Module {
   public let batchEncoder: ScGPTTokenEncoder?
   /// The multi-omic model's modality embedding (`mod_encoder`).
   public let modalityEncoder: ScGPTTokenEncoder?
+  /// The generative model's flag embedding (`flag_encoder`).
+  public let generativeFlag: Embedding?
   /// The perturbation model's flag embedding (`pert_encoder`).
   public let perturbationEncoder: Embedding?
   public let dsbn: DomainSpecificBatchNorm1d?
@@ -129,6 +131,7 @@ public final class ScGPTNetwork: Module {
     batchEncoder = config.useBatchLabels ? ScGPTTokenEncoder(config.numBatchLabels!, d) : nil
     modalityEncoder = config.numModalities.map { ScGPTTokenEncoder($0, d, paddingIndex: config.modalityPadId) }
     perturbationEncoder = config.perturbationPadId.map { Embedding(3, d, paddingIndex: $0) }
+    generativeFlag = config.generative ? Embedding(2, d) : nil
     dsbn = config.batchNormalization == .domainSpecific
       ? DomainSpecificBatchNorm1d(d, numDomains: config.numBatchLabels!) : nil
     bn = config.batchNormalization == .single ? BatchNorm1d(d, eps: 6.1e-5) : nil
@@ -155,6 +158,7 @@ public final class ScGPTNetwork: Module {
     if let batchEncoder { registerModule("batch_encoder", batchEncoder) }
     if let modalityEncoder { registerModule("mod_encoder", modalityEncoder) }
     if let perturbationEncoder { registerModule("pert_encoder", perturbationEncoder) }
+    if let generativeFlag { registerModule("flag_encoder", generativeFlag) }
     if let dsbn { registerModule("dsbn", dsbn) }
     if let bn { registerModule("bn", bn) }
     registerModule("transformer_encoder", transformerEncoder)

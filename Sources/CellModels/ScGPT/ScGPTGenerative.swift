@@ -1,0 +1,113 @@
+import Torch
+
+/// The outputs of `ScGPTNetwork.generativeForward` (the reference's `generative_forward`).
+public struct ScGPTGenerativeOutput {
+  /// Transformer outputs of the known (perceived) genes [B, P] and of the genes to generate [B, G].
+  public var pcptOutput: Tensor
+  public var genOutput: Tensor
+  /// Expression predictions [B, P] and [B, G] (the ExprDecoder on each part).
+  public var pcptPreds: Tensor
+  public var genPreds: Tensor
+  /// Output of the first known position (`<cls>`) [B, d].
+  public var cellEmbedding: Tensor
+  /// GEPC from the cell embedding over [known; generated] genes [B, P + G] (with MVC).
+  public var mvcOutput: Tensor?
+}
+
+/// Generative pretraining's attention (the scGPT pretraining branch's `FlashscGPTLayer`, from
+/// its facts): each cell is split into known genes (gene + value embedding) and genes to
+/// generate (gene embedding + `flag_encoder` row 1, no value). Known genes attend among
+/// themselves as in a plain layer; each generated gene's query attends to every known gene and
+/// to itself only, with the layer's shared Q/K/V projection and no output projection (as the
+/// reference, whose cross-attention projections are identities), then the same residual,
+/// norms and feed-forward. So no generated gene sees another, and none changes the known genes'
+/// outputs or the cell embedding.
+extension ScGPTNetwork {
+  /// `pcptGenes`/`pcptValues`/`pcptPadding` [B, P] (`<cls>` first), `genGenes`/`genPadding`
+  /// [B, G] (padding masks true at `<pad>`). `inputCellEmbedding` [B, d] replaces the first known
+  /// position's input (the reference's second pass).
+  public func generativeForward(pcptGenes: Tensor, pcptValues: Tensor, pcptPadding: Tensor, genGenes: Tensor, genPadding: Tensor,
+                                inputCellEmbedding: Tensor? = nil, mvc: Bool = true) throws -> ScGPTGenerativeOutput {
+    guard let flag = generativeFlag, let continuousValueEncoder else {
+      throw ScGPTError.invalidInput("this model has no generative flag embedding (flag_encoder) and continuous value encoder")
+    }
+    let b = pcptGenes.size(0)
+    guard pcptGenes.rank == 2, pcptValues.shape == pcptGenes.shape, pcptPadding.shape == pcptGenes.shape, genGenes.rank == 2,
+          genGenes.size(0) == b, genPadding.shape == genGenes.shape, pcptGenes.size(1) > 0
+    else {
+      throw ScGPTError.invalidInput("known genes, values and padding must be [cells, P], generated genes and padding [cells, G]")
+    }
+    for ids in [pcptGenes, genGenes] where ids.count > 0 {
+      guard ids.dtype == .int64, Int(ids.min().item()) >= 0, Int(ids.max().item()) < config.ntoken else {
+        throw ScGPTError.invalidInput("gene ids must be int64 within the vocabulary of \(config.ntoken)")
+      }
+    }
+    if let c = inputCellEmbedding, c.shape != [b, config.dModel] {
+      throw ScGPTError.invalidInput("the input cell embedding must be [\(b), \(config.dModel)]")
+    }
+    return try withTorchErrors {
+      let pcptTokens = encoder(pcptGenes), genTokens = encoder(genGenes)
+      var pcpt = pcptTokens + continuousValueEncoder(pcptValues)
+      if let c = inputCellEmbedding {
+        pcpt = Tensor.cat([c.unsqueeze(dim: 1), pcpt.narrow(dim: 1, start: 1, length: pcpt.size(1) - 1)], dim: 1)
+      }
+      let flagRow = flag.weight.select(dim: 0, index: 1)
+      var gen = genTokens + flagRow
+      let pcptMask = pcptPadding.to(.bool), genMask = genPadding.to(.bool)
+      for layer in transformerEncoder.layers.modules {
+        let nextGen = generatedGenes(layer, pcpt: pcpt, gen: gen, pcptPadding: pcptMask, genPadding: genMask)
+        pcpt = layer(pcpt, srcKeyPaddingMask: pcptMask)
+        gen = nextGen
+      }
+      let cell = pcpt.select(dim: 1, index: 0)
+      var out = ScGPTGenerativeOutput(
+        pcptOutput: pcpt, genOutput: gen, pcptPreds: decoder.decode(pcpt, values: pcptValues).pred,
+        genPreds: decoder.decode(gen, values: Tensor.zeros(genGenes.shape, device: gen.device)).pred, cellEmbedding: cell)
+      if mvc, let mvcDecoder {
+        out.mvcOutput = mvcDecoder(cellEmbedding: cell, geneEmbeddings: Tensor.cat([pcptTokens, genTokens], dim: 1)).pred
+      }
+      return out
+    }
+  }
+
+  /// One layer on the generated genes: queries from them, keys/values from the known genes and
+  /// the gene itself (attention mask: the generated block is the identity), post- or pre-norm.
+  private func generatedGenes(_ layer: TransformerEncoderLayer, pcpt: Tensor, gen: Tensor, pcptPadding: Tensor,
+                              genPadding: Tensor) -> Tensor {
+    let attention = layer.selfAttention
+    let (b, p, g, d) = (gen.size(0), pcpt.size(1), gen.size(1), gen.size(2))
+    let h = attention.numHeads, dh = d / h
+    func project(_ x: Tensor) -> Tensor {
+      var y = x.matmul(attention.inProjWeight.transpose(0, 1))
+      if let bias = attention.inProjBias { y = y + bias }
+      return y  // [B, L, 3d]
+    }
+    func heads(_ x: Tensor, _ part: Int) -> Tensor {
+      x.narrow(dim: 2, start: part * d, length: d).reshape([b, x.size(1), h, dh]).transpose(1, 2)  // [B, h, L, dh]
+    }
+    func attend(_ pcptIn: Tensor, _ genIn: Tensor) -> Tensor {
+      let pq = project(pcptIn), gq = project(genIn)
+      let q = heads(gq, 0)
+      let k = Tensor.cat([heads(pq, 1), heads(gq, 1)], dim: 2), v = Tensor.cat([heads(pq, 2), heads(gq, 2)], dim: 2)
+      let notSelf = Tensor(bools: (0..<(g * g)).map { $0 / g != $0 % g }, shape: [g, g]).to(gen.device)  // true off the diagonal
+      let genBlock = notSelf.unsqueeze(dim: 0).logicalOr(genPadding.unsqueeze(dim: 1))  // [B, G, G]
+      let blocked = Tensor.cat([pcptPadding.unsqueeze(dim: 1).expand([b, g, p]), genBlock], dim: 2).unsqueeze(dim: 1)
+      let scores = q.matmul(k.transpose(2, 3)) / Double(dh).squareRoot()
+      let weights = Functional.dropout(scores.maskedFill(blocked, -.infinity).softmax(dim: -1), p: attention.dropout, training: attention.isTraining)
+      return weights.matmul(v).transpose(1, 2).reshape([b, g, d])
+    }
+    func feedForward(_ x: Tensor) -> Tensor {
+      let hidden = layer.linear1(x)
+      return layer.dropout2(layer.linear2(layer.dropout(layer.activation == .relu ? hidden.relu() : hidden.gelu())))
+    }
+    if layer.normFirst {
+      // The reference's pre-norm branch normalises both inputs first and takes the residual
+      // from the normalised tensor.
+      let pn = layer.norm1(pcpt), gn = layer.norm1(gen)
+      let x = layer.norm2(gn + layer.dropout1(attend(pn, gn)))
+      return x + feedForward(x)
+    }
+    let x = layer.norm1(gen + layer.dropout1(attend(pcpt, gen)))
+    return layer.norm2(x + feedForward(x))
+  }
+}

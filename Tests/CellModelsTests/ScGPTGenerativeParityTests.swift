@@ -1,0 +1,70 @@
+import Foundation
+import XCTest
+
+@testable import CellModels
+import Torch
+
+/// Generative pretraining's attention against the scGPT pretraining branch (dev-temp,
+/// TransformerModel with use_generative_training; tests/fixtures/scgpt/generative, flash-attn
+/// replaced by plain torch on CPU): 3 cells, 7 known and 5 generated genes with padding in both.
+final class ScGPTGenerativeParityTests: XCTestCase {
+  func fixture() throws -> (ScGPTNetwork, StateDict) {
+    let all = try Safetensors.read(ScGPTFixtures.url("generative/generative.safetensors")).tensors
+    var config = ScGPTConfig(ntoken: 30, dModel: 32, nHead: 4, dHid: 64, nLayers: 2, padTokenId: 27)
+    config.padValue = -2
+    config.dropout = 0
+    config.doMVC = true
+    config.generative = true
+    let network = try ScGPTNetwork(config)
+    var weights = StateDict()
+    for (key, value) in all where !key.contains("in.") && !key.hasPrefix("out") && !key.hasPrefix("alt.") {
+      weights[key.replacingOccurrences(of: ".Wqkv.", with: ".in_proj_")] = value
+    }
+    let (missing, unexpected) = try network.loadStateDict(weights, strict: false)
+    XCTAssertEqual(unexpected, [])
+    XCTAssertTrue(missing.allSatisfy { $0.hasPrefix("cls_decoder.") }, "\(missing)")
+    network.eval()
+    return (network, all)
+  }
+
+  func testForwardMatchesTheReferenceAndGeneratedGenesDoNotSeeEachOther() throws {
+    let (network, io) = try fixture()
+    let pcptPadding = io["in.pcpt_key_padding_mask"]!.to(.bool), genPadding = io["in.gen_key_padding_mask"]!.to(.bool)
+    func run(_ genes: Tensor, cell: Tensor? = nil) throws -> ScGPTGenerativeOutput {
+      try withNoGrad {
+        try network.generativeForward(pcptGenes: io["in.pcpt_genes"]!, pcptValues: io["in.pcpt_values"]!, pcptPadding: pcptPadding,
+                                      genGenes: genes, genPadding: genPadding, inputCellEmbedding: cell)
+      }
+    }
+    let out = try run(io["in.gen_genes"]!)
+    // Known genes: compared where they are not padding (flash-attn zeroes padded rows' context).
+    let valid = pcptPadding.logicalNot().unsqueeze(dim: 2).to(.float32)
+    assertClose(out.pcptOutput * valid, io["out.pcpt_output"]! * valid, "known-gene output")
+    assertClose(out.genOutput, io["out.gen_output"]!, "generated-gene output")
+    assertClose(out.pcptPreds * valid.squeeze(dim: 2), io["out.pcpt_preds"]! * valid.squeeze(dim: 2), "known-gene predictions")
+    assertClose(out.genPreds, io["out.gen_preds"]!, "generated-gene predictions")
+    assertClose(out.cellEmbedding, io["out.cell_emb"]!, "cell embedding")
+    assertClose(try XCTUnwrap(out.mvcOutput), io["out.mvc_output"]!, "GEPC")
+
+    // The second pass: the cell embedding in place of <cls>.
+    let second = try run(io["in.gen_genes"]!, cell: out.cellEmbedding)
+    assertClose(second.genOutput, io["out2.gen_output"]!, "second pass, generated")
+    assertClose(second.genPreds, io["out2.gen_preds"]!, "second pass, predictions")
+    assertClose(second.cellEmbedding, io["out2.cell_emb"]!, "second pass, cell embedding")
+
+    // Changing one generated gene changes its own output only.
+    let alt = try run(io["in.gen_genes_alt"]!)
+    assertClose(alt.genOutput, io["alt.gen_output"]!, "changed input, generated")
+    let changed = (alt.genOutput - out.genOutput).abs().max([2])  // [B, G]
+    let values = changed.toArray(Float.self)
+    for (i, v) in values.enumerated() {
+      if i == 0 * 5 + 2 { XCTAssertGreaterThan(v, 0.1) } else { XCTAssertEqual(v, 0, "generated gene \(i) changed") }
+    }
+    XCTAssertEqual((alt.pcptOutput - out.pcptOutput).abs().max().item(), 0)
+    XCTAssertEqual((alt.cellEmbedding - out.cellEmbedding).abs().max().item(), 0)
+
+    XCTAssertThrowsError(try network.generativeForward(pcptGenes: io["in.pcpt_genes"]!, pcptValues: io["in.pcpt_values"]!,
+                                                       pcptPadding: pcptPadding, genGenes: io["in.gen_genes"]! + 40,
+                                                       genPadding: genPadding)) { XCTAssertTrue("\($0)".contains("vocabulary"), "\($0)") }
+  }
+}
