@@ -183,6 +183,8 @@ struct ScGPTIntegrateCommand: ParsableCommand {
   @Option(help: "obs column of batches.") var batchKey: String
   @Option(help: "obs column of cell types, to score the embedding (scib metrics).") var labelKey: String?
   @Option(help: "Mask ratio of the values.") var maskRatio = 0.4
+  @Option(help: "masked, generative or both.") var objective = "masked"
+  @Option(help: "Generative objectives: optimiser steps before the second pass from the cell embedding joins.") var secondPassAfter = 1000
   @Option(help: "Weight of the elastic cell similarity loss.") var ecsWeight = 10.0
   @Option(help: "Weight of the batch discriminator's loss (0: no discriminator).") var dabWeight = 1.0
   @OptionGroup var training: ScGPTTrainingArguments
@@ -194,6 +196,9 @@ struct ScGPTIntegrateCommand: ParsableCommand {
     var defaults = ScGPTTrainingOptions.integration
     defaults.epochs = 15
     defaults.maskRatio = maskRatio
+    defaults.secondPassAfter = secondPassAfter
+    let objectives: [String: ScGPTObjective] = ["masked": .pretraining, "generative": .generative, "both": .generativeAndMasked]
+    guard let chosen = objectives[objective] else { throw ValidationError("--objective must be masked, generative or both, not '\(objective)'") }
     defaults.ecsWeight = ecsWeight
     defaults.dabWeight = dabWeight
     var options = try training.options(defaults, seed: global.seed)
@@ -341,20 +346,26 @@ struct ScGPTPredictCommand: ParsableCommand {
 /// `singlecell scgpt train DATA.h5ad -o MODEL`: masked-value pretraining from scratch.
 struct ScGPTTrainCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "train", abstract: "Pretrain a small scGPT model from scratch on any cells (masked-value prediction).",
+    commandName: "train", abstract: "Pretrain a small scGPT model from scratch on any cells (masked-value or generative).",
     discussion: """
       No pretrained scGPT weights ship with this project or can be downloaded here; this trains \
       one on your cells, so that `scgpt embed`, `map` and `grn` have a model. The objective is \
       masked-value prediction from the gene tokens (GEP) and from the cell embedding (GEPC), \
       40 % of the values masked each epoch; otherwise the fine-tuning loop (Adam, StepLR, the \
-      best epoch by validation GEP). Writes OUTDIR: the model folder, history.csv, metrics.json. \
+      best epoch by validation GEP). --objective generative uses the pretraining branch's generative \
+      attention instead (genes split into known and to-generate, ratio 0.25/0.5/0.75 per minibatch; MSE of \
+      the generated values and their GEPC, and after --second-pass-after steps a second pass from the \
+      cell embedding); 'both' adds the masked-value terms. Writes OUTDIR: the model folder, history.csv, metrics.json. \
       Official folders (scGPT_human, …) load with `--model` to train further.
-      """)
+      """,
+    aliases: ["pretrain"])
 
   @OptionGroup var global: GlobalOptions
   @Argument(help: ".h5ad with raw counts.") var input: String
   @Option(name: [.short, .customLong("output")], help: "Output model folder.") var output: String
   @Option(help: "Mask ratio of the values.") var maskRatio = 0.4
+  @Option(help: "masked, generative or both.") var objective = "masked"
+  @Option(help: "Generative objectives: optimiser steps before the second pass from the cell embedding joins.") var secondPassAfter = 1000
   @OptionGroup var training: ScGPTTrainingArguments
 
   func run() throws {
@@ -363,11 +374,14 @@ struct ScGPTTrainCommand: ParsableCommand {
     var defaults = ScGPTTrainingOptions.integration
     defaults.epochs = 15
     defaults.maskRatio = maskRatio
+    defaults.secondPassAfter = secondPassAfter
+    let objectives: [String: ScGPTObjective] = ["masked": .pretraining, "generative": .generative, "both": .generativeAndMasked]
+    guard let chosen = objectives[objective] else { throw ValidationError("--objective must be masked, generative or both, not '\(objective)'") }
     var options = try training.options(defaults, seed: global.seed)
     options.device = device
     let outdir = URL(fileURLWithPath: output)
     try writeFolderAtomically(outdir) { staging in
-      let model = try ScGPTTasks.pretrain(adata, options: options)
+      let model = try ScGPTTasks.pretrain(adata, options: options, objective: chosen)
       if model.unknownGenes > 0 { warn("\(model.unknownGenes) genes are not in the vocabulary and were left out") }
       try writeTaskOutputs(model, to: staging, metrics: [:])
     }

@@ -12,6 +12,13 @@ public enum ScGPTObjective: String, Sendable {
   /// Masked-value pretraining of a new model: GEP and, with MVC, GEPC (no batches, no extra
   /// losses), so that `embed` has a model when no pretrained weights are at hand.
   case pretraining
+  /// Generative pretraining (the pretraining branch): each minibatch splits its cells' genes
+  /// into known genes and genes to generate (a ratio drawn from {0.25, 0.5, 0.75}); MSE of the
+  /// generated values and, with MVC, of GEPC on them; after `secondPassAfter` steps also the
+  /// MSE of a second pass with the detached cell embedding in place of `<cls>`.
+  case generative
+  /// `generative` plus the masked-value GEP (and GEPC) of `pretraining` on the same minibatch.
+  case generativeAndMasked = "both"
 }
 
 /// Settings of `ScGPTFineTuner`, with the tutorials' values.
@@ -36,6 +43,8 @@ public struct ScGPTTrainingOptions: Sendable {
   /// Cells of similar length share minibatches (windows of 50 minibatches sorted by length), so
   /// less is padded; minibatch order stays random. Off: the reference's plain shuffle.
   public var lengthBuckets = true
+  /// Generative objectives: optimiser steps before the second pass joins (the reference: 1000).
+  public var secondPassAfter = 1000
   public var progress = false
 
   public init() {}
@@ -89,7 +98,12 @@ public final class ScGPTFineTuner {
     if objective == .annotation && c.nCls < 2 {
       throw ScGPTError.invalidConfig("annotation needs a classifier with at least 2 classes (n_cls is \(c.nCls))")
     }
-    if objective != .annotation && options.maskRatio == 0 {
+    if objective == .generative || objective == .generativeAndMasked {
+      guard c.generative, c.inputEmbeddingStyle == .continuous, !c.needsBatchLabels else {
+        throw ScGPTError.invalidConfig("generative pretraining needs a generative model (flag_encoder), continuous values and no batch labels")
+      }
+    }
+    if objective != .annotation && objective != .generative && options.maskRatio == 0 {
       throw ScGPTError.invalidConfig("\(objective.rawValue) learns from masked values: the mask ratio must be above 0")
     }
     self.network = network
@@ -119,6 +133,7 @@ public final class ScGPTFineTuner {
       maxEpochs: options.epochs, schedule: .step(StepLR(optimizer, stepSize: 1, gamma: options.scheduleGamma)),
       progress: options.progress, label: "scGPT \(objective.rawValue)"))
     var best: (epoch: Int, loss: Double, state: StateDict)?
+    var step = 0
 
     try trainer.fit(network) { epoch in
       network.train()
@@ -128,7 +143,8 @@ public final class ScGPTFineTuner {
         : ScGPTSampling.shuffled(training, batchSize: options.batchSize, lengths: lengths, random: &random)
       var sums = Sums()
       for rows in minibatches {
-        let terms = try losses(tokens, rows, cellTypes: cellTypes, batches: batches, random: &random)
+        let terms = try losses(tokens, rows, cellTypes: cellTypes, batches: batches, step: step, random: &random)
+        step += 1
         let total = terms.values.dropFirst().reduce(terms.values[0], +)
         optimizer.zeroGrad()
         try withTorchErrors { total.backward() }
@@ -143,12 +159,13 @@ public final class ScGPTFineTuner {
         try withNoGrad {
           for rows in ScGPTSampling.inOrder(validation, groups: groupsMatter ? batches : nil, batchSize: options.batchSize,
                                             lengths: tokens.lengths) {
-            let terms = try losses(tokens, rows, cellTypes: cellTypes, batches: batches, random: &random)
+            let terms = try losses(tokens, rows, cellTypes: cellTypes, batches: batches, step: step, random: &random)
             validationSums.add(terms, total: terms.values.dropFirst().reduce(terms.values[0], +), cells: rows.count)
           }
         }
         metrics.merge(validationSums.metrics(prefix: "validation")) { $1 }
-        metrics["validation_loss"] = metrics[objective == .annotation ? "validation_cls" : "validation_gep"]
+        metrics["validation_loss"] = metrics[
+          objective == .annotation ? "validation_cls" : objective == .generative || objective == .generativeAndMasked ? "validation_gen" : "validation_gep"]
       }
       let score = metrics["validation_loss"] ?? metrics["train_loss"]!
       if score.isFinite, score < (best?.loss ?? .infinity) {
@@ -164,7 +181,7 @@ public final class ScGPTFineTuner {
   }
 
   /// The objective's loss terms on one minibatch, in a fixed order (names without prefix).
-  private func losses(_ tokens: ScGPTCellTokens, _ rows: [Int], cellTypes: [Int]?, batches: [Int]?,
+  private func losses(_ tokens: ScGPTCellTokens, _ rows: [Int], cellTypes: [Int]?, batches: [Int]?, step: Int,
                       random: inout ScGPTRandom) throws -> (names: [String], values: [Tensor]) {
     let cells = tokens.padded(rows)
     let device = network.parameters.first?.device ?? .cpu
@@ -180,6 +197,32 @@ public final class ScGPTFineTuner {
       let out = try network.forward(batch, heads: [.cls])
       let labels = Tensor(rows.map { Int64(cellTypes![$0]) }).to(device)
       add("cls", ScGPTLosses.crossEntropy(out.clsOutput!, labels))
+    case .generative, .generativeAndMasked:
+      let split = ScGPTGenerativeSplit(tokens, rows: rows, random: &random)
+      let (pcpt, gen) = (split.pcpt.to(device), split.gen.to(device))
+      let out = try network.generativeForward(pcptGenes: pcpt.geneIds, pcptValues: pcpt.values, pcptPadding: pcpt.paddingMask,
+                                              genGenes: gen.geneIds, genPadding: gen.paddingMask)
+      let valid = gen.paddingMask.logicalNot()
+      add("gen", ScGPTLosses.maskedMSE(out.genPreds, gen.values, mask: valid))
+      if let mvc = out.mvcOutput {
+        add("gen_gepc", ScGPTLosses.maskedMSE(mvc.narrow(dim: 1, start: pcpt.geneIds.size(1), length: gen.geneIds.size(1)), gen.values, mask: valid))
+      }
+      if step >= options.secondPassAfter {
+        let again = try network.generativeForward(pcptGenes: pcpt.geneIds, pcptValues: pcpt.values, pcptPadding: pcpt.paddingMask,
+                                                  genGenes: gen.geneIds, genPadding: gen.paddingMask,
+                                                  inputCellEmbedding: out.cellEmbedding.detach(), mvc: false)
+        add("gen_second", ScGPTLosses.maskedMSE(again.genPreds, gen.values, mask: valid))
+      }
+      if objective == .generativeAndMasked {
+        let cells = tokens.padded(rows)
+        let masked = ScGPTTokenizer.randomMaskValue(
+          cells.values, maskRatio: options.maskRatio, maskValue: options.maskValue, padValue: tokens.padValue, random: &random)
+        let batch = try ScGPTBatch(cells, values: masked).to(device)
+        let out = try network.forward(batch, heads: network.mvcDecoder != nil ? [.mvc] : [])
+        let target = cells.valueTensor.to(device), positions = batch.values.eq(Double(options.maskValue))
+        add("gep", ScGPTLosses.maskedMSE(out.mlmOutput, target, mask: positions))
+        if let mvc = out.mvcOutput { add("gepc", ScGPTLosses.maskedMSE(mvc, target, mask: positions)) }
+      }
     case .integration, .pretraining:
       let masked = ScGPTTokenizer.randomMaskValue(
         cells.values, maskRatio: options.maskRatio, maskValue: options.maskValue, padValue: tokens.padValue, random: &random)

@@ -111,3 +111,42 @@ extension ScGPTNetwork {
     return layer.norm2(x + feedForward(x))
   }
 }
+
+/// One minibatch split for generative pretraining, as the reference's collator: a ratio r
+/// drawn from {0.25, 0.5, 0.75} for the minibatch; with L the longest cell (`<cls>` included),
+/// G = ⌊(L − 1)·r⌋ generated and L − G known positions. Each cell's genes are shuffled; the
+/// first ⌊n·r⌋ are generated, the rest known after `<cls>`; each part is cut to its length and
+/// padded with `<pad>` and the pad value.
+public struct ScGPTGenerativeSplit {
+  /// Known genes: ids, values, padding mask [B, L − G].
+  public var pcpt: ScGPTBatch
+  /// Generated genes: ids, target values, padding mask [B, G].
+  public var gen: ScGPTBatch
+  public var ratio: Double
+
+  public init(_ tokens: ScGPTCellTokens, rows: [Int], random: inout ScGPTRandom) {
+    ratio = [0.25, 0.5, 0.75][min(Int(random.uniform() * 3), 2)]
+    let longest = rows.map { tokens.ids[$0].count }.max() ?? 1
+    let genLength = max(1, Int(Double(longest - 1) * ratio)), pcptLength = max(1, longest - genLength)
+    var pIds: [Int64] = [], pValues: [Float] = [], gIds: [Int64] = [], gValues: [Float] = []
+    for row in rows {
+      let ids = tokens.ids[row], values = tokens.values[row]
+      let order = random.permutation(ids.count - 1).map { $0 + 1 }
+      let nGen = Int(Double(order.count) * ratio)
+      let generated = order.prefix(min(nGen, genLength)), known = [0] + order.dropFirst(nGen).prefix(pcptLength - 1)
+      func append(_ part: [Int], _ length: Int, _ outIds: inout [Int64], _ outValues: inout [Float]) {
+        outIds += part.map { Int64(ids[$0]) } + Array(repeating: Int64(tokens.padId), count: length - part.count)
+        outValues += part.map { values[$0] } + Array(repeating: tokens.padValue, count: length - part.count)
+      }
+      append(known, pcptLength, &pIds, &pValues)
+      append(Array(generated), genLength, &gIds, &gValues)
+    }
+    let b = rows.count
+    func batch(_ ids: [Int64], _ values: [Float], _ length: Int) -> ScGPTBatch {
+      let idTensor = Tensor(ids, shape: [b, length])
+      return ScGPTBatch(geneIds: idTensor, values: Tensor(values, shape: [b, length]), paddingMask: idTensor.eq(Double(tokens.padId)))
+    }
+    pcpt = batch(pIds, pValues, pcptLength)
+    gen = batch(gIds, gValues, genLength)
+  }
+}

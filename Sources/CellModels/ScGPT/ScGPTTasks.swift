@@ -125,8 +125,14 @@ public enum ScGPTTasks {
 
   /// Masked-value pretraining of a new model (or further training of `options.pretrained`) on
   /// any cells: GEP + GEPC, no batch labels. The folder embeds with `scgpt embed`.
-  public static func pretrain(_ adata: AnnData, options: ScGPTTaskOptions) throws -> ScGPTTaskModel {
-    try train(adata, objective: .pretraining, options: options) { config in
+  /// `objective`: `.pretraining` (masked values), `.generative` or `.generativeAndMasked` (the
+  /// pretraining branch's generative attention; the model gets a `flag_encoder`).
+  public static func pretrain(_ adata: AnnData, options: ScGPTTaskOptions, objective: ScGPTObjective = .pretraining) throws -> ScGPTTaskModel {
+    guard [.pretraining, .generative, .generativeAndMasked].contains(objective) else {
+      throw ScGPTError.invalidInput("pretraining objectives are masked, generative and both")
+    }
+    return try train(adata, objective: objective, options: options) { config in
+      config.generative = objective != .pretraining
       config.useBatchLabels = false
       config.batchNormalization = .none
       config.doDAB = false
