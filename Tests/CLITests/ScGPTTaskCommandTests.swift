@@ -119,7 +119,7 @@ final class ScGPTTaskCommandTests: CLITestCase {
     XCTAssertNotNil(metrics["bio_conservation"])
     XCTAssertNotNil(metrics["batch_correction"])
     let history = try String(contentsOfFile: out + "/history.csv", encoding: .utf8)
-    XCTAssertTrue(history.hasPrefix("epoch,train_dab,train_ecs,train_gep,train_gep_zero,train_gepc,train_gepc_zero,train_loss"), history)
+    XCTAssertTrue(history.hasPrefix("epoch,learning_rate,train_dab,train_ecs,train_gep,train_gep_zero,train_gepc,train_gepc_zero,train_loss"), history)
     guard case .dense(let embedding) = try XCTUnwrap(try AnnData.read(h5ad: out + "/embedded.h5ad").obsm["X_scGPT"]) else {
       return XCTFail("X_scGPT is not a dense array")
     }

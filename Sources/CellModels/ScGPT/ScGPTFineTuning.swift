@@ -1,92 +1,39 @@
 import Foundation
 import Torch
 
-/// What a fine-tuning run optimises, as the reference tutorials.
-public enum ScGPTObjective: String, Sendable {
-  /// Tutorial_Annotation: cross-entropy of the classifier on the cell embedding (no masking).
-  case annotation
-  /// Tutorial_Integration: masked-value MSE (GEP) and, with explicit zero probabilities, their
-  /// Bernoulli NLL; the same from the cell embedding (GEPC, with MVC); 10 · ECS; and the batch
-  /// discriminator's cross-entropy behind gradient reversal (DAB).
-  case integration
-  /// Masked-value pretraining of a new model: GEP and, with MVC, GEPC (no batches, no extra
-  /// losses), so that `embed` has a model when no pretrained weights are at hand.
-  case pretraining
-  /// Generative pretraining (the pretraining branch): each minibatch splits its cells' genes
-  /// into known genes and genes to generate (a ratio drawn from {0.25, 0.5, 0.75}); MSE of the
-  /// generated values and, with MVC, of GEPC on them; after `secondPassAfter` steps also the
-  /// MSE of a second pass with the detached cell embedding in place of `<cls>`.
-  case generative
-  /// `generative` plus the masked-value GEP (and GEPC) of `pretraining` on the same minibatch.
-  case generativeAndMasked = "both"
-}
-
-/// Settings of `ScGPTFineTuner`, with the tutorials' values.
-public struct ScGPTTrainingOptions: Sendable {
-  public var epochs = 10
-  public var batchSize = 32
-  public var learningRate = 1e-4
-  /// StepLR's factor, applied after every epoch.
-  public var scheduleGamma = 0.9
-  /// `clip_grad_norm_` bound.
-  public var maxGradNorm = 1.0
-  /// Share of the cells held out for validation (the best epoch by validation loss is kept).
-  public var validationFraction = 0.1
-  /// Share of each cell's values masked (annotation 0, integration 0.4).
-  public var maskRatio = 0.0
-  public var maskValue: Float = -1
-  public var ecsWeight = 10.0
-  public var dabWeight = 1.0
-  /// Seeds the split, the minibatch order and the masks (torch's own generator, for dropout
-  /// and initial weights, is seeded by the caller).
-  public var seed: UInt32 = 0
-  /// Cells of similar length share minibatches (windows of 50 minibatches sorted by length), so
-  /// less is padded; minibatch order stays random. Off: the reference's plain shuffle.
-  public var lengthBuckets = true
-  /// Generative objectives: optimiser steps before the second pass joins (the reference: 1000).
-  public var secondPassAfter = 1000
-  public var progress = false
-
-  public init() {}
-
-  /// Tutorial_Annotation: batch 32, no masking.
-  public static var annotation: ScGPTTrainingOptions { ScGPTTrainingOptions() }
-
-  /// Tutorial_Integration: batch 64, 40 % masked.
-  public static var integration: ScGPTTrainingOptions {
-    var o = ScGPTTrainingOptions()
-    o.batchSize = 64
-    o.maskRatio = 0.4
-    return o
-  }
-
-  func validate() throws {
-    func fail(_ m: String) -> ScGPTError { .invalidConfig(m) }
-    guard epochs > 0, batchSize > 0 else { throw fail("epochs and batch size must be positive") }
-    guard learningRate > 0, scheduleGamma > 0, maxGradNorm > 0 else { throw fail("learning rate, schedule factor and gradient bound must be positive") }
-    guard (0..<1).contains(validationFraction), (0..<1).contains(maskRatio) else { throw fail("validation fraction and mask ratio must lie in [0, 1)") }
-    guard ecsWeight >= 0, dabWeight >= 0 else { throw fail("loss weights must not be negative") }
-  }
-}
-
 /// What `ScGPTFineTuner.fit` did.
 public struct ScGPTTrainingResult {
   /// Per-epoch metrics: `train_loss`, `validation_loss` (the selection metric: the classifier's
   /// cross-entropy for annotation, GEP for integration, as the reference's `evaluate`) and each
-  /// term (`train_gep`, `validation_dab`, …).
+  /// term (`train_gep`, `validation_dab`, …). A resumed run's history starts at epoch 0.
   public var history: TrainingHistory
   public var epochSeconds: [Double]
   /// The epoch (0-based) whose weights the model holds at the end.
   public var bestEpoch: Int
   public var trainingCells: [Int]
   public var validationCells: [Int]
+  /// "max_epochs" or "max_steps".
+  public var stopReason = "max_epochs"
+  /// Optimiser steps taken in all (a resumed run counts those before it).
+  public var steps = 0
+  /// This run's steps: the non-padding tokens each fed (its cells' tokens, `<cls>` included)
+  /// and its seconds (forward, backward, update; no validation).
+  public var stepTokens: [Int] = []
+  public var stepSeconds: [Double] = []
+
+  /// Tokens per second of training over this run's steps.
+  public var tokensPerSecond: Double {
+    Double(stepTokens.reduce(0, +)) / max(stepSeconds.reduce(0, +), 1e-9)
+  }
 }
 
 /// Fine-tunes an `ScGPTNetwork` as the reference tutorials' loops: Adam (eps 1e-8: no mixed
-/// precision on CPU), StepLR per epoch, gradient clipping, a held-out validation share, the best
-/// epoch kept. Minibatches are padded to their own longest cell; with domain-specific batch norm
-/// every minibatch comes from one batch (the reference's `per_seq_batch_sample`), in training
-/// and in evaluation.
+/// precision on CPU), StepLR per epoch or a cosine schedule with warm-up per step, gradient
+/// clipping, a held-out validation share, the best epoch kept. Minibatches are padded to their
+/// own longest cell; with domain-specific batch norm every minibatch comes from one batch (the
+/// reference's `per_seq_batch_sample`), in training and in evaluation. Checkpoints taken at any
+/// step resume exactly: each step draws its masks, splits and dropout from its own seeded
+/// stream, each epoch its order.
 public final class ScGPTFineTuner {
   public let network: ScGPTNetwork
   public let objective: ScGPTObjective
@@ -98,7 +45,7 @@ public final class ScGPTFineTuner {
     if objective == .annotation && c.nCls < 2 {
       throw ScGPTError.invalidConfig("annotation needs a classifier with at least 2 classes (n_cls is \(c.nCls))")
     }
-    if objective == .generative || objective == .generativeAndMasked {
+    if objective.isGenerative {
       guard c.generative, c.inputEmbeddingStyle == .continuous, !c.needsBatchLabels else {
         throw ScGPTError.invalidConfig("generative pretraining needs a generative model (flag_encoder), continuous values and no batch labels")
       }
@@ -113,8 +60,9 @@ public final class ScGPTFineTuner {
 
   private var groupsMatter: Bool { network.config.batchNormalization == .domainSpecific }
 
-  /// Trains on `cells` (default all) of `tokens`. `cellTypes` (class indices) are needed for
-  /// annotation, `batches` (batch indices) whenever the model takes batch labels.
+  /// Trains on `cells` (default all) of `tokens`, a share of them (by the seed) held out for
+  /// validation. `cellTypes` (class indices) are needed for annotation, `batches` (batch
+  /// indices) whenever the model takes batch labels.
   @discardableResult
   public func fit(_ tokens: ScGPTCellTokens, cells: [Int]? = nil, cellTypes: [Int]? = nil, batches: [Int]? = nil) throws
     -> ScGPTTrainingResult
@@ -124,65 +72,168 @@ public final class ScGPTFineTuner {
     var random = ScGPTRandom(seed: options.seed)
     let order = random.permutation(cells.count).map { cells[$0] }
     let nValidation = Int((Double(cells.count) * options.validationFraction).rounded(.up))
-    let validation = Array(order.prefix(nValidation)), training = Array(order.dropFirst(nValidation))
-    guard !training.isEmpty else { throw ScGPTError.invalidInput("no cells left to train on (\(cells.count) cells)") }
+    return try fit(ScGPTTokenMinibatches(
+      tokens: tokens, trainingCells: Array(order.dropFirst(nValidation)), validationCells: Array(order.prefix(nValidation)),
+      cellTypes: cellTypes, batches: batches, groupByBatch: groupsMatter, batchSize: options.batchSize,
+      lengthBuckets: options.lengthBuckets, seed: options.seed))
+  }
 
+  /// Trains on the minibatches of `data`.
+  @discardableResult
+  public func fit(_ data: ScGPTTrainingData) throws -> ScGPTTrainingResult {
+    guard data.trainingCount > 0 else { throw ScGPTError.invalidInput("no cells left to train on") }
     let parameters = network.parameters
     let optimizer = Adam(parameters, learningRate: options.learningRate, eps: 1e-8)
-    let trainer = try Trainer(options: Trainer.Options(
-      maxEpochs: options.epochs, schedule: .step(StepLR(optimizer, stepSize: 1, gamma: options.scheduleGamma)),
-      progress: options.progress, label: "scGPT \(objective.rawValue)"))
-    var best: (epoch: Int, loss: Double, state: StateDict)?
-    var step = 0
+    let stepsPerEpoch = data.stepsPerEpoch
+    // The schedule spans the epochs; max steps only stop early (so a stopped run is the start of a whole one).
+    let totalSteps = options.epochs * stepsPerEpoch
+    var run = RunState()
+    var prior = TrainingHistory()
+    if let url = options.resumeFrom { (prior, run) = try resume(url, optimizer: optimizer, stepsPerEpoch: stepsPerEpoch) }
+    let trainer = try Trainer(options: Trainer.Options(maxEpochs: options.epochs, progress: options.progress,
+                                                       label: "scGPT \(objective.rawValue)"))
+    var meter = ThroughputMeter(label: "scGPT \(objective.rawValue)", totalSteps: totalSteps, enabled: options.progress)
+    var result = ScGPTTrainingResult(history: TrainingHistory(), epochSeconds: [], bestEpoch: 0,
+                                     trainingCells: data.trainingCells, validationCells: data.validationCells)
+    func save() throws {
+      guard let url = options.checkpoint else { return }
+      try checkpoint(run, history: TrainingHistory(epochs: prior.epochs + trainer.history.epochs),
+                     optimizer: optimizer).write(to: url)
+    }
 
-    try trainer.fit(network) { epoch in
+    try trainer.fit(network, resuming: prior) { epoch in
       network.train()
-      let lengths = options.lengthBuckets ? tokens.lengths : nil
-      let minibatches = groupsMatter
-        ? ScGPTSampling.perGroup(training, groups: batches!, batchSize: options.batchSize, lengths: lengths, random: &random)
-        : ScGPTSampling.shuffled(training, batchSize: options.batchSize, lengths: lengths, random: &random)
-      var sums = Sums()
-      for rows in minibatches {
-        let terms = try losses(tokens, rows, cellTypes: cellTypes, batches: batches, step: step, random: &random)
-        step += 1
-        let total = terms.values.dropFirst().reduce(terms.values[0], +)
-        optimizer.zeroGrad()
-        try withTorchErrors { total.backward() }
-        _ = clipGradNorm(parameters, maxNorm: options.maxGradNorm)
-        optimizer.step()
-        sums.add(terms, total: total, cells: rows.count)
+      if run.epochStep == 0 { run.sums = Sums() }
+      var stopped = false
+      do {
+        try data.forEachTrainingMinibatch(epoch: epoch, skipping: run.epochStep) { batch in
+          let start = Date()
+          optimizer.learningRate = options.schedule.learningRate(
+            base: options.learningRate, gamma: options.scheduleGamma, step: run.step, epoch: epoch, total: totalSteps)
+          var random = ScGPTRandom.derived(options.seed, stream: .step, index: run.step)
+          Runtime.seed(ScGPTRandom.derivedSeed(options.seed, stream: .step, index: run.step))
+          let terms = try losses(batch, step: run.step, random: &random)
+          let total = terms.values.dropFirst().reduce(terms.values[0], +)
+          optimizer.zeroGrad()
+          try withTorchErrors { total.backward() }
+          _ = clipGradNorm(parameters, maxNorm: options.maxGradNorm)
+          optimizer.step()
+          run.sums.add(terms, total: total, cells: batch.rows.count)
+          run.step += 1
+          run.epochStep += 1
+          let tokens = batch.rows.reduce(0) { $0 + batch.tokens.ids[$1].count }
+          result.stepTokens.append(tokens)
+          result.stepSeconds.append(Date().timeIntervalSince(start))
+          meter.record(items: tokens, seconds: result.stepSeconds.last!, step: run.step, epoch: epoch, of: options.epochs,
+                       loss: run.sums.total / Double(max(run.sums.cells, 1)))
+          let reachedMax = run.step >= options.maxSteps ?? .max
+          if options.checkpointEvery > 0 && run.step % options.checkpointEvery == 0 || reachedMax { try save() }
+          if reachedMax { throw StopAtMaxSteps() }
+        }
+      } catch is StopAtMaxSteps {
+        trainer.stopAfterCurrentEpoch(reason: "max_steps")
+        stopped = true
       }
-      var metrics = sums.metrics(prefix: "train")
-      if !validation.isEmpty {
+      var metrics = run.sums.metrics(prefix: "train")
+      if data.validationCount > 0 {
         network.eval()
-        var validationSums = Sums()
+        var validation = Sums()
+        var random = ScGPTRandom.derived(options.seed, stream: .validation, index: 0)
         try withNoGrad {
-          for rows in ScGPTSampling.inOrder(validation, groups: groupsMatter ? batches : nil, batchSize: options.batchSize,
-                                            lengths: tokens.lengths) {
-            let terms = try losses(tokens, rows, cellTypes: cellTypes, batches: batches, step: step, random: &random)
-            validationSums.add(terms, total: terms.values.dropFirst().reduce(terms.values[0], +), cells: rows.count)
+          try data.forEachValidationMinibatch { batch in
+            let terms = try losses(batch, step: run.step, random: &random)
+            validation.add(terms, total: terms.values.dropFirst().reduce(terms.values[0], +), cells: batch.rows.count)
           }
         }
-        metrics.merge(validationSums.metrics(prefix: "validation")) { $1 }
+        metrics.merge(validation.metrics(prefix: "validation")) { $1 }
         metrics["validation_loss"] = metrics[
-          objective == .annotation ? "validation_cls" : objective == .generative || objective == .generativeAndMasked ? "validation_gen" : "validation_gep"]
+          objective == .annotation ? "validation_cls" : objective.isGenerative ? "validation_gen" : "validation_gep"]
       }
-      let score = metrics["validation_loss"] ?? metrics["train_loss"]!
-      if score.isFinite, score < (best?.loss ?? .infinity) {
-        best = (epoch, score, StateDict(network.stateDict().map { ($0.key, $0.value.detach().clone()) }))
+      metrics["learning_rate"] = optimizer.learningRate
+      if !stopped {  // a whole epoch: it can be the best, and the next starts afresh
+        let score = metrics["validation_loss"] ?? metrics["train_loss"]!
+        if score.isFinite, score < (run.best?.loss ?? .infinity) {
+          run.best = (epoch, score, StateDict(network.stateDict().map { ($0.key, $0.value.detach().clone()) }))
+        }
+        run.epochStep = 0
       }
       return metrics
     }
-    if let best { try network.loadStateDict(best.state) }
+    if trainer.stopReason != "max_steps" { try save() }
+    if let best = run.best { try network.loadStateDict(best.state) }
     network.eval()
-    return ScGPTTrainingResult(
-      history: trainer.history, epochSeconds: trainer.epochSeconds, bestEpoch: best?.epoch ?? options.epochs - 1,
-      trainingCells: training, validationCells: validation)
+    meter.finish()
+    result.history = TrainingHistory(epochs: prior.epochs + trainer.history.epochs)
+    result.epochSeconds = trainer.epochSeconds
+    result.bestEpoch = run.best?.epoch ?? result.history.epochs.count - 1
+    result.stopReason = trainer.stopReason
+    result.steps = run.step
+    return result
+  }
+
+  // MARK: - Checkpoints
+
+  /// Where a run stands: steps taken, steps into the running epoch and its sums, the best epoch.
+  private struct RunState {
+    var step = 0
+    var epochStep = 0
+    var sums = Sums()
+    var best: (epoch: Int, loss: Double, state: StateDict)?
+  }
+
+  private struct StopAtMaxSteps: Error {}
+
+  private func checkpointInfo(stepsPerEpoch: Int) -> [String: String] {
+    ["model": "scgpt", "objective": objective.rawValue, "seed": String(options.seed), "batch_size": String(options.batchSize),
+     "steps_per_epoch": String(stepsPerEpoch)]
+  }
+
+  /// A checkpoint of `run` (the history holds the completed epochs; the running
+  /// epoch's step count and sums go in the info, the best epoch's weights in `extra`).
+  private func checkpoint(_ run: RunState, history: TrainingHistory, optimizer: Adam) throws -> TrainingCheckpoint {
+    var info = checkpointInfo(stepsPerEpoch: 0)
+    info["steps_per_epoch"] = nil
+    info["epoch_step"] = String(run.epochStep)
+    info["epoch_sums"] = String(decoding: try JSONEncoder().encode(run.sums), as: UTF8.self)
+    if let best = run.best {
+      info["best_epoch"] = String(best.epoch)
+      info["best_loss"] = String(best.loss)
+    }
+    return TrainingCheckpoint(epochs: history.epochs.count, step: run.step, history: history, model: network.stateDict(),
+                              optimizer: optimizer.stateDict(), info: info, extra: run.best?.state ?? StateDict())
+  }
+
+  private func resume(_ url: URL, optimizer: Adam, stepsPerEpoch: Int) throws -> (TrainingHistory, RunState) {
+    let saved = try TrainingCheckpoint.read(url)
+    for (key, value) in checkpointInfo(stepsPerEpoch: stepsPerEpoch) where key != "steps_per_epoch" && saved.info[key] != value {
+      throw ScGPTError.invalidInput("\(url.path) was trained with \(key) \(saved.info[key] ?? "(none)"), this run has \(value): resume with the same settings and data")
+    }
+    guard let epochStep = saved.info["epoch_step"].flatMap(Int.init), let sumsJSON = saved.info["epoch_sums"],
+      let sums = try? JSONDecoder().decode(Sums.self, from: Data(sumsJSON.utf8))
+    else { throw ScGPTError.checkpoint("\(url.path) is not a checkpoint of an scGPT training run") }
+    guard epochStep <= stepsPerEpoch else {
+      throw ScGPTError.invalidInput("\(url.path) stopped at minibatch \(epochStep) of an epoch; this data has \(stepsPerEpoch) per epoch: resume with the same data")
+    }
+    if let maxSteps = options.maxSteps, saved.step >= maxSteps {
+      throw ScGPTError.invalidInput("\(url.path) has taken \(saved.step) steps already, --max-steps is \(maxSteps)")
+    }
+    try network.loadStateDict(saved.model)
+    try optimizer.loadStateDict(saved.optimizer)
+    var run = RunState(step: saved.step, epochStep: epochStep, sums: sums)
+    if let epoch = saved.info["best_epoch"].flatMap(Int.init), let loss = saved.info["best_loss"].flatMap(Double.init) {
+      run.best = (epoch, loss, saved.extra)
+    }
+    return (saved.history, run)
   }
 
   /// The objective's loss terms on one minibatch, in a fixed order (names without prefix).
-  private func losses(_ tokens: ScGPTCellTokens, _ rows: [Int], cellTypes: [Int]?, batches: [Int]?, step: Int,
-                      random: inout ScGPTRandom) throws -> (names: [String], values: [Tensor]) {
+  private func losses(_ batch: ScGPTMinibatch, step: Int, random: inout ScGPTRandom) throws
+    -> (names: [String], values: [Tensor])
+  {
+    let (tokens, rows, cellTypes, batches) = (batch.tokens, batch.rows, batch.cellTypes, batch.batches)
+    if objective == .annotation && cellTypes == nil || network.config.needsBatchLabels && batches == nil {
+      throw ScGPTError.invalidInput("this objective and model need cell types or batches, which the training data does not have")
+    }
     let cells = tokens.padded(rows)
     let device = network.parameters.first?.device ?? .cpu
     let batchLabels = network.config.needsBatchLabels ? batches.map { b in rows.map { b[$0] } } : nil
@@ -312,7 +363,7 @@ extension ScGPTNetwork {
 }
 
 /// Cell-weighted sums of loss terms over an epoch.
-private struct Sums {
+private struct Sums: Codable {
   var terms: [String: Double] = [:]
   var total = 0.0
   var cells = 0

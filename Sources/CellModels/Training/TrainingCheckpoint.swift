@@ -3,7 +3,8 @@ import Torch
 
 /// What a training run needs to continue after it stopped: the network and optimizer state
 /// after `epochs` completed epochs, the optimizer step count and the history so far. Stored as
-/// safetensors (`model.<key>`, `optimizer.<key>`; the rest in the metadata), written atomically.
+/// safetensors (`model.<key>`, `optimizer.<key>`, `extra.<key>`; the rest in the metadata), written
+/// atomically.
 public struct TrainingCheckpoint {
   public var epochs: Int
   public var step: Int
@@ -12,21 +13,25 @@ public struct TrainingCheckpoint {
   public var optimizer: StateDict
   /// Settings the run must keep to be continued (model kind, seed, …).
   public var info: [String: String]
+  /// Other tensors the run keeps (e.g. the best epoch's weights).
+  public var extra: StateDict
 
   public init(epochs: Int, step: Int, history: TrainingHistory, model: StateDict, optimizer: StateDict,
-              info: [String: String] = [:]) {
+              info: [String: String] = [:], extra: StateDict = StateDict()) {
     self.epochs = epochs
     self.step = step
     self.history = history
     self.model = model
     self.optimizer = optimizer
     self.info = info
+    self.extra = extra
   }
 
   public func write(to url: URL) throws {
     var tensors = StateDict()
     for (key, value) in model { tensors["model.\(key)"] = value }
     for (key, value) in optimizer { tensors["optimizer.\(key)"] = value }
+    for (key, value) in extra { tensors["extra.\(key)"] = value }
     var metadata = ["format": "swift-singlecell training checkpoint 1", "epochs": String(epochs), "step": String(step),
                     "history": String(decoding: try JSONEncoder().encode(history), as: UTF8.self)]
     for (key, value) in info { metadata["info.\(key)"] = value }
@@ -57,6 +62,6 @@ public struct TrainingCheckpoint {
     var info: [String: String] = [:]
     for (key, value) in metadata where key.hasPrefix("info.") { info[String(key.dropFirst(5))] = value }
     return TrainingCheckpoint(epochs: epochs, step: step, history: history, model: tensors.scoped("model"),
-                              optimizer: tensors.scoped("optimizer"), info: info)
+                              optimizer: tensors.scoped("optimizer"), info: info, extra: tensors.scoped("extra"))
   }
 }
