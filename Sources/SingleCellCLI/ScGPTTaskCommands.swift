@@ -57,15 +57,24 @@ struct ScGPTTrainingArguments: ParsableArguments {
 
 /// The files every fine-tuning run writes: the model folder, history.csv and metrics.json.
 private func writeTaskOutputs(_ model: ScGPTTaskModel, to folder: URL, metrics extra: [String: Any]) throws {
-  try model.folder.save(to: folder)
-  try writeAtomically(Data(model.result.history.csv().utf8), to: folder.appendingPathComponent("history.csv"))
+  let counts: [String: Any] = ["n_genes": model.data.nVars, "skipped_cells": model.skippedCells, "unknown_genes": model.unknownGenes]
+  try writeTaskOutputs(model.folder, model.result, to: folder, metrics: counts.merging(extra) { $1 })
+}
+
+private func writeTaskOutputs(_ model: ScGPTModelFolder, _ result: ScGPTTrainingResult, to folder: URL, metrics extra: [String: Any]) throws {
+  try model.save(to: folder)
+  try writeAtomically(Data(result.history.csv().utf8), to: folder.appendingPathComponent("history.csv"))
+  // Steady-state throughput: the median step after the first three (allocator and caches warm).
+  let rates = zip(result.stepTokens, result.stepSeconds).dropFirst(3).map { Double($0) / max($1, 1e-9) }.sorted()
   var metrics: [String: Any] = [
-    "model": "scgpt", "task": model.folder.args["task"] ?? "", "epochs": model.result.history.epochs.count,
-    "epoch_seconds": model.result.epochSeconds, "best_epoch": model.result.bestEpoch + 1,
-    "n_train": model.result.trainingCells.count, "n_validation": model.result.validationCells.count,
-    "n_genes": model.data.nVars, "skipped_cells": model.skippedCells, "unknown_genes": model.unknownGenes,
+    "model": "scgpt", "task": model.args["task"] ?? "", "epochs": result.history.epochs.count,
+    "epoch_seconds": result.epochSeconds, "best_epoch": result.bestEpoch + 1,
+    "n_train": result.trainingCells.count, "n_validation": result.validationCells.count,
+    "steps": result.steps, "stop_reason": result.stopReason, "tokens": result.stepTokens.reduce(0, +),
+    "train_step_seconds": result.stepSeconds.reduce(0, +), "tokens_per_second": result.tokensPerSecond,
   ]
-  for key in ["train_loss", "validation_loss"] { if let v = model.result.history.last(key) { metrics[key] = v } }
+  if !rates.isEmpty { metrics["median_step_tokens_per_second"] = rates[rates.count / 2] }
+  for key in ["train_loss", "validation_loss"] { if let v = result.history.last(key) { metrics[key] = v } }
   metrics.merge(extra) { $1 }
   try writeJSON(metrics, to: folder.appendingPathComponent("metrics.json"))
 }
@@ -343,7 +352,7 @@ struct ScGPTPredictCommand: ParsableCommand {
   }
 }
 
-/// `singlecell scgpt train DATA.h5ad -o MODEL`: masked-value pretraining from scratch.
+/// `singlecell scgpt train DATA.h5ad… -o MODEL`: pretraining from scratch (or further).
 struct ScGPTTrainCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "train", abstract: "Pretrain a small scGPT model from scratch on any cells (masked-value or generative).",
@@ -351,39 +360,97 @@ struct ScGPTTrainCommand: ParsableCommand {
       No pretrained scGPT weights ship with this project or can be downloaded here; this trains \
       one on your cells, so that `scgpt embed`, `map` and `grn` have a model. The objective is \
       masked-value prediction from the gene tokens (GEP) and from the cell embedding (GEPC), \
-      40 % of the values masked each epoch; otherwise the fine-tuning loop (Adam, StepLR, the \
-      best epoch by validation GEP). --objective generative uses the pretraining branch's generative \
-      attention instead (genes split into known and to-generate, ratio 0.25/0.5/0.75 per minibatch; MSE of \
-      the generated values and their GEPC, and after --second-pass-after steps a second pass from the \
-      cell embedding); 'both' adds the masked-value terms. Writes OUTDIR: the model folder, history.csv, metrics.json. \
+      40 % of the values masked per step; otherwise the fine-tuning loop (Adam, StepLR per epoch or \
+      --schedule cosine, gradient clipping at 1, the best epoch by validation loss). --objective generative \
+      uses the pretraining branch's generative attention instead (genes split into known and to-generate, \
+      ratio 0.25/0.5/0.75 per minibatch; MSE of the generated values and their GEPC, and after \
+      --second-pass-after steps a second pass from the cell embedding); 'both' adds the masked-value terms. \
+      --backed streams one or more .h5ad files by row blocks (more cells than memory; no HVG selection, \
+      every gene of the vocabulary kept). --checkpoint PATH is written every --checkpoint-every steps and \
+      at the end; --resume PATH continues such a run exactly (same data, options and --seed). Writes \
+      OUTDIR: the model folder, history.csv, metrics.json (tokens_per_second among them). \
       Official folders (scGPT_human, …) load with `--model` to train further.
       """,
     aliases: ["pretrain"])
 
   @OptionGroup var global: GlobalOptions
-  @Argument(help: ".h5ad with raw counts.") var input: String
+  @Argument(help: ".h5ad with raw counts (several with --backed: read as one collection on the first file's genes).")
+  var inputs: [String]
   @Option(name: [.short, .customLong("output")], help: "Output model folder.") var output: String
   @Option(help: "Mask ratio of the values.") var maskRatio = 0.4
   @Option(help: "masked, generative or both.") var objective = "masked"
   @Option(help: "Generative objectives: optimiser steps before the second pass from the cell embedding joins.") var secondPassAfter = 1000
+  @Option(help: "step (StepLR × 0.9 per epoch) or cosine (linear warm-up, then cosine to 0 over all steps).") var schedule = "step"
+  @Option(help: "--schedule cosine: warm-up steps (a value below 1 is a share of all steps).") var warmup = 0.1
+  @Option(help: "Stop after this many optimiser steps in all (the schedule still spans --epochs).") var maxSteps: Int?
+  @Option(help: "Write a resumable checkpoint (safetensors) here, at the end and every --checkpoint-every steps.") var checkpoint: String?
+  @Option(help: "Steps between checkpoints (0: only at the end).") var checkpointEvery = 0
+  @Option(help: "Continue the run saved in this checkpoint.") var resume: String?
+  @Flag(help: "Stream the counts from disk by row blocks (docs/scale.md) instead of reading them into memory.") var backed = false
+  @Option(help: "--backed: contiguous rows per block read.") var blockRows = 256
+  @Option(help: "--backed: blocks shuffled together in one buffer.") var bufferBlocks = 32
   @OptionGroup var training: ScGPTTrainingArguments
+
+  func validate() throws {
+    if inputs.isEmpty { throw ValidationError("give an input .h5ad") }
+    if inputs.count > 1 && !backed { throw ValidationError("several inputs are read as one collection only with --backed") }
+    if blockRows < 1 || bufferBlocks < 1 { throw ValidationError("--block-rows and --buffer-blocks must be positive") }
+    if checkpointEvery < 0 { throw ValidationError("--checkpoint-every must not be negative") }
+    if checkpointEvery > 0 && checkpoint == nil { throw ValidationError("--checkpoint-every needs --checkpoint PATH") }
+    if !["step", "cosine"].contains(schedule) { throw ValidationError("--schedule must be step or cosine, not '\(schedule)'") }
+    if !(warmup >= 0 && warmup.isFinite) { throw ValidationError("--warmup must be a share in [0, 1) or a number of steps") }
+  }
 
   func run() throws {
     let device = try global.apply()
-    let adata = try AnnData.read(h5ad: input)
     var defaults = ScGPTTrainingOptions.integration
     defaults.epochs = 15
     defaults.maskRatio = maskRatio
     defaults.secondPassAfter = secondPassAfter
+    defaults.schedule = schedule == "cosine" ? .cosine(warmup: warmup) : .stepPerEpoch
+    defaults.maxSteps = maxSteps
+    defaults.checkpoint = checkpoint.map { URL(fileURLWithPath: $0) }
+    defaults.checkpointEvery = checkpointEvery
+    defaults.resumeFrom = resume.map { URL(fileURLWithPath: $0) }
     let objectives: [String: ScGPTObjective] = ["masked": .pretraining, "generative": .generative, "both": .generativeAndMasked]
     guard let chosen = objectives[objective] else { throw ValidationError("--objective must be masked, generative or both, not '\(objective)'") }
     var options = try training.options(defaults, seed: global.seed)
     options.device = device
     let outdir = URL(fileURLWithPath: output)
-    try writeFolderAtomically(outdir) { staging in
-      let model = try ScGPTTasks.pretrain(adata, options: options, objective: chosen)
-      if model.unknownGenes > 0 { warn("\(model.unknownGenes) genes are not in the vocabulary and were left out") }
-      try writeTaskOutputs(model, to: staging, metrics: [:])
+    if backed {
+      let source: RowBlockSource, genes: [String]
+      let element = training.layer.map { "layers/\($0)" } ?? "X"
+      if inputs.count == 1 {
+        let file = try BackedH5AD.open(inputs[0], element: element)
+        genes = try training.geneCol.map { column in
+          guard file.var[column] != nil else { throw ValidationError("no var column '\(column)' in \(inputs[0])") }
+          return try file.var.labels(column).map { $0 ?? "" }
+        } ?? file.varNames
+        source = file
+      } else {
+        if training.geneCol != nil { throw ValidationError("--gene-col with several --backed inputs: the files are aligned by var names") }
+        let collection = try BackedCollection(paths: inputs, element: element)
+        for (file, missing) in zip(collection.files, collection.missingGenes) where missing > 0 {
+          warn("\(missing) of the \(collection.genes.count) genes of \(inputs[0]) are missing from \(file.path) and read as zero")
+        }
+        (source, genes) = (collection, collection.genes)
+      }
+      try writeFolderAtomically(outdir) { staging in
+        let run = try ScGPTTasks.pretrain(streaming: source, genes: genes, options: options, objective: chosen,
+                                          blockRows: blockRows, bufferBlocks: bufferBlocks)
+        if run.unknownGenes > 0 { warn("\(run.unknownGenes) genes are not in the vocabulary and were left out") }
+        if run.data.emptyCells > 0 { warn("\(run.data.emptyCells) cell passes were left out: those cells express no vocabulary gene") }
+        try writeTaskOutputs(run.folder, run.result, to: staging, metrics: [
+          "backed": true, "inputs": inputs, "n_cells": source.nRows, "n_genes": genes.count, "unknown_genes": run.unknownGenes,
+          "empty_cell_passes": run.data.emptyCells])
+      }
+    } else {
+      let adata = try AnnData.read(h5ad: inputs[0])
+      try writeFolderAtomically(outdir) { staging in
+        let model = try ScGPTTasks.pretrain(adata, options: options, objective: chosen)
+        if model.unknownGenes > 0 { warn("\(model.unknownGenes) genes are not in the vocabulary and were left out") }
+        try writeTaskOutputs(model, to: staging, metrics: ["backed": false])
+      }
     }
     print("wrote \(outdir.path)")
   }

@@ -47,4 +47,55 @@ final class ScGPTCommandTests: CLITestCase {
     }
     XCTAssertEqual(embedding.shape, [700, 32])
   }
+
+  /// Streamed generative pretraining on a two-file collection: stopped at a step, resumed from
+  /// its checkpoint, it ends where the uninterrupted run ends; the folder embeds.
+  func testBackedPretrainingStopsResumesExactlyAndEmbeds() throws {
+    // 1,400 cells, 1,260 in training: 20 minibatches of 64 per epoch, 40 steps.
+    let common = ["--backed", "--objective", "generative", "--schedule", "cosine", "--warmup", "0.1", "--epochs", "2",
+                  "--batch-size", "64", "--d-model", "16", "--nheads", "2", "--d-hid", "16", "--nlayers", "1",
+                  "--max-length", "64", "--lr", "1e-3", "--second-pass-after", "10", "--block-rows", "50", "--buffer-blocks", "4"]
+    func path(_ name: String) -> String { scratch.appendingPathComponent(name).path }
+    let whole = try singlecell(["scgpt", "pretrain", counts, counts, "-o", path("whole")] + common)
+    XCTAssertEqual(whole.status, 0, whole.stderr)
+    let stopped = try singlecell(["scgpt", "pretrain", counts, counts, "-o", path("first"), "--max-steps", "27",
+                                  "--checkpoint", path("run.safetensors"), "--checkpoint-every", "5"] + common)
+    XCTAssertEqual(stopped.status, 0, stopped.stderr)
+    let first = try json(path("first") + "/metrics.json")
+    XCTAssertEqual(first["stop_reason"] as? String, "max_steps")
+    XCTAssertEqual(first["steps"] as? Int, 27)
+    XCTAssertEqual(first["n_train"] as? Int, 1260)
+    let tokens = try XCTUnwrap(first["tokens"] as? Int)
+    XCTAssertLessThanOrEqual(tokens, 27 * 64 * 64, "at most --max-length tokens per cell")
+    XCTAssertGreaterThan(tokens, 27 * 64 * 32, "most of these cells express more than 64 genes")
+    XCTAssertGreaterThan(try XCTUnwrap(first["tokens_per_second"] as? Double), 0)
+
+    let resumed = try singlecell(["scgpt", "pretrain", counts, counts, "-o", path("resumed"), "--resume", path("run.safetensors")] + common)
+    XCTAssertEqual(resumed.status, 0, resumed.stderr)
+    func history(_ folder: String) throws -> [[Double]] {
+      try String(contentsOfFile: path(folder) + "/history.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+        .map { $0.split(separator: ",").map { Double($0)! } }
+    }
+    let expected = try history("whole"), got = try history("resumed")
+    XCTAssertEqual(expected.count, 2)
+    XCTAssertEqual(got.count, 2)
+    for (a, b) in zip(expected.joined(), got.joined()) { XCTAssertEqual(a, b, accuracy: abs(a) * 1e-6) }
+    XCTAssertEqual(try json(path("resumed") + "/metrics.json")["steps"] as? Int, 40)
+
+    let out = path("embedded.h5ad")
+    let embedded = try singlecell(["scgpt", "embed", path("resumed"), counts, "-o", out])
+    XCTAssertEqual(embedded.status, 0, embedded.stderr)
+    guard case .dense(let embedding) = try XCTUnwrap(try AnnData.read(h5ad: out).obsm["X_scGPT"]) else {
+      return XCTFail("X_scGPT is not a dense array")
+    }
+    XCTAssertEqual(embedding.shape, [700, 16])
+
+    let otherSeed = try singlecell(["scgpt", "pretrain", counts, counts, "-o", path("other"), "--resume", path("run.safetensors"),
+                                    "--seed", "7"] + common)
+    XCTAssertNotEqual(otherSeed.status, 0)
+    XCTAssertTrue(otherSeed.stderr.contains("seed"), otherSeed.stderr)
+    let noPath = try singlecell(["scgpt", "pretrain", counts, "-o", path("x"), "--checkpoint-every", "5"])
+    XCTAssertNotEqual(noPath.status, 0)
+    XCTAssertTrue(noPath.stderr.contains("--checkpoint PATH"), noPath.stderr)
+  }
 }

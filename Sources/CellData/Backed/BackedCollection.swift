@@ -57,7 +57,8 @@ public final class BackedCollection: RowBlockSource, @unchecked Sendable {
     columnMaps = maps
     missingGenes = missing
     let names = files.map { ($0.path as NSString).lastPathComponent }
-    let labels = Set(names).count == names.count ? names : files.map(\.path)
+    var labels = Set(names).count == names.count ? names : files.map(\.path)
+    if Set(labels).count != labels.count { labels = labels.enumerated().map { "\($1) (\($0 + 1))" } }  // a file given twice
     let parts = try files.map { file in try AnnData(X: nil, obs: file.obs, var: DataFrame(index: genes)) }
     metadata = try AnnData.concatenate(parts, batchKey: sourceKey, batchCategories: labels)
   }

@@ -14,6 +14,14 @@ public struct ScGPTCellTokens: Sendable {
   /// Tokens per cell, `<cls>` included.
   public var lengths: [Int] { ids.map(\.count) }
 
+  /// Tokens given per cell (`<cls>` first, unpadded).
+  public init(ids: [[Int]], values: [[Float]], padId: Int, padValue: Float) {
+    self.ids = ids
+    self.values = values
+    self.padId = padId
+    self.padValue = padValue
+  }
+
   /// Tokens of every row of `binned` (cells × genes; `geneIds[j]` is column j's vocabulary id).
   /// A cell without a non-zero value is an error naming it (`cellNames`), unless
   /// `includeZeroGenes`.

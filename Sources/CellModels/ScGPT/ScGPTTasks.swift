@@ -131,7 +131,11 @@ public enum ScGPTTasks {
     guard [.pretraining, .generative, .generativeAndMasked].contains(objective) else {
       throw ScGPTError.invalidInput("pretraining objectives are masked, generative and both")
     }
-    return try train(adata, objective: objective, options: options) { config in
+    return try train(adata, objective: objective, options: options, configure: pretrainingConfig(objective))
+  }
+
+  private static func pretrainingConfig(_ objective: ScGPTObjective) -> (inout ScGPTConfig) -> Void {
+    { config in
       config.generative = objective != .pretraining
       config.useBatchLabels = false
       config.batchNormalization = .none
@@ -140,6 +144,68 @@ public enum ScGPTTasks {
       config.explicitZeroProb = false
       config.nCls = 1
     }
+  }
+
+  /// What `pretrain(streaming:)` trained.
+  public struct StreamedPretraining {
+    public var folder: ScGPTModelFolder
+    public var result: ScGPTTrainingResult
+    public var data: ScGPTStreamedCells
+    /// Genes of the data that are not in the vocabulary (ignored).
+    public var unknownGenes: Int
+  }
+
+  /// Pretraining on cells streamed from `source` (backed .h5ad files whose columns are `genes`)
+  /// by row blocks, tokenised per minibatch (`ScGPTStreamedCells`): a new model over the
+  /// vocabulary (`options.vocabulary`, or these genes) or `options.pretrained` trained further.
+  /// No HVG selection; `options.maxLength` (default: every expressed gene) caps each cell.
+  public static func pretrain(streaming source: RowBlockSource, genes: [String], options: ScGPTTaskOptions,
+                              objective: ScGPTObjective = .pretraining, blockRows: Int = 256, bufferBlocks: Int = 32)
+    throws -> StreamedPretraining
+  {
+    guard objective.isPretraining else { throw ScGPTError.invalidInput("pretraining objectives are masked, generative and both") }
+    guard genes.count == source.nCols else { throw ScGPTError.invalidInput("\(genes.count) gene names for \(source.nCols) columns") }
+    let configure = pretrainingConfig(objective)
+    var folder: ScGPTModelFolder
+    if let url = options.pretrained {
+      folder = try ScGPTModelFolder.load(url, skipMismatchedShapes: true, configure: configure)
+    } else {
+      var seen = Set<String>()
+      var vocab = try options.vocabulary.map { try GeneVocab(contentsOf: $0) }
+        ?? GeneVocab(genes: genes.filter { seen.insert($0).inserted }, specials: GeneVocab.specialTokens, specialFirst: true)
+      _ = vocab.appendMissingSpecials()
+      folder = ScGPTModelFolder(network: try ScGPTNetwork(newConfig(vocab: vocab, options: options, configure: configure)), vocab: vocab)
+    }
+    let match = try folder.vocab.match(genes)
+    let geneIds = zip(match.ids, match.known).map { $1 ? $0 : nil }
+    let maxLength = options.maxLength ?? geneIds.compactMap { $0 }.count + 1
+    let data = try ScGPTStreamedCells(
+      source: source, geneIds: geneIds, vocab: folder.vocab, maxLength: maxLength, nBins: options.nBins,
+      padValue: Float(folder.network.config.padValue), batchSize: options.training.batchSize,
+      validationFraction: options.training.validationFraction, seed: options.training.seed, blockRows: blockRows,
+      bufferBlocks: bufferBlocks)
+    try withTorchErrors { folder.network.to(options.device) }
+    let result = try ScGPTFineTuner(network: folder.network, objective: objective, options: options.training).fit(data)
+    folder.args["task"] = objective.rawValue
+    folder.args["genes"] = zip(genes, match.known).filter(\.1).map(\.0)
+    folder.args["n_bins"] = options.nBins
+    folder.args["tie_break"] = "lowest"
+    folder.args["max_length"] = maxLength
+    folder.args["include_zero_gene"] = false
+    return StreamedPretraining(folder: folder, result: result, data: data, unknownGenes: match.unknownCount)
+  }
+
+  /// A new model's config over `vocab` with `options.architecture`.
+  private static func newConfig(vocab: GeneVocab, options: ScGPTTaskOptions, configure: (inout ScGPTConfig) -> Void) -> ScGPTConfig {
+    let a = options.architecture
+    var config = ScGPTConfig(ntoken: vocab.count, dModel: a.dModel, nHead: a.nHead, dHid: a.dHid, nLayers: a.nLayers,
+                             padTokenId: vocab["<pad>"]!)
+    config.nLayersCls = a.nLayersCls
+    config.dropout = a.dropout
+    config.attentionDropout = a.attentionDropout
+    config.padValue = -2
+    configure(&config)
+    return config
   }
 
   private static func train(_ adata: AnnData, objective: ScGPTObjective, options: ScGPTTaskOptions, cellTypes: [Int]? = nil,
@@ -176,15 +242,7 @@ public enum ScGPTTasks {
       folder = pretrained
     } else {
       let vocab = try given ?? GeneVocab(genes: genes, specials: GeneVocab.specialTokens, specialFirst: true)
-      let a = options.architecture
-      var config = ScGPTConfig(ntoken: vocab.count, dModel: a.dModel, nHead: a.nHead, dHid: a.dHid, nLayers: a.nLayers,
-                               padTokenId: vocab["<pad>"]!)
-      config.nLayersCls = a.nLayersCls
-      config.dropout = a.dropout
-      config.attentionDropout = a.attentionDropout
-      config.padValue = -2
-      configure(&config)
-      folder = ScGPTModelFolder(network: try ScGPTNetwork(config), vocab: vocab)
+      folder = ScGPTModelFolder(network: try ScGPTNetwork(newConfig(vocab: vocab, options: options, configure: configure)), vocab: vocab)
     }
     let geneIds = try folder.vocab.match(genes).ids
     let maxLength = options.maxLength ?? genes.count + 1
