@@ -60,9 +60,13 @@ public enum Functional {
     }
   }
 
+  /// Zeroes each element with probability p and scales the rest by 1 / (1 − p): torch's masks
+  /// for the same seed, or with `Runtime.dropoutMasks = .fast` on CPU float32 our own
+  /// generator's (`DropoutRandom`).
   public static func dropout(_ x: Tensor, p: Double, training: Bool) -> Tensor {
     guard training, p > 0 else { return x }
-    return x.withHandle { wrap(ct_dropout($0, p, 1)) }
+    guard p < 1, DropoutRandom.applies(x) else { return x.withHandle { wrap(ct_dropout($0, p, 1)) } }
+    return x * DropoutRandom.mask(x.shape, keep: 1 - p)
   }
 
   public static func softmax(_ x: Tensor, dim: Int) -> Tensor { x.withHandle { wrap(ct_softmax($0, Int64(dim))) } }
@@ -71,11 +75,18 @@ public enum Functional {
   }
 
   /// softmax(q·kᵀ·scale + mask)·v. A bool mask marks positions that may be attended (true);
-  /// a float mask is added to the scores. `scale` defaults to 1/√E.
+  /// a float mask is added to the scores. `scale` defaults to 1/√E. With dropout and
+  /// `Runtime.dropoutMasks = .fast` the steps are written out (libtorch's own fallback on CPU,
+  /// with the fast masks).
   public static func scaledDotProductAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, mask: Tensor? = nil,
                                                dropout: Double = 0, isCausal: Bool = false,
                                                scale: Double? = nil) -> Tensor {
-    withExtendedLifetime((q, k, v, mask)) {
+    if dropout > 0, !isCausal, DropoutRandom.applies(q) {
+      var scores = q.matmul(k.transpose(-2, -1)) * (scale ?? 1 / Double(q.size(-1)).squareRoot())
+      if let mask { scores = mask.dtype == .bool ? scores.maskedFill(mask.logicalNot(), -.infinity) : scores + mask }
+      return Functional.dropout(scores.softmax(dim: -1), p: dropout, training: true).matmul(v)
+    }
+    return withExtendedLifetime((q, k, v, mask)) {
       wrap(ct_scaled_dot_product_attention(q.handle, k.handle, v.handle, mask?.handle, dropout, isCausal ? 1 : 0,
                                            scale ?? 0))
     }

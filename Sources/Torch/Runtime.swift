@@ -16,8 +16,21 @@ public enum Runtime {
     set { sck_set_avx2_enabled(newValue ? 1 : 0) }
   }
 
-  /// Seeds libtorch's generators (CPU and, when loaded, CUDA).
-  public static func seed(_ seed: UInt64) { ct_manual_seed(seed) }
+  /// Where dropout masks come from on CPU. `.libtorch` (default): torch's own, so the same seed
+  /// gives PyTorch's masks. `.fast`: swift-singlecell's generator (xoshiro256**, seeded by
+  /// `seed`), several times faster where libtorch's CPU bernoulli is a serial per-element loop
+  /// (every non-Intel CPU); the masks differ from PyTorch's, their distribution does not.
+  public enum DropoutMasks: Sendable { case libtorch, fast }
+  public static var dropoutMasks: DropoutMasks {
+    get { DropoutRandom.fast ? .fast : .libtorch }
+    set { DropoutRandom.fast = newValue == .fast }
+  }
+
+  /// Seeds libtorch's generators (CPU and, when loaded, CUDA) and our dropout masks' generator.
+  public static func seed(_ seed: UInt64) {
+    ct_manual_seed(seed)
+    DropoutRandom.seed(seed)
+  }
 
   /// libtorch's own log messages at this level and above reach stderr (TORCH_CPP_LOG_LEVEL
   /// sets it at start; libtorch's default is warning).

@@ -82,6 +82,9 @@ public final class ScGPTFineTuner {
   @discardableResult
   public func fit(_ data: ScGPTTrainingData) throws -> ScGPTTrainingResult {
     guard data.trainingCount > 0 else { throw ScGPTError.invalidInput("no cells left to train on") }
+    let masks = Runtime.dropoutMasks
+    if options.fastDropoutMasks { Runtime.dropoutMasks = .fast }
+    defer { Runtime.dropoutMasks = masks }
     let parameters = network.parameters
     let optimizer = Adam(parameters, learningRate: options.learningRate, eps: 1e-8)
     let stepsPerEpoch = data.stepsPerEpoch

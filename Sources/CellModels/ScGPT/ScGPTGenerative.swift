@@ -85,16 +85,22 @@ extension ScGPTNetwork {
     func heads(_ x: Tensor, _ part: Int) -> Tensor {
       x.narrow(dim: 2, start: part * d, length: d).reshape([b, x.size(1), h, dh]).transpose(1, 2)  // [B, h, L, dh]
     }
+    // The keys of a generated gene are the known genes and itself: its scores are those against
+    // the known genes [B, h, G, P] and one against itself [B, h, G, 1] (the diagonal of the
+    // generated block, whose other entries are masked), so the G × G block is never formed.
     func attend(_ pcptIn: Tensor, _ genIn: Tensor) -> Tensor {
       let pq = project(pcptIn), gq = project(genIn)
-      let q = heads(gq, 0)
-      let k = Tensor.cat([heads(pq, 1), heads(gq, 1)], dim: 2), v = Tensor.cat([heads(pq, 2), heads(gq, 2)], dim: 2)
-      let notSelf = Tensor(bools: (0..<(g * g)).map { $0 / g != $0 % g }, shape: [g, g]).to(gen.device)  // true off the diagonal
-      let genBlock = notSelf.unsqueeze(dim: 0).logicalOr(genPadding.unsqueeze(dim: 1))  // [B, G, G]
-      let blocked = Tensor.cat([pcptPadding.unsqueeze(dim: 1).expand([b, g, p]), genBlock], dim: 2).unsqueeze(dim: 1)
-      let scores = q.matmul(k.transpose(2, 3)) / Double(dh).squareRoot()
-      let weights = Functional.dropout(scores.maskedFill(blocked, -.infinity).softmax(dim: -1), p: attention.dropout, training: attention.isTraining)
-      return weights.matmul(v).transpose(1, 2).reshape([b, g, d])
+      let scale = 1 / Double(dh).squareRoot()
+      let q = heads(gq, 0), kg = heads(gq, 1), vg = heads(gq, 2)
+      let known = q.matmul(heads(pq, 1).transpose(2, 3)) * scale
+      let own = (q * kg).sum(dim: -1, keepDim: true) * scale
+      // A padded known gene is never a key; a padded generated gene does not see itself (as the
+      // reference's mask; its output is never used).
+      let scores = Tensor.cat([known.maskedFill(pcptPadding.reshape([b, 1, 1, p]), -.infinity),
+                               own.maskedFill(genPadding.reshape([b, 1, g, 1]), -.infinity)], dim: 3)
+      let weights = Functional.dropout(scores.softmax(dim: -1), p: attention.dropout, training: attention.isTraining)
+      let context = weights.narrow(dim: 3, start: 0, length: p).matmul(heads(pq, 2)) + weights.narrow(dim: 3, start: p, length: 1) * vg
+      return context.transpose(1, 2).reshape([b, g, d])
     }
     func feedForward(_ x: Tensor) -> Tensor {
       let hidden = layer.linear1(x)

@@ -1,0 +1,35 @@
+import CKernels
+import Foundation
+
+/// The generator of CPU dropout masks under `Runtime.dropoutMasks = .fast` (xoshiro256**, in
+/// CKernels), one per process like libtorch's default generator, seeded with it by `Runtime.seed`.
+enum DropoutRandom {
+  private static let lock = NSLock()
+  nonisolated(unsafe) static var fast = false
+
+  /// Whether `x`'s dropout uses these masks.
+  static func applies(_ x: Tensor) -> Bool { fast && x.device == .cpu && x.dtype == .float32 }
+
+  nonisolated(unsafe) private static var state: [UInt64] = {
+    var s = [UInt64](repeating: 0, count: 4)
+    sck_random_seed(&s, 67_280_421_310_721)  // libtorch's default seed
+    return s
+  }()
+
+  static func seed(_ seed: UInt64) {
+    lock.lock()
+    defer { lock.unlock() }
+    sck_random_seed(&state, seed)
+  }
+
+  /// A float32 CPU tensor of `shape`: 1 / keep with probability `keep`, else 0.
+  static func mask(_ shape: [Int], keep: Double) -> Tensor {
+    let threshold = UInt32(min((keep * 4_294_967_296).rounded(.down), 4_294_967_295))
+    let scale = Float(1 / keep)
+    return Tensor.filled(shape, Float.self) { out in
+      lock.lock()
+      defer { lock.unlock() }
+      sck_dropout_mask(&state, out.baseAddress, Int64(out.count), threshold, scale)
+    }
+  }
+}
