@@ -186,16 +186,15 @@ public final class ScGPTFineTuner {
 
   private struct StopAtMaxSteps: Error {}
 
-  private func checkpointInfo(stepsPerEpoch: Int) -> [String: String] {
-    ["model": "scgpt", "objective": objective.rawValue, "seed": String(options.seed), "batch_size": String(options.batchSize),
-     "steps_per_epoch": String(stepsPerEpoch)]
+  /// Settings a resumed run must share with the checkpoint's.
+  private var checkpointInfo: [String: String] {
+    ["model": "scgpt", "objective": objective.rawValue, "seed": String(options.seed), "batch_size": String(options.batchSize)]
   }
 
   /// A checkpoint of `run` (the history holds the completed epochs; the running
   /// epoch's step count and sums go in the info, the best epoch's weights in `extra`).
   private func checkpoint(_ run: RunState, history: TrainingHistory, optimizer: Adam) throws -> TrainingCheckpoint {
-    var info = checkpointInfo(stepsPerEpoch: 0)
-    info["steps_per_epoch"] = nil
+    var info = checkpointInfo
     info["epoch_step"] = String(run.epochStep)
     info["epoch_sums"] = String(decoding: try JSONEncoder().encode(run.sums), as: UTF8.self)
     if let best = run.best {
@@ -208,7 +207,7 @@ public final class ScGPTFineTuner {
 
   private func resume(_ url: URL, optimizer: Adam, stepsPerEpoch: Int) throws -> (TrainingHistory, RunState) {
     let saved = try TrainingCheckpoint.read(url)
-    for (key, value) in checkpointInfo(stepsPerEpoch: stepsPerEpoch) where key != "steps_per_epoch" && saved.info[key] != value {
+    for (key, value) in checkpointInfo where saved.info[key] != value {
       throw ScGPTError.invalidInput("\(url.path) was trained with \(key) \(saved.info[key] ?? "(none)"), this run has \(value): resume with the same settings and data")
     }
     guard let epochStep = saved.info["epoch_step"].flatMap(Int.init), let sumsJSON = saved.info["epoch_sums"],
