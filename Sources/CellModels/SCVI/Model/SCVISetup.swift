@@ -56,7 +56,12 @@ public struct SCVISetup: Codable, Sendable, Equatable {
     guard adata.obs[key] != nil else {
       throw SCVIModelError.setup("no obs column '\(key)' for the \(what) (obs columns: \(adata.obs.columnNames.joined(separator: ", ")))")
     }
-    let lookup = Dictionary(uniqueKeysWithValues: categories.enumerated().map { ($1, $0) })
+    var lookup: [String: Int] = [:]
+    for (code, category) in categories.enumerated() {
+      guard lookup.updateValue(code, forKey: category) == nil else {
+        throw SCVIModelError.setup("the model's \(what) categories name '\(category)' twice")  // a damaged model.json
+      }
+    }
     return try adata.obs.labels(key).enumerated().map { cell, label in
       guard let label, let code = lookup[label] else {
         throw SCVIModelError.setup(
