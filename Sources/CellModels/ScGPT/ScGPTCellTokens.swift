@@ -57,15 +57,20 @@ public struct ScGPTCellTokens: Sendable {
         guard cellIds.count > 1 else {
           throw ScGPTError.invalidInput("cell '\(cellNames?[cell] ?? String(cell))' expresses none of the model's genes: remove it or check the gene names")
         }
-        if cellIds.count > maxLength {
-          let keep = [0] + random.choiceWithoutReplacement(cellIds.count - 1, size: maxLength - 1).map { $0 + 1 }
-          cellIds = keep.map { cellIds[$0] }
-          cellValues = keep.map { cellValues[$0] }
-        }
+        Self.sample(&cellIds, &cellValues, maxLength: maxLength, random: &random)
         ids.append(cellIds)
         values.append(cellValues)
       }
     }
+  }
+
+  /// A cell longer than `maxLength` keeps `<cls>` (position 0) and a random `maxLength − 1` of
+  /// its other tokens, as the reference's `tokenize_and_pad_batch`.
+  static func sample(_ ids: inout [Int], _ values: inout [Float], maxLength: Int, random: inout ScGPTRandom) {
+    guard ids.count > maxLength else { return }
+    let keep = [0] + random.choiceWithoutReplacement(ids.count - 1, size: maxLength - 1).map { $0 + 1 }
+    ids = keep.map { ids[$0] }
+    values = keep.map { values[$0] }
   }
 
   /// Cells `rows` padded on the right to the longest among them. (The reference pads every

@@ -55,12 +55,7 @@ extension ScGPTTasks {
     let tokenModalities = GeneVocab.specialTokens.map { position[$0]! } + Array(repeating: position["RNA"]!, count: nGenes)
       + Array(repeating: position[modality]!, count: nFeatures)
 
-    let a = options.architecture
-    var config = ScGPTConfig(ntoken: vocab.count, dModel: a.dModel, nHead: a.nHead, dHid: a.dHid, nLayers: a.nLayers,
-                             padTokenId: vocab["<pad>"]!)
-    config.nLayersCls = a.nLayersCls
-    config.dropout = a.dropout
-    config.attentionDropout = a.attentionDropout
+    var config = options.architecture.config(vocab: vocab)
     config.padValue = -2
     config.useBatchLabels = true
     config.numBatchLabels = batchNames.count

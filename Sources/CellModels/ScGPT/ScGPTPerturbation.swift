@@ -99,12 +99,7 @@ public enum ScGPTPerturbation {
       }
     } else {
       let vocab = try GeneVocab(tokens: data.genes.uniqued() + GeneVocab.specialTokens.filter { !data.genes.contains($0) })
-      let a = options.architecture
-      var config = ScGPTConfig(ntoken: vocab.count, dModel: a.dModel, nHead: a.nHead, dHid: a.dHid, nLayers: a.nLayers,
-                               padTokenId: vocab["<pad>"]!)
-      config.nLayersCls = a.nLayersCls
-      config.dropout = a.dropout
-      config.attentionDropout = a.attentionDropout
+      var config = options.architecture.config(vocab: vocab)
       config.perturbationPadId = 2
       folder = ScGPTModelFolder(network: try ScGPTNetwork(config), vocab: vocab)
     }

@@ -100,11 +100,7 @@ public final class ScGPTStreamedCells: ScGPTTrainingData {
       }
       let bins = binning.bin(counts, random: &random).bins
       var cellIds = [clsId] + columns, cellValues = [Float(0)] + bins.map(Float.init)
-      if cellIds.count > maxLength {
-        let keep = [0] + random.choiceWithoutReplacement(cellIds.count - 1, size: maxLength - 1).map { $0 + 1 }
-        cellIds = keep.map { cellIds[$0] }
-        cellValues = keep.map { cellValues[$0] }
-      }
+      ScGPTCellTokens.sample(&cellIds, &cellValues, maxLength: maxLength, random: &random)
       ids.append(cellIds)
       values.append(cellValues)
     }

@@ -17,6 +17,16 @@ public struct ScGPTArchitecture: Sendable {
   public var attentionDropout: Double? = 0
 
   public init() {}
+
+  /// A new model's config of this size over `vocab` (its `<pad>` is the padding token).
+  func config(vocab: GeneVocab) -> ScGPTConfig {
+    var config = ScGPTConfig(ntoken: vocab.count, dModel: dModel, nHead: nHead, dHid: dHid, nLayers: nLayers,
+                             padTokenId: vocab["<pad>"]!)
+    config.nLayersCls = nLayersCls
+    config.dropout = dropout
+    config.attentionDropout = attentionDropout
+    return config
+  }
 }
 
 /// Settings shared by the fine-tuning tasks.
@@ -195,14 +205,9 @@ public enum ScGPTTasks {
     return StreamedPretraining(folder: folder, result: result, data: data, unknownGenes: match.unknownCount)
   }
 
-  /// A new model's config over `vocab` with `options.architecture`.
+  /// A new model's config over `vocab` with `options.architecture` (pad value −2).
   private static func newConfig(vocab: GeneVocab, options: ScGPTTaskOptions, configure: (inout ScGPTConfig) -> Void) -> ScGPTConfig {
-    let a = options.architecture
-    var config = ScGPTConfig(ntoken: vocab.count, dModel: a.dModel, nHead: a.nHead, dHid: a.dHid, nLayers: a.nLayers,
-                             padTokenId: vocab["<pad>"]!)
-    config.nLayersCls = a.nLayersCls
-    config.dropout = a.dropout
-    config.attentionDropout = a.attentionDropout
+    var config = options.architecture.config(vocab: vocab)
     config.padValue = -2
     configure(&config)
     return config
