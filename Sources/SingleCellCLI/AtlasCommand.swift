@@ -17,10 +17,21 @@ enum AtlasKind: FolderModelKind {
   static let latentKey = ScAtlasVAE.latentKey
 
   static func open(_ dir: URL, device: Device) throws -> ScAtlasVAE {
+    try openWithReference(dir, device: device, requireBatches: false).model
+  }
+
+  /// The model and its reference cells (adata.h5ad; for a model trained with --backed, its
+  /// counts are read again from the files it streamed from).
+  static func openWithReference(_ dir: URL, device: Device, requireBatches: Bool) throws -> (reference: AnnData, model: ScAtlasVAE) {
     let reference = try AnnData.read(h5ad: dir.appendingPathComponent("adata.h5ad").path)
-    let model = try ScAtlasVAE.load(from: dir, adata: reference, requireBatches: false)
+    let model: ScAtlasVAE
+    if reference.X == nil, let streamed = try BackedInputs.reopen(reference) {
+      model = try ScAtlasVAE.load(from: dir, streaming: streamed.source, metadata: reference, requireBatches: requireBatches)
+    } else {
+      model = try ScAtlasVAE.load(from: dir, adata: reference, requireBatches: requireBatches)
+    }
     try model.to(device)
-    return model
+    return (reference, model)
   }
 
   static func genes(_ model: ScAtlasVAE) -> [String] { model.setup.geneNames }
@@ -41,12 +52,16 @@ struct AtlasTrain: ParsableCommand {
       history.csv, metrics.json, umap_<key>.png per batch and label key and report.html. The first \
       --batch-key is the main batch; more are the reference's additional batch keys. Cells whose label \
       is --unlabeled (or missing) train without a label loss. Defaults are the reference's (lr 5e-5, \
-      batch 128, 20 % validation, KL warm-up 400 epochs, labels in the last 10 epochs). A failed run \
-      leaves OUTDIR as it was.
+      batch 128, 20 % validation, KL warm-up 400 epochs, labels in the last 10 epochs). With --backed \
+      the counts stream from disk by row blocks (several inputs train as one collection, genes aligned \
+      by name to the first file's); adata.h5ad then keeps obs, var, the latent and the predictions, \
+      not the counts, and no UMAP is computed (run `singlecell umap` on it). A failed run leaves \
+      OUTDIR as it was.
       """)
 
   @OptionGroup var global: GlobalOptions
-  @Argument(help: "Reference .h5ad with raw counts in X or in --layer.") var input: String
+  @Argument(help: "Reference .h5ad with raw counts in X or in --layer (with --backed, several files train as one collection).")
+  var inputs: [String]
   @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String
   @Option(help: "Layer holding the counts (default X).") var layer: String?
   @Option(help: "obs column of batches (repeat for additional batch keys).") var batchKey: [String] = []
@@ -69,10 +84,21 @@ struct AtlasTrain: ParsableCommand {
   @Option(help: "Train the label heads in the last N epochs.") var predLastNEpochs = 10
   @Flag(help: "Reduce the learning rate when the validation loss plateaus.") var lrSchedule = false
   @Flag(help: "No progress line.") var quiet = false
+  @Flag(help: "Stream the counts from disk by row blocks instead of reading the file into memory (docs/scale.md).")
+  var backed = false
+  @Option(help: "--backed: contiguous rows per block read.") var blockRows = 256
+  @Option(help: "--backed: blocks shuffled together in one buffer.") var bufferBlocks = 32
+
+  func validate() throws {
+    if inputs.isEmpty { throw ValidationError("give an input .h5ad") }
+    if inputs.count > 1 && !backed { throw ValidationError("several inputs are read as one collection only with --backed") }
+    if blockRows < 1 || bufferBlocks < 1 { throw ValidationError("--block-rows and --buffer-blocks must be positive") }
+  }
 
   func run() throws {
     let device = try global.apply()
-    let adata = try AnnData.read(h5ad: input)
+    let opened = backed ? try BackedInputs.open(inputs, layer: layer) : nil
+    let adata = try opened?.metadata ?? AnnData.read(h5ad: inputs[0])
     var architecture = ScAtlasVAEConfig(nInput: adata.nVars, hiddenStacks: hidden, nLatent: nLatent)
     architecture.reconstruction = try parseChoice(likelihood, "--likelihood")
     architecture.dispersion = try parseChoice(dispersion, "--dispersion")
@@ -81,8 +107,15 @@ struct AtlasTrain: ParsableCommand {
     architecture.mmdKey = try mmdKey.map { try parseChoice($0, "--mmd-key") }
     architecture.totalVariational = totalVariational
     architecture.encodeLibsize = encodeLibsize
-    let setup = try ScAtlasVAESetup(adata, layer: layer, batchKeys: batchKey, labelKeys: labelKey, unlabeled: unlabeled)
-    let model = try ScAtlasVAE(adata, setup: setup, architecture: architecture)
+    let setup: ScAtlasVAESetup
+    let model: ScAtlasVAE
+    if let opened {
+      setup = try ScAtlasVAESetup(metadata: adata, layer: layer, batchKeys: batchKey, labelKeys: labelKey, unlabeled: unlabeled)
+      model = try ScAtlasVAE(streaming: opened.source, metadata: adata, setup: setup, architecture: architecture)
+    } else {
+      setup = try ScAtlasVAESetup(adata, layer: layer, batchKeys: batchKey, labelKeys: labelKey, unlabeled: unlabeled)
+      model = try ScAtlasVAE(adata, setup: setup, architecture: architecture)
+    }
     try model.to(device)
     var options = ScAtlasVAE.TrainingOptions(maxEpochs: maxEpochs, learningRate: lr, batchSize: batchSize, seed: global.seed,
                                              progress: !quiet)
@@ -90,6 +123,7 @@ struct AtlasTrain: ParsableCommand {
     options.klWarmupEpochs = klWarmupEpochs > 0 ? klWarmupEpochs : nil
     options.predictionLastEpochs = predLastNEpochs
     options.reduceLROnPlateau = lrSchedule
+    options.streaming = StreamingLoader.Options(blockRows: blockRows, bufferBlocks: bufferBlocks)
     let outdir = URL(fileURLWithPath: output)
     try writeFolderAtomically(outdir) { staging in
       options.checkpoint = staging.appendingPathComponent("last-good.safetensors")
@@ -98,13 +132,19 @@ struct AtlasTrain: ParsableCommand {
       var result = adata
       result.obsm[ScAtlasVAE.latentKey] = try model.latent().floatElement()
       if !setup.labelKeys.isEmpty { try addPredictions(try model.predictLabels(), to: &result) }
-      try result.neighbors(useRep: ScAtlasVAE.latentKey, seed: global.seed)
-      try result.umap(seed: global.seed)
+      if !backed {
+        try result.neighbors(useRep: ScAtlasVAE.latentKey, seed: global.seed)
+        try result.umap(seed: global.seed)
+      }
       try result.write(h5ad: staging.appendingPathComponent("adata.h5ad").path)
       try writeAtomically(Data(model.history.csv().utf8), to: staging.appendingPathComponent("history.csv"))
-      try writeJSON(trainingMetrics(model, adata: result), to: staging.appendingPathComponent("metrics.json"))
-      for key in setup.batchKeys + setup.labelKeys + setup.labelKeys.map({ "predicted_\($0)" }) {
-        try EmbeddingPlot(adata: result, basis: "umap", color: key).write(to: staging.appendingPathComponent("umap_\(safeName(key)).png"))
+      var metrics = try trainingMetrics(model, adata: result)
+      metrics["backed"] = backed
+      try writeJSON(metrics, to: staging.appendingPathComponent("metrics.json"))
+      if !backed {
+        for key in setup.batchKeys + setup.labelKeys + setup.labelKeys.map({ "predicted_\($0)" }) {
+          try EmbeddingPlot(adata: result, basis: "umap", color: key).write(to: staging.appendingPathComponent("umap_\(safeName(key)).png"))
+        }
       }
       try RunReport(directory: staging).write()
     }
@@ -163,10 +203,8 @@ struct AtlasMap: ParsableCommand {
 
   func run() throws {
     let device = try global.apply()
-    let dir = URL(fileURLWithPath: modelDir)
-    let reference = try AnnData.read(h5ad: dir.appendingPathComponent("adata.h5ad").path)
-    var model = try ScAtlasVAE.load(from: dir, adata: reference)
-    try model.to(device)
+    var (reference, model) = try AtlasKind.openWithReference(URL(fileURLWithPath: modelDir), device: device, requireBatches: true)
+    let referenceModel = model
     var (_, aligned, missing) = try AtlasKind.alignedData(model, query)
     let outdir = URL(fileURLWithPath: output)
     try writeFolderAtomically(outdir) { staging in
@@ -179,7 +217,7 @@ struct AtlasMap: ParsableCommand {
       }
       let latent = try model.latent(aligned)
       aligned.obsm[ScAtlasVAE.latentKey] = try latent.floatElement()
-      let referenceLatent = try model.latent(reference)
+      let referenceLatent = try model.latent(cellsOf: referenceModel)
       if let umap = reference.obsm["X_umap"] {
         let coordinates = try umapRows(umap, cells: reference.nObs)
         let placed = try ScAtlasVAE.knnPlacement(reference: referenceLatent, referenceUMAP: coordinates, query: latent, k: k)

@@ -418,23 +418,15 @@ struct ScGPTTrainCommand: ParsableCommand {
     options.device = device
     let outdir = URL(fileURLWithPath: output)
     if backed {
-      let source: RowBlockSource, genes: [String]
-      let element = training.layer.map { "layers/\($0)" } ?? "X"
-      if inputs.count == 1 {
-        let file = try BackedH5AD.open(inputs[0], element: element)
-        genes = try training.geneCol.map { column in
-          guard file.var[column] != nil else { throw ValidationError("no var column '\(column)' in \(inputs[0])") }
-          return try file.var.labels(column).map { $0 ?? "" }
-        } ?? file.varNames
-        source = file
-      } else {
-        if training.geneCol != nil { throw ValidationError("--gene-col with several --backed inputs: the files are aligned by var names") }
-        let collection = try BackedCollection(paths: inputs, element: element)
-        for (file, missing) in zip(collection.files, collection.missingGenes) where missing > 0 {
-          warn("\(missing) of the \(collection.genes.count) genes of \(inputs[0]) are missing from \(file.path) and read as zero")
-        }
-        (source, genes) = (collection, collection.genes)
+      if inputs.count > 1 && training.geneCol != nil {
+        throw ValidationError("--gene-col with several --backed inputs: the files are aligned by var names")
       }
+      let opened = try BackedInputs.open(inputs, layer: training.layer)
+      let source = opened.source
+      let genes = try training.geneCol.map { column in
+        guard opened.metadata.var[column] != nil else { throw ValidationError("no var column '\(column)' in \(inputs[0])") }
+        return try opened.metadata.var.labels(column).map { $0 ?? "" }
+      } ?? opened.metadata.varNames
       try writeFolderAtomically(outdir) { staging in
         let run = try ScGPTTasks.pretrain(streaming: source, genes: genes, options: options, objective: chosen,
                                           blockRows: blockRows, bufferBlocks: bufferBlocks)

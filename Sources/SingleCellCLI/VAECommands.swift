@@ -220,24 +220,11 @@ struct VAETrainArguments: ParsableArguments {
   /// The inputs opened backed (one file, or a collection aligned to the first file's genes), and
   /// a model streaming from them; the AnnData holds obs, var and uns only.
   private func openStreaming(_ kind: SCVIModel.Kind, _ architecture: SCVIModel.Architecture) throws -> (AnnData, SCVIModel) {
-    let element = layer.map { "layers/\($0)" } ?? "X"
-    let source: RowBlockSource
-    var metadata: AnnData
-    if inputs.count == 1 {
-      let file = try BackedH5AD.open(inputs[0], element: element)
-      (source, metadata) = (file, file.metadata)
-    } else {
-      let collection = try BackedCollection(paths: inputs, element: element)
-      for (file, missing) in zip(collection.files, collection.missingGenes) where missing > 0 {
-        warn("\(missing) of the \(collection.genes.count) genes of \(inputs[0]) are missing from \(file.path) and read as zero")
-      }
-      (source, metadata) = (collection, collection.metadata)
-    }
-    let setup = try SCVISetup(metadata: metadata, layer: layer, batchKey: batchKey, labelsKey: labelsKey)
-    let model = try SCVIModel(streaming: source, metadata: metadata, setup: setup, kind: kind, architecture: architecture,
-                              blockRows: blockRows)
-    metadata.uns["streamed_from"] = .array(.string(inputs))
-    return (metadata, model)
+    let backed = try BackedInputs.open(inputs, layer: layer)
+    let setup = try SCVISetup(metadata: backed.metadata, layer: layer, batchKey: batchKey, labelsKey: labelsKey)
+    let model = try SCVIModel(streaming: backed.source, metadata: backed.metadata, setup: setup, kind: kind,
+                              architecture: architecture, blockRows: blockRows)
+    return (backed.metadata, model)
   }
 
   /// The checkpoint to resume from: rank 0 reads it and sends its bytes to every rank, so

@@ -68,6 +68,62 @@ final class BackedCommandTests: CLITestCase {
     XCTAssertTrue(several.stderr.contains("only with --backed"), several.stderr)
   }
 
+  private func latent(_ adata: AnnData) throws -> [Double] {
+    guard case .dense(let array) = try XCTUnwrap(adata.obsm["X_scAtlasVAE"]) else {
+      XCTFail("X_scAtlasVAE is not a dense array")
+      return []
+    }
+    return try XCTUnwrap(array.data.doubles)
+  }
+
+  func testBackedAtlasOnACollectionTrainsPredictsAndMaps() throws {
+    let first = try simulate("first.h5ad", cells: 600, seed: 1, extra: ["--gzip", "4"])
+    let second = try simulate("second.h5ad", cells: 400, seed: 2)
+    let out = scratch.appendingPathComponent("atlas").path
+    let arguments = ["atlas", "train", first, second, "--backed", "--batch-key", "batch", "--batch-key", "source_file",
+                     "--label-key", "bulk_labels", "--hidden", "32", "--n-latent", "4", "--max-epochs", "3",
+                     "--pred-last-n-epochs", "3", "--lr", "3e-3", "--block-rows", "50", "--buffer-blocks", "4",
+                     "--threads", "1", "--quiet"]
+    let train = try singlecell(arguments + ["-o", out])
+    XCTAssertEqual(train.status, 0, train.stderr)
+    let metrics = try json("\(out)/metrics.json")
+    XCTAssertEqual(metrics["backed"] as? Bool, true)
+    XCTAssertEqual(metrics["epochs"] as? Int, 3)
+    XCTAssertEqual(metrics["n_cells"] as? Int, 1_000)
+    XCTAssertNotNil(metrics["accuracy_bulk_labels"] as? Double)
+    let saved = try AnnData.read(h5ad: "\(out)/adata.h5ad")
+    XCTAssertNil(saved.X, "the folder keeps no copy of the counts")
+    let streamedLatent = try latent(saved)
+    XCTAssertEqual(streamedLatent.count, 1_000 * 4)
+    XCTAssertEqual(try saved.obs.labels("predicted_bulk_labels").count, 1_000)
+
+    // The streamed output pass equals the latent of the same cells read into memory.
+    let predicted = scratch.appendingPathComponent("predicted.h5ad").path
+    let predict = try singlecell(["atlas", "predict", out, first, "-o", predicted])
+    XCTAssertEqual(predict.status, 0, predict.stderr)
+    let inMemory = try latent(try AnnData.read(h5ad: predicted))
+    XCTAssertEqual(inMemory.count, 600 * 4)
+    for (a, b) in zip(inMemory, streamedLatent.prefix(600 * 4)) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+
+    // Mapping onto the streamed reference reads its counts again from the files it trained on.
+    let mapped = scratch.appendingPathComponent("mapped").path
+    let map = try singlecell(["atlas", "map", out, second, "-o", mapped, "-k", "10"])
+    XCTAssertEqual(map.status, 0, map.stderr)
+    XCTAssertNotNil(try json("\(mapped)/metrics.json")["accuracy_knn_bulk_labels"] as? Double)
+
+    // The same seed trains the same model.
+    let again = scratch.appendingPathComponent("again").path
+    XCTAssertEqual(try singlecell(arguments + ["-o", again]).status, 0)
+    XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(again)/model.safetensors")),
+                   try Data(contentsOf: URL(fileURLWithPath: "\(out)/model.safetensors")))
+
+    // Once the files it streamed from are gone, the folder says so.
+    try FileManager.default.removeItem(atPath: second)
+    let gone = try singlecell(["atlas", "predict", out, first, "-o", predicted])
+    XCTAssertNotEqual(gone.status, 0)
+    XCTAssertTrue(gone.stderr.contains("trained streaming from") && gone.stderr.contains("second.h5ad"), gone.stderr)
+  }
+
   func testBackedCSCInputIsRefusedAndPreprocessConvertsIt() throws {
     var adata = try AnnData.read(h5ad: counts)
     guard case .sparse(let csr) = adata.X! else { return XCTFail("expected sparse X") }

@@ -62,6 +62,23 @@ extension ScAtlasVAE {
     let (description, module) = try readFolder(dir)
     let cells = try AtlasCells(adata, setup: description.setup, reconstruction: description.config.reconstruction,
                                requireBatches: requireBatches, allowEmptyCells: !requireBatches)
+    return loaded(description, module, cells)
+  }
+
+  /// A saved model on cells that stream from `source` (the backed files a `--backed` run
+  /// trained on), whose obs and var are `metadata`.
+  public static func load(from dir: URL, streaming source: RowBlockSource, metadata: AnnData,
+                          requireBatches: Bool = true) throws -> ScAtlasVAE {
+    let (description, module) = try readFolder(dir)
+    let cells = try AtlasCells(streaming: source, metadata: metadata, setup: description.setup,
+                               reconstruction: description.config.reconstruction, requireBatches: requireBatches,
+                               allowEmptyCells: !requireBatches)
+    return loaded(description, module, cells)
+  }
+
+  private static func loaded(_ description: ScAtlasVAEModelFile, _ module: ScAtlasVAENetwork, _ cells: AtlasCells)
+    -> ScAtlasVAE
+  {
     let model = ScAtlasVAE(setup: description.setup, module: module, cells: cells)
     model.history = description.history
     model.trainSeconds = description.trainSeconds

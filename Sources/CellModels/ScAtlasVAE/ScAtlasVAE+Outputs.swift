@@ -27,8 +27,8 @@ extension ScAtlasVAE {
     module.eval()
     return try withNoGrad {
       var parts: [Tensor] = []
-      for batch in minibatchPositions(Array(0..<data.count), batchSize: batchSize, shuffle: false) {
-        parts.append(try body(data.input(batch).to(device)).to(.cpu))
+      try data.forEachMinibatch(Array(0..<data.count), batchSize: batchSize, shuffle: false) { batch in
+        parts.append(try body(batch.to(device)).to(.cpu))
       }
       guard !parts.isEmpty else { throw SCVIModelError.setup("no cells") }
       return Tensor.cat(parts, dim: 0)
@@ -39,6 +39,15 @@ extension ScAtlasVAE {
   /// Cells come out in the AnnData's order.
   public func latent(_ adata: AnnData? = nil, sample: Bool = false) throws -> Tensor {
     try mapBatches(try embeddingCells(adata)) { module.encode($0.x, sample: sample).z }
+  }
+
+  /// The latent of `other`'s registered cells under this model's encoder (a query-mapped
+  /// model's view of the reference it was mapped from; streamed cells stream).
+  public func latent(cellsOf other: ScAtlasVAE) throws -> Tensor {
+    guard other.setup.geneNames == setup.geneNames else {
+      throw SCVIModelError.genesMismatch("the two models have different genes")
+    }
+    return try mapBatches(other.cells) { module.encode($0.x, sample: false).z }
   }
 
   /// Label probabilities and argmax names per label key, from q_mu (deterministic; the

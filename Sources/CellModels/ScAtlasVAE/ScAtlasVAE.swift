@@ -55,6 +55,22 @@ public final class ScAtlasVAE {
     module = try ScAtlasVAENetwork(config: config)
   }
 
+  /// A model on cells that stay on disk (`BackedH5AD` or `BackedCollection`), whose obs and var
+  /// are `metadata`; counts stream by row blocks in training and in the outputs on these cells.
+  public init(streaming source: RowBlockSource, metadata: AnnData, setup: ScAtlasVAESetup,
+              architecture: ScAtlasVAEConfig? = nil) throws {
+    let config = setup.config(architecture)
+    guard config.latentConstraint == nil else {
+      throw SCVIModelError.setup("a latent constraint needs the cells in memory (not --backed)")
+    }
+    cells = try AtlasCells(streaming: source, metadata: metadata, setup: setup, reconstruction: config.reconstruction)
+    self.setup = setup
+    module = try ScAtlasVAENetwork(config: config)
+  }
+
+  /// Whether the registered cells stream from disk.
+  public var isStreaming: Bool { cells.isStreaming }
+
   init(setup: ScAtlasVAESetup, module: ScAtlasVAENetwork, cells: AtlasCells) {
     self.setup = setup
     self.module = module
@@ -88,6 +104,8 @@ public final class ScAtlasVAE {
     public var seed: UInt64 = 0
     public var progress = false
     public var checkpoint: URL?
+    /// Block and buffer sizes when the cells stream from disk (the seed is `seed`).
+    public var streaming = StreamingLoader.Options()
 
     public init(maxEpochs: Int? = nil, learningRate: Double = 5e-5, batchSize: Int = 128, seed: UInt64 = 0,
                 progress: Bool = false) {
@@ -132,6 +150,8 @@ public final class ScAtlasVAE {
     }
     let trainer = try Trainer(options: .init(maxEpochs: maxEpochs, schedule: schedule, checkpoint: options.checkpoint,
                                              progress: options.progress, label: "atlas"))
+    var streaming = options.streaming
+    streaming.seed = options.seed
     let warmup = KLWarmup(epochs: options.klWarmupEpochs.map { Swift.min($0, maxEpochs) }, maxWeight: options.klWeight)
     defer { module.eval() }
     try trainer.fit(module) { epoch in
@@ -140,15 +160,16 @@ public final class ScAtlasVAE {
       module.train()
       if frozenEncoder { for block in module.encoderBlocks { block.eval() } }
       var totals = AtlasEpochTotals()
-      for batch in minibatchPositions(split.train, batchSize: options.batchSize, shuffle: true) {
-        let input = cells.input(batch).to(device)
+      try cells.forEachMinibatch(split.train, batchSize: options.batchSize, shuffle: true, epoch: epoch,
+                                 streaming: streaming) { batch in
+        let input = batch.to(device), n = input.x.size(0)
         let terms = try module.losses(input, sample: true, classWeights: weights, computeMMD: options.mmdWeight > 0).losses
-        let loss = objective(terms, options: options, klWeight: klWeight, withLabels: withLabels, cells: batch.count)
+        let loss = objective(terms, options: options, klWeight: klWeight, withLabels: withLabels, cells: n)
         optimizer.zeroGrad()
         loss.backward()
         optimizer.step()
         restoreKeptValues()
-        totals.add(terms, loss: loss, cells: batch.count)
+        totals.add(terms, loss: loss, cells: n)
       }
       var metrics = totals.metrics(suffix: "train")
       metrics["kl_weight"] = klWeight
@@ -156,11 +177,13 @@ public final class ScAtlasVAE {
         module.eval()
         var validation = AtlasEpochTotals()
         try withNoGrad {
-          for batch in minibatchPositions(split.validation, batchSize: options.batchSize, shuffle: false) {
-            let terms = try module.losses(cells.input(batch).to(device), sample: true, classWeights: weights,
+          try cells.forEachMinibatch(split.validation, batchSize: options.batchSize, shuffle: false,
+                                     streaming: streaming) { batch in
+            let n = batch.x.size(0)
+            let terms = try module.losses(batch.to(device), sample: true, classWeights: weights,
                                           computeMMD: options.mmdWeight > 0).losses
             validation.add(terms, loss: objective(terms, options: options, klWeight: klWeight, withLabels: withLabels,
-                                                  cells: batch.count), cells: batch.count)
+                                                  cells: n), cells: n)
           }
         }
         metrics.merge(validation.metrics(suffix: "validation")) { $1 }

@@ -29,6 +29,14 @@ public struct ScAtlasVAESetup: Codable, Sendable, Equatable {
       throw SCVIModelError.setup("no layer '\(layer)' (layers: \(adata.layers.keys.sorted().joined(separator: ", ")))")
     }
     if layer == nil, adata.X == nil { throw SCVIModelError.setup("the AnnData has no X; name a layer of counts") }
+    try self.init(metadata: adata, layer: layer, batchKeys: batchKeys, labelKeys: labelKeys, unlabeled: unlabeled,
+                  latentTargetKey: latentTargetKey)
+  }
+
+  /// The setup of cells whose counts are read elsewhere (a backed file): `metadata` holds obs
+  /// and var (and obsm for a latent target); `layer` is recorded (nil: X).
+  public init(metadata adata: AnnData, layer: String? = nil, batchKeys: [String] = [], labelKeys: [String] = [],
+              unlabeled: String = "undefined", latentTargetKey: String? = nil) throws {
     if let duplicate = Self.firstDuplicate(batchKeys + labelKeys) {
       throw SCVIModelError.setup("obs column '\(duplicate)' is named twice among the batch and label keys")
     }
@@ -107,9 +115,17 @@ public struct ScAtlasVAESetup: Codable, Sendable, Equatable {
   }
 }
 
+/// Where the counts of registered cells are: in memory, or on disk, read by row blocks and
+/// checked block by block as they are read (`--backed`).
+enum AtlasCounts {
+  case memory(CountMatrix)
+  case streamed(RowBlockSource, check: StreamingLoader.BlockCheck)
+}
+
 /// The registered cells of an AnnData for scAtlasVAE: counts and covariate codes, validated once.
 struct AtlasCells {
-  let counts: CountMatrix
+  let counts: AtlasCounts
+  let count: Int
   let batchCodes: [Int]?
   let additionalBatchCodes: [[Int]]
   /// Per label key; −1 for unlabelled cells and for labels the setup does not know.
@@ -118,14 +134,11 @@ struct AtlasCells {
   let obsNames: [String]
 
   /// - Parameters:
-  ///   - requireKnownBatches: refuse batches the setup does not know (training, loading);
+  ///   - requireBatches: refuse batches the setup does not know (training, loading);
   ///     query mapping passes false and registers no batch codes.
   init(_ adata: AnnData, setup: ScAtlasVAESetup, reconstruction: AtlasReconstruction, requireBatches: Bool = true,
        allowEmptyCells: Bool = false) throws {
-    guard adata.varNames == setup.geneNames else {
-      throw SCVIModelError.genesMismatch(
-        "the data's \(adata.nVars) genes are not the model's \(setup.geneNames.count) genes in the model's order (align the query first: ScAtlasVAE.alignGenes)")
-    }
+    try Self.checkGenes(adata, setup)
     let counts = try CountMatrix(adata, layer: setup.layer)
     let source = setup.layer.map { "layer '\($0)'" } ?? "X"
     let integers = reconstruction == .zinb || reconstruction == .nb
@@ -138,7 +151,29 @@ struct AtlasCells {
       throw SCVIModelError.invalidCounts(
         "cell '\(adata.obsNames[empty])' has no counts in \(source) (\(counts.rowSums().filter { $0 <= 0 }.count) such cells); remove empty cells first (preprocess --min-counts 1)")
     }
+    try self.init(covariatesOf: adata, counts: .memory(counts), setup: setup, requireBatches: requireBatches)
+  }
+
+  /// Cells whose counts stream from `source` (a backed .h5ad or a collection); `metadata` holds
+  /// their obs and var. Counts are checked as each block is read: a bad count or, unless
+  /// `allowEmptyCells`, an empty cell stops the pass with the cell and gene named.
+  init(streaming source: RowBlockSource, metadata: AnnData, setup: ScAtlasVAESetup, reconstruction: AtlasReconstruction,
+       requireBatches: Bool = true, allowEmptyCells: Bool = false) throws {
+    try Self.checkGenes(metadata, setup)
+    guard source.nRows == metadata.nObs, source.nCols == setup.geneNames.count else {
+      throw SCVIModelError.setup(
+        "\(source.sourceDescription) is \(source.nRows) × \(source.nCols), but its obs and var have \(metadata.nObs) and \(setup.geneNames.count) entries")
+    }
+    let check = StreamedCells.countCheck(
+      obsNames: metadata.obsNames, genes: setup.geneNames, integers: reconstruction == .zinb || reconstruction == .nb,
+      requireCounts: !allowEmptyCells, likelihood: reconstruction.rawValue,
+      source: source.sourceDescription + (setup.layer.map { " layer '\($0)'" } ?? " X"))
+    try self.init(covariatesOf: metadata, counts: .streamed(source, check: check), setup: setup, requireBatches: requireBatches)
+  }
+
+  private init(covariatesOf adata: AnnData, counts: AtlasCounts, setup: ScAtlasVAESetup, requireBatches: Bool) throws {
     self.counts = counts
+    count = adata.nObs
     if requireBatches {
       batchCodes = try setup.batchKey.map { try SCVISetup.codes(adata, key: $0, categories: setup.batchCategories, what: "batch") }
       additionalBatchCodes = try zip(setup.additionalBatchKeys, setup.additionalBatchCategories).map {
@@ -162,10 +197,45 @@ struct AtlasCells {
     obsNames = adata.obsNames
   }
 
-  var count: Int { counts.nRows }
+  private static func checkGenes(_ adata: AnnData, _ setup: ScAtlasVAESetup) throws {
+    guard adata.varNames == setup.geneNames else {
+      throw SCVIModelError.genesMismatch(
+        "the data's \(adata.nVars) genes are not the model's \(setup.geneNames.count) genes in the model's order (align the query first: ScAtlasVAE.alignGenes)")
+    }
+  }
 
-  /// The network input for the cells at `indices`.
-  func input(_ indices: [Int]) -> AtlasInput {
+  var isStreaming: Bool {
+    if case .streamed = counts { return true }
+    return false
+  }
+
+  /// Calls `body` with the minibatches of the cells `indices` for pass `epoch`: from memory
+  /// (shuffled by libtorch's randperm under `Runtime.seed`), or streamed by row blocks with
+  /// `streaming`'s block and buffer sizes and seed (docs/scale.md). Only the last minibatch of
+  /// a pass can be partial, in both.
+  func forEachMinibatch(_ indices: [Int], batchSize: Int, shuffle: Bool, epoch: Int = 0,
+                        streaming: StreamingLoader.Options = StreamingLoader.Options(),
+                        _ body: (AtlasInput) throws -> Void) throws {
+    switch counts {
+    case .memory(let matrix):
+      for batch in minibatchPositions(indices, batchSize: batchSize, shuffle: shuffle) {
+        try body(input(batch, x: matrix.rows(batch)))
+      }
+    case .streamed(let source, let check):
+      var options = streaming
+      options.batchSize = batchSize
+      options.shuffle = shuffle
+      // A pass in file order gains nothing from a big buffer.
+      if !shuffle { options.bufferBlocks = Swift.min(options.bufferBlocks, 4) }
+      let loader = try StreamingLoader(source: source, cells: indices.count == count ? nil : indices, options: options,
+                                       check: check)
+      let stream = try loader.pass(epoch: epoch)
+      while let batch = try stream.next() { try body(input(batch.indices, x: batch.x)) }
+    }
+  }
+
+  /// The network input for the cells at `indices`, whose counts are `x`.
+  func input(_ indices: [Int], x: Tensor) -> AtlasInput {
     func codes(_ all: [Int]) -> Tensor { Tensor(indices.map { Int64(all[$0]) }) }
     var target: Tensor?
     if let (values, width) = latentTarget {
@@ -174,7 +244,7 @@ struct AtlasCells {
       for i in indices { rows += values[(i * width)..<((i + 1) * width)] }
       target = Tensor(rows, shape: [indices.count, width])
     }
-    return AtlasInput(x: counts.rows(indices), batch: batchCodes.map(codes), additionalBatches: additionalBatchCodes.map(codes),
+    return AtlasInput(x: x, batch: batchCodes.map(codes), additionalBatches: additionalBatchCodes.map(codes),
                       labels: labelCodes.map(codes), latentTarget: target)
   }
 
