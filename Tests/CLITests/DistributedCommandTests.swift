@@ -44,6 +44,27 @@ final class DistributedCommandTests: CLITestCase {
     XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/loadings.csv"))
   }
 
+  func testBackedTrainingWithTwoRanksReadsEachRanksShareOfTheBlocks() throws {
+    let atlas = scratch.appendingPathComponent("atlas.h5ad").path
+    let simulate = try singlecell(["simulate", "atlas", "--profiles", counts, "--cells", "1000", "--genes", "100",
+                                   "--batches", "2", "--seed", "0", "-o", atlas])
+    XCTAssertEqual(simulate.status, 0, simulate.stderr)
+    let out = scratch.appendingPathComponent("backed-ddp").path
+    let run = try singlecell(["scvi", "train", atlas, "--backed", "--block-rows", "50", "--buffer-blocks", "2",
+                              "--batch-key", "batch", "--n-hidden", "16", "--n-latent", "4", "--seed", "0", "--threads", "1",
+                              "-o", out, "--max-epochs", "2", "--nproc", "2", "--quiet"])
+    XCTAssertEqual(run.status, 0, run.stderr)
+    let metrics = try json("\(out)/metrics.json")
+    XCTAssertEqual(metrics["ranks"] as? Int, 2)
+    XCTAssertEqual(metrics["backed"] as? Bool, true)
+    XCTAssertEqual(metrics["max_weight_difference_across_ranks"] as? Double, 0, "both ranks hold the same weights")
+    // 900 training cells in 20 blocks of 50 rows: rank 0 trains on about half of them per epoch.
+    let trained = try XCTUnwrap(metrics["cells_trained"] as? Int)
+    XCTAssertTrue((2 * 400)...(2 * 450) ~= trained, "\(trained) cells in two epochs on rank 0")
+    let history = try String(contentsOfFile: "\(out)/history.csv", encoding: .utf8)
+    XCTAssertTrue(history.contains("elbo_validation"), history)
+  }
+
   func testAKilledRankStopsTheOtherWithAnError() throws {
     let port = try freePort()
     let (rank0, log0) = try start(rank: 0, port: port, timeout: 5)

@@ -70,6 +70,36 @@ final class StreamingLoaderTests: XCTestCase {
     }
   }
 
+  func testRanksShareTheBlocksAndTakeEqualSteps() throws {
+    let subset = (0..<1_000).filter { $0 % 5 != 2 }
+    for (worldSize, blockRows, batchSize) in [(2, 37, 50), (3, 64, 32), (2, 1_000, 64), (4, 100, 128)] {
+      let label = "\(worldSize) ranks, blocks \(blockRows), batch \(batchSize)"
+      func loader(_ rank: Int, equalize: Bool, shuffle: Bool = true) throws -> StreamingLoader {
+        try StreamingLoader(source: Self.source, cells: subset, options: StreamingLoader.Options(
+          batchSize: batchSize, blockRows: blockRows, bufferBlocks: 2, shuffle: shuffle, seed: 7,
+          shard: .init(rank: rank, worldSize: worldSize, equalize: equalize)))
+      }
+      for epoch in 0..<2 {
+        // Training: the same number of equal-sized steps on every rank; each rank reads whole
+        // blocks, and only padded blocks are read by two ranks.
+        let passes = try (0..<worldSize).map { try passCells(loader($0, equalize: true), epoch: epoch) }
+        XCTAssertEqual(Set(passes.map { $0.map(\.count) }).count, 1, "equal minibatch sizes: \(label)")
+        XCTAssertFalse(passes[0].isEmpty || passes[0].last!.count == 1, label)
+        let blocksRead = passes.map { Set($0.flatMap { $0 }.map { $0 / blockRows }) }
+        let shared = (0..<worldSize).flatMap { a in (0..<a).map { blocksRead[a].intersection(blocksRead[$0]).count } }.reduce(0, +)
+        XCTAssertLessThan(shared, worldSize, "only padding repeats a block: \(label)")
+        let seen = Set(passes.flatMap { $0.flatMap { $0 } })
+        XCTAssertGreaterThanOrEqual(seen.count, subset.count - worldSize * blockRows, "few cells left out: \(label)")
+        // Evaluation: every cell exactly once over the ranks.
+        let evaluation = try (0..<worldSize).flatMap { try passCells(loader($0, equalize: false, shuffle: false), epoch: epoch) }
+        XCTAssertEqual(evaluation.flatMap { $0 }.sorted(), subset, label)
+      }
+      // Another epoch deals the blocks out differently.
+      XCTAssertNotEqual(try passCells(loader(0, equalize: true), epoch: 0), try passCells(loader(0, equalize: true), epoch: 1), label)
+    }
+    XCTAssertThrowsError(try StreamingLoader(source: Self.source, options: .init(shard: .init(rank: 2, worldSize: 2))))
+  }
+
   func testInOrderWithoutShufflingAndDropLast() throws {
     let cells = Array(stride(from: 3, to: 1_000, by: 4))
     let ordered = try StreamingLoader(

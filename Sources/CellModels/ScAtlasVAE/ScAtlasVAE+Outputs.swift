@@ -56,7 +56,7 @@ extension ScAtlasVAE {
   public func predictLabels(_ adata: AnnData? = nil) throws -> [AtlasLabelPrediction] {
     guard !setup.labelKeys.isEmpty else { throw SCVIModelError.setup("the model has no label key") }
     let z = try latent(adata)
-    return try withNoGrad {
+    return withNoGrad {
       let logits = module.labelLogits(z.to(device))
       return zip(zip(setup.labelKeys, setup.labelCategories), logits).map { keyed, logits in
         let probabilities = logits.softmax(dim: 1).to(.cpu)

@@ -28,10 +28,13 @@ public final class StreamingLoader: MinibatchSource {
     public var seed: UInt64
     /// Read the next buffer on a background thread.
     public var readAhead: Bool
+    /// Data-parallel training: this rank's share of the blocks (nil: every block).
+    public var shard: Shard?
 
     /// Defaults: blocks of 256 rows, 32 blocks (8,192 cells) shuffled together.
     public init(batchSize: Int = 128, blockRows: Int = 256, bufferBlocks: Int = 32, shuffle: Bool = true,
-                dropLast: Bool = false, seed: UInt64 = 0, readAhead: Bool = true) {
+                dropLast: Bool = false, seed: UInt64 = 0, readAhead: Bool = true, shard: Shard? = nil) {
+      self.shard = shard
       self.batchSize = batchSize
       self.blockRows = blockRows
       self.bufferBlocks = bufferBlocks
@@ -42,14 +45,40 @@ public final class StreamingLoader: MinibatchSource {
     }
   }
 
+  /// A rank's share of a pass, as torch's DistributedSampler at the granularity of blocks (so
+  /// each rank reads whole blocks, never the others'): the pass's block order (the same on
+  /// every rank: it depends on the seed and epoch only) is dealt out, block k to rank
+  /// k mod worldSize.
+  public struct Shard: Sendable, Equatable {
+    public var rank: Int
+    public var worldSize: Int
+    /// For training: the block list is padded to a multiple of worldSize by repeating its first
+    /// blocks, and every rank's pass is cut to the cell count of the rank with fewest (minus one
+    /// when that would leave a 1-cell last minibatch, which BatchNorm cannot take), so every
+    /// rank takes the same number of equal-sized steps (a few cells of each pass are left out,
+    /// different ones each epoch). Without it (evaluation) each block is read once by one rank
+    /// and sums over the ranks count every cell once.
+    public var equalize: Bool
+
+    public init(rank: Int, worldSize: Int, equalize: Bool = true) {
+      self.rank = rank
+      self.worldSize = worldSize
+      self.equalize = equalize
+    }
+  }
+
   /// Checks each block as it is read (first row of the block, its rows); throws to stop the pass.
   public typealias BlockCheck = @Sendable (_ firstRow: Int, _ rows: CSRRows) throws -> Void
 
   public let source: RowBlockSource
   public let options: Options
-  public let cellCount: Int
+  /// Cells per pass (when sharded with `equalize`, of the first pass: later ones may differ by
+  /// a few cells).
+  public private(set) var cellCount: Int
   private let selected: [Bool]?
   private let blocks: [Range<Int>]
+  /// Selected cells per block of `blocks`.
+  private let blockCells: [Int]
   private let batchCodes: [Int64]?
   private let labelCodes: [Int64]?
   private let check: BlockCheck?
@@ -62,12 +91,14 @@ public final class StreamingLoader: MinibatchSource {
     guard options.batchSize > 0, options.blockRows > 0, options.bufferBlocks > 0 else {
       throw TrainingError.invalidOptions("batch size, block rows and buffer blocks must be positive")
     }
+    if let shard = options.shard, shard.worldSize < 1 || shard.rank < 0 || shard.rank >= shard.worldSize {
+      throw TrainingError.invalidOptions("rank \(shard.rank) is outside 0..<\(shard.worldSize)")
+    }
     let n = source.nRows
     for (name, codes) in [("batch", batchCodes), ("label", labelCodes)] {
       if let codes, codes.count != n { throw CellDataError("\(codes.count) \(name) codes for \(n) cells") }
     }
     var selected: [Bool]?
-    var count = n
     if let cells {
       var mask = [Bool](repeating: false, count: n)
       for cell in cells {
@@ -76,22 +107,25 @@ public final class StreamingLoader: MinibatchSource {
         mask[cell] = true
       }
       selected = mask
-      count = cells.count
     }
-    var blocks: [Range<Int>] = []
+    var blocks: [Range<Int>] = [], blockCells: [Int] = []
     for start in stride(from: 0, to: n, by: options.blockRows) {
       let block = start..<Swift.min(start + options.blockRows, n)
-      if let selected, !selected[block].contains(true) { continue }
+      let cells = selected.map { mask in block.reduce(0) { $0 + (mask[$1] ? 1 : 0) } } ?? block.count
+      if cells == 0 { continue }
       blocks.append(block)
+      blockCells.append(cells)
     }
     self.source = source
     self.options = options
     self.selected = selected
     self.blocks = blocks
+    self.blockCells = blockCells
     self.batchCodes = batchCodes?.map(Int64.init)
     self.labelCodes = labelCodes?.map(Int64.init)
     self.check = check
-    cellCount = options.dropLast ? count / options.batchSize * options.batchSize : count
+    cellCount = 0
+    cellCount = passCells(epoch: 0)
   }
 
   /// Minibatches per pass.
@@ -99,11 +133,37 @@ public final class StreamingLoader: MinibatchSource {
     options.dropLast ? cellCount / options.batchSize : (cellCount + options.batchSize - 1) / options.batchSize
   }
 
-  /// The order in which pass `epoch` reads its blocks, grouped into buffers.
-  func bufferPlan(epoch: Int) -> [[Range<Int>]] {
-    var order = blocks
+  /// The positions in `blocks` that pass `epoch` reads on this rank, in order.
+  private func blockOrder(epoch: Int, rank: Int? = nil) -> [Int] {
+    var order = Array(blocks.indices)
     var rng = SeededGenerator(seed: options.seed &+ 0x5CA1_AB1E &* UInt64(epoch + 1))
     if options.shuffle { shuffle(&order, &rng) }
+    guard let shard = options.shard, shard.worldSize > 1, !order.isEmpty else { return order }
+    if shard.equalize {
+      let padded = (order.count + shard.worldSize - 1) / shard.worldSize * shard.worldSize
+      var k = 0
+      while order.count < padded {
+        order.append(order[k])
+        k += 1
+      }
+    }
+    return Array(stride(from: rank ?? shard.rank, to: order.count, by: shard.worldSize).map { order[$0] })
+  }
+
+  /// The cells pass `epoch` yields on this rank.
+  private func passCells(epoch: Int) -> Int {
+    func cells(rank: Int?) -> Int { blockOrder(epoch: epoch, rank: rank).reduce(0) { $0 + blockCells[$1] } }
+    var count = cells(rank: nil)
+    if let shard = options.shard, shard.equalize, shard.worldSize > 1 {
+      count = (0..<shard.worldSize).map { cells(rank: $0) }.min() ?? 0
+      if count % options.batchSize == 1 { count -= 1 }
+    }
+    return options.dropLast ? count / options.batchSize * options.batchSize : count
+  }
+
+  /// The order in which pass `epoch` reads its blocks, grouped into buffers.
+  func bufferPlan(epoch: Int) -> [[Range<Int>]] {
+    let order = blockOrder(epoch: epoch).map { blocks[$0] }
     return stride(from: 0, to: order.count, by: options.bufferBlocks).map {
       Array(order[$0..<Swift.min($0 + options.bufferBlocks, order.count)])
     }
@@ -114,19 +174,23 @@ public final class StreamingLoader: MinibatchSource {
     let feed: BufferFeed = options.readAhead ? ReadAheadFeed(producer) : DirectFeed(producer)
     var current: OrderedRows?
     var position = 0
+    var remaining = passCells(epoch: epoch)
     let batchSize = options.batchSize
     return MinibatchStream(next: { [self] in
-      while true {
+      while remaining > 0 {
         if let rows = current, position < rows.count {
-          let end = Swift.min(position + batchSize, rows.count)
-          if end - position < batchSize && options.dropLast { return nil }
-          defer { position = end }
+          let end = Swift.min(position + batchSize, rows.count, position + remaining)
+          defer {
+            remaining -= end - position
+            position = end
+          }
           return minibatch(rows, position..<end)
         }
         guard let next = try feed.next() else { return nil }
         current = next
         position = 0
       }
+      return nil
     }, finish: { feed.stop() })
   }
 

@@ -191,17 +191,24 @@ public final class SCVIModel {
                                      batchSize: options.batchSize, seed: UInt32(truncatingIfNeeded: options.seed))
     let maxEpochs = options.maxEpochs ?? Self.defaultMaxEpochs(cells: cellCount)
     let group = options.processGroup
-    if group != nil && streamed != nil {
-      throw TrainingError.invalidOptions("data-parallel training reads the cells from memory: --backed and --nproc do not combine yet")
+    // With a process group each rank trains on its shard: in memory a DistributedSampler shard
+    // of the cells, reshuffled per epoch; streamed, its share of the blocks (StreamingLoader.Shard).
+    let sampler = try group.flatMap { g in
+      isStreaming ? nil : try DistributedSampler(count: split.train.count, rank: g.rank, worldSize: g.worldSize, seed: options.seed)
     }
-    let sampler = try group.map { try DistributedSampler(count: split.train.count, rank: $0.rank, worldSize: $0.worldSize, seed: options.seed) }
+    var trainStreaming = options.streaming, validationStreaming = options.streaming
+    if let group, isStreaming {
+      trainStreaming.shard = .init(rank: group.rank, worldSize: group.worldSize)
+      validationStreaming.shard = .init(rank: group.rank, worldSize: group.worldSize, equalize: false)
+    }
     let trainLoader = try setupMinibatches(split.train, batchSize: options.batchSize, shuffle: true, seed: options.seed,
-                                           streaming: options.streaming)
-    let validationCells = group.map { g in
-      DistributedSampler.evaluationShard(count: split.validation.count, rank: g.rank, worldSize: g.worldSize).map { split.validation[$0] }
+                                           streaming: trainStreaming)
+    let validationCells = group.flatMap { g in
+      isStreaming ? nil
+        : DistributedSampler.evaluationShard(count: split.validation.count, rank: g.rank, worldSize: g.worldSize).map { split.validation[$0] }
     } ?? split.validation
     let validationLoader = split.validation.isEmpty ? nil
-      : try setupMinibatches(validationCells, batchSize: options.batchSize, shuffle: false, streaming: options.streaming)
+      : try setupMinibatches(validationCells, batchSize: options.batchSize, shuffle: false, streaming: validationStreaming)
     if options.earlyStopping && validationLoader == nil && !options.earlyStoppingMonitor.hasSuffix("_train") {
       throw TrainingError.invalidOptions("early stopping on \(options.earlyStoppingMonitor) needs validation cells (trainSize < 1)")
     }
@@ -251,7 +258,6 @@ public final class SCVIModel {
     try trainer.fit(module, resuming: prior) { epoch in
       module.train()
       var totals = EpochTotals()
-      // With a process group each rank reads its DistributedSampler shard, reshuffled per epoch.
       let source: MinibatchSource = try sampler.map { sampler in
         try cells.loader(Self.withoutTinyLastBatch(sampler.shard(epoch: epoch), batchSize: options.batchSize).map { split.train[$0] },
                          batchSize: options.batchSize)
