@@ -192,8 +192,6 @@ struct ScGPTIntegrateCommand: ParsableCommand {
   @Option(help: "obs column of batches.") var batchKey: String
   @Option(help: "obs column of cell types, to score the embedding (scib metrics).") var labelKey: String?
   @Option(help: "Mask ratio of the values.") var maskRatio = 0.4
-  @Option(help: "masked, generative or both.") var objective = "masked"
-  @Option(help: "Generative objectives: optimiser steps before the second pass from the cell embedding joins.") var secondPassAfter = 1000
   @Option(help: "Weight of the elastic cell similarity loss.") var ecsWeight = 10.0
   @Option(help: "Weight of the batch discriminator's loss (0: no discriminator).") var dabWeight = 1.0
   @OptionGroup var training: ScGPTTrainingArguments
@@ -205,9 +203,6 @@ struct ScGPTIntegrateCommand: ParsableCommand {
     var defaults = ScGPTTrainingOptions.integration
     defaults.epochs = 15
     defaults.maskRatio = maskRatio
-    defaults.secondPassAfter = secondPassAfter
-    let objectives: [String: ScGPTObjective] = ["masked": .pretraining, "generative": .generative, "both": .generativeAndMasked]
-    guard let chosen = objectives[objective] else { throw ValidationError("--objective must be masked, generative or both, not '\(objective)'") }
     defaults.ecsWeight = ecsWeight
     defaults.dabWeight = dabWeight
     var options = try training.options(defaults, seed: global.seed)
