@@ -13,6 +13,7 @@ enum CrashIsolation {
   static func check(file path: String, timeout: Double? = nil, _ body: () throws -> Void) throws {
     let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
     let limit = timeout ?? 120 + Double(bytes ?? 0) / 10_000_000
+    let memoryBudget = readingBudget(fileBytes: bytes)
     fflush(nil)
     var pipeEnds: [Int32] = [-1, -1]
     guard pipe(&pipeEnds) == 0 else { return }
@@ -22,6 +23,7 @@ enum CrashIsolation {
       // The child dies with its parent, and quietly: a crash is expected here on damaged files.
       chdf5_die_with_parent()
       for signal in [SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL] { _ = Foundation.signal(signal, SIG_DFL) }
+      capAddressSpace(budget: memoryBudget)
       let null = open("/dev/null", O_WRONLY)
       if null >= 0 {
         dup2(null, STDERR_FILENO)
@@ -52,7 +54,9 @@ enum CrashIsolation {
     }
     let signal = status & 0x7F
     if signal != 0 && signal != 0x7F {
-      throw CellDataError("\(path): the file is damaged: reading it crashes libhdf5 (signal \(signal)); nothing was read")
+      let gib = String(format: "%.1f", Double(memoryBudget) / Double(1 << 30))
+      throw CellDataError(
+        "\(path): the file is damaged: reading it crashes libhdf5 (signal \(signal)) or needs more than \(gib) GiB of memory (\(budgetRule)); nothing was read")
     }
     if (status >> 8) & 0xFF != 0 {
       var message = [UInt8](repeating: 0, count: 4096)
@@ -62,5 +66,40 @@ enum CrashIsolation {
         .replacingOccurrences(of: "; HDF5 cannot be used again in this process", with: "")
       throw CellDataError(n > 0 ? text : "\(path): the file cannot be read")
     }
+  }
+
+  static let budgetRule = "the bound for reading a file: 100 × its size, at least 2 GiB, at most the memory available"
+
+  /// Memory the read of a file of `fileBytes` may take (`budgetRule`): a fuzzed 88 kB file made
+  /// libhdf5 allocate without end (24 GB, until the kernel killed the process); with the bound
+  /// the allocation fails and the read ends with an error in seconds. Real h5ad files decode to
+  /// a few times their size (gzip on counts compresses 3–10×).
+  static func readingBudget(fileBytes: Int) -> Int {
+    var budget = Swift.max(2 << 30, fileBytes.multipliedReportingOverflow(by: 100).overflow ? Int.max : fileBytes * 100)
+    #if os(Linux)
+    if let meminfo = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+      let line = meminfo.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
+      let kb = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
+    {
+      budget = Swift.min(budget, kb * 1024)
+    }
+    #endif
+    return budget
+  }
+
+  /// Caps the child's address space at what it maps now plus `budget` (never raising a cap
+  /// already set).
+  private static func capAddressSpace(budget: Int) {
+    #if os(Linux)
+    guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
+      let pages = statm.split(separator: " ").first.flatMap({ Int($0) })
+    else { return }
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_AS.rawValue), &limit) == 0 else { return }
+    let cap = rlim_t(pages * Int(sysconf(Int32(_SC_PAGESIZE))) + budget)
+    if limit.rlim_cur != rlim_t.max && limit.rlim_cur <= cap { return }
+    limit.rlim_cur = cap
+    _ = setrlimit(Int32(RLIMIT_AS.rawValue), &limit)
+    #endif
   }
 }

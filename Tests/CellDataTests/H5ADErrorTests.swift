@@ -14,6 +14,16 @@ final class H5ADErrorTests: XCTestCase {
     XCTAssertThrowsMessage(try AnnData.read(h5ad: path), containing: [path, "truncated"])
   }
 
+  /// A fuzzed 88 kB file on which libhdf5 allocates without end (it took 24 GB before the kernel
+  /// killed the process): the read is bounded (CrashIsolation.readingBudget) and fails in seconds.
+  func testAFileThatMakesLibhdf5AllocateWithoutEndIsAnErrorInSeconds() {
+    let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("tests/fixtures/fuzz/h5ad/libhdf5-unbounded-allocation.h5ad").path
+    let start = Date()
+    XCTAssertThrowsMessage(try AnnData.read(h5ad: path), containing: [path, "GiB of memory"])
+    XCTAssertLessThan(Date().timeIntervalSince(start), 30)
+  }
+
   func testMissingFile() {
     XCTAssertThrowsMessage(try AnnData.read(h5ad: "/nonexistent/x.h5ad"), containing: ["/nonexistent/x.h5ad", "no such file"])
   }
