@@ -130,8 +130,9 @@ struct AtlasTrain: ParsableCommand {
       try model.train(options)
       try model.save(to: staging)
       var result = adata
-      result.obsm[ScAtlasVAE.latentKey] = try model.latent().floatElement()
-      if !setup.labelKeys.isEmpty { try addPredictions(try model.predictLabels(), to: &result) }
+      let latent = try model.latent()  // one pass over the cells (streamed with --backed)
+      result.obsm[ScAtlasVAE.latentKey] = try latent.floatElement()
+      if !setup.labelKeys.isEmpty { try addPredictions(try model.predictLabels(fromLatent: latent), to: &result) }
       if !backed {
         try result.neighbors(useRep: ScAtlasVAE.latentKey, seed: global.seed)
         try result.umap(seed: global.seed)
@@ -226,7 +227,7 @@ struct AtlasMap: ParsableCommand {
       var metrics: [String: Any] = ["n_cells": aligned.nObs, "missing_genes": missing]
       if !model.setup.labelKeys.isEmpty {
         // The classifier of a fine-tuned model is the reference's: same categories.
-        try addPredictions(try model.predictLabels(aligned), to: &aligned)
+        try addPredictions(try model.predictLabels(fromLatent: latent), to: &aligned)
         for key in model.setup.labelKeys {
           let vote = try ScAtlasVAE.knnVote(reference: referenceLatent, labels: try reference.obs.labels(key).map {
             $0 == model.setup.unlabeled ? nil : $0 }, query: latent, k: k)
@@ -276,8 +277,9 @@ struct AtlasPredict: ParsableCommand {
   func run() throws {
     let model = try AtlasKind.open(URL(fileURLWithPath: modelDir), device: try global.apply())
     var (result, aligned, _) = try AtlasKind.alignedData(model, data)
-    result.obsm[ScAtlasVAE.latentKey] = try model.latent(aligned).floatElement()
-    if !model.setup.labelKeys.isEmpty { try addPredictions(try model.predictLabels(aligned), to: &result) }
+    let latent = try model.latent(aligned)
+    result.obsm[ScAtlasVAE.latentKey] = try latent.floatElement()
+    if !model.setup.labelKeys.isEmpty { try addPredictions(try model.predictLabels(fromLatent: latent), to: &result) }
     try result.write(h5ad: output)
     print("wrote \(output): \(result.nObs) cells")
   }

@@ -54,8 +54,12 @@ extension ScAtlasVAE {
   /// reference predicts from a sampled z), in the AnnData's cell order (the reference
   /// returns a query's predictions in its internal shuffled order).
   public func predictLabels(_ adata: AnnData? = nil) throws -> [AtlasLabelPrediction] {
+    try predictLabels(fromLatent: try latent(adata))
+  }
+
+  /// The label predictions of cells whose latent (q_mu, from `latent`) is `z`.
+  public func predictLabels(fromLatent z: Tensor) throws -> [AtlasLabelPrediction] {
     guard !setup.labelKeys.isEmpty else { throw SCVIModelError.setup("the model has no label key") }
-    let z = try latent(adata)
     return withNoGrad {
       let logits = module.labelLogits(z.to(device))
       return zip(zip(setup.labelKeys, setup.labelCategories), logits).map { keyed, logits in
