@@ -15,12 +15,18 @@ final class H5ADErrorTests: XCTestCase {
   }
 
   /// A fuzzed 88 kB file on which libhdf5 allocates without end (it took 24 GB before the kernel
-  /// killed the process): the read is bounded (CrashIsolation.readingBudget) and fails in seconds.
+  /// killed the process): the read is bounded (CrashIsolation.readingBudget) and fails in seconds,
+  /// either because the child runs out of its budget or because libhdf5, refused the memory,
+  /// reports the links it was looking up as absent ("not an AnnData file").
   func testAFileThatMakesLibhdf5AllocateWithoutEndIsAnErrorInSeconds() {
     let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
       .deletingLastPathComponent().appendingPathComponent("tests/fixtures/fuzz/h5ad/libhdf5-unbounded-allocation.h5ad").path
     let start = Date()
-    XCTAssertThrowsMessage(try AnnData.read(h5ad: path), containing: [path, "GiB of memory"])
+    XCTAssertThrowsError(try AnnData.read(h5ad: path)) { error in
+      let message = "\(error)"
+      XCTAssertTrue(message.contains(path), message)
+      XCTAssertTrue(message.contains("GiB of memory") || message.contains("not an AnnData file"), message)
+    }
     XCTAssertLessThan(Date().timeIntervalSince(start), 30)
   }
 
