@@ -84,20 +84,13 @@ struct AtlasTrain: ParsableCommand {
   @Option(help: "Train the label heads in the last N epochs.") var predLastNEpochs = 10
   @Flag(help: "Reduce the learning rate when the validation loss plateaus.") var lrSchedule = false
   @Flag(help: "No progress line.") var quiet = false
-  @Flag(help: "Stream the counts from disk by row blocks instead of reading the file into memory (docs/scale.md).")
-  var backed = false
-  @Option(help: "--backed: contiguous rows per block read.") var blockRows = 256
-  @Option(help: "--backed: blocks shuffled together in one buffer.") var bufferBlocks = 32
+  @OptionGroup var disk: BackedArguments
 
-  func validate() throws {
-    if inputs.isEmpty { throw ValidationError("give an input .h5ad") }
-    if inputs.count > 1 && !backed { throw ValidationError("several inputs are read as one collection only with --backed") }
-    if blockRows < 1 || bufferBlocks < 1 { throw ValidationError("--block-rows and --buffer-blocks must be positive") }
-  }
+  func validate() throws { try disk.check(inputs: inputs) }
 
   func run() throws {
     let device = try global.apply()
-    let opened = backed ? try BackedInputs.open(inputs, layer: layer) : nil
+    let opened = disk.backed ? try BackedInputs.open(inputs, layer: layer) : nil
     let adata = try opened?.metadata ?? AnnData.read(h5ad: inputs[0])
     var architecture = ScAtlasVAEConfig(nInput: adata.nVars, hiddenStacks: hidden, nLatent: nLatent)
     architecture.reconstruction = try parseChoice(likelihood, "--likelihood")
@@ -123,7 +116,7 @@ struct AtlasTrain: ParsableCommand {
     options.klWarmupEpochs = klWarmupEpochs > 0 ? klWarmupEpochs : nil
     options.predictionLastEpochs = predLastNEpochs
     options.reduceLROnPlateau = lrSchedule
-    options.streaming = StreamingLoader.Options(blockRows: blockRows, bufferBlocks: bufferBlocks)
+    options.streaming = disk.loaderOptions
     let outdir = URL(fileURLWithPath: output)
     try writeFolderAtomically(outdir) { staging in
       options.checkpoint = staging.appendingPathComponent("last-good.safetensors")
@@ -133,16 +126,16 @@ struct AtlasTrain: ParsableCommand {
       let latent = try model.latent()  // one pass over the cells (streamed with --backed)
       result.obsm[ScAtlasVAE.latentKey] = try latent.floatElement()
       if !setup.labelKeys.isEmpty { try addPredictions(try model.predictLabels(fromLatent: latent), to: &result) }
-      if !backed {
+      if !disk.backed {
         try result.neighbors(useRep: ScAtlasVAE.latentKey, seed: global.seed)
         try result.umap(seed: global.seed)
       }
       try result.write(h5ad: staging.appendingPathComponent("adata.h5ad").path)
       try writeAtomically(Data(model.history.csv().utf8), to: staging.appendingPathComponent("history.csv"))
       var metrics = try trainingMetrics(model, adata: result)
-      metrics["backed"] = backed
+      metrics["backed"] = disk.backed
       try writeJSON(metrics, to: staging.appendingPathComponent("metrics.json"))
-      if !backed {
+      if !disk.backed {
         for key in setup.batchKeys + setup.labelKeys + setup.labelKeys.map({ "predicted_\($0)" }) {
           try EmbeddingPlot(adata: result, basis: "umap", color: key).write(to: staging.appendingPathComponent("umap_\(safeName(key)).png"))
         }

@@ -48,3 +48,24 @@ struct BackedInputs {
     return BackedInputs(source: opened.source, metadata: adata)
   }
 }
+
+/// `--backed` and its block and buffer sizes, shared by the training commands that stream.
+struct BackedArguments: ParsableArguments {
+  @Flag(help: "Stream the counts from disk by row blocks instead of reading them into memory (docs/scale.md); several inputs are then read as one collection, genes aligned by name to the first file's.")
+  var backed = false
+  @Option(help: "--backed: contiguous rows per block read.") var blockRows = 256
+  @Option(help: "--backed: blocks shuffled together in one buffer.") var bufferBlocks = 32
+
+  func validate() throws {
+    if blockRows < 1 || bufferBlocks < 1 { throw ValidationError("--block-rows and --buffer-blocks must be positive") }
+  }
+
+  /// Refuses what `--backed` alone allows: no input, or several inputs without it.
+  func check(inputs: [String]) throws {
+    if inputs.isEmpty { throw ValidationError("give an input .h5ad") }
+    if inputs.count > 1 && !backed { throw ValidationError("several inputs are read as one collection only with --backed") }
+  }
+
+  /// The loader's block and buffer sizes.
+  var loaderOptions: StreamingLoader.Options { StreamingLoader.Options(blockRows: blockRows, bufferBlocks: bufferBlocks) }
+}

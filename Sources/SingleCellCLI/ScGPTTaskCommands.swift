@@ -381,15 +381,11 @@ struct ScGPTTrainCommand: ParsableCommand {
   @Option(help: "Write a resumable checkpoint (safetensors) here, at the end and every --checkpoint-every steps.") var checkpoint: String?
   @Option(help: "Steps between checkpoints (0: only at the end).") var checkpointEvery = 0
   @Option(help: "Continue the run saved in this checkpoint.") var resume: String?
-  @Flag(help: "Stream the counts from disk by row blocks (docs/scale.md) instead of reading them into memory.") var backed = false
-  @Option(help: "--backed: contiguous rows per block read.") var blockRows = 256
-  @Option(help: "--backed: blocks shuffled together in one buffer.") var bufferBlocks = 32
+  @OptionGroup var disk: BackedArguments
   @OptionGroup var training: ScGPTTrainingArguments
 
   func validate() throws {
-    if inputs.isEmpty { throw ValidationError("give an input .h5ad") }
-    if inputs.count > 1 && !backed { throw ValidationError("several inputs are read as one collection only with --backed") }
-    if blockRows < 1 || bufferBlocks < 1 { throw ValidationError("--block-rows and --buffer-blocks must be positive") }
+    try disk.check(inputs: inputs)
     if checkpointEvery < 0 { throw ValidationError("--checkpoint-every must not be negative") }
     if checkpointEvery > 0 && checkpoint == nil { throw ValidationError("--checkpoint-every needs --checkpoint PATH") }
     if !["step", "cosine"].contains(schedule) { throw ValidationError("--schedule must be step or cosine, not '\(schedule)'") }
@@ -412,7 +408,7 @@ struct ScGPTTrainCommand: ParsableCommand {
     var options = try training.options(defaults, seed: global.seed)
     options.device = device
     let outdir = URL(fileURLWithPath: output)
-    if backed {
+    if disk.backed {
       if inputs.count > 1 && training.geneCol != nil {
         throw ValidationError("--gene-col with several --backed inputs: the files are aligned by var names")
       }
@@ -424,7 +420,7 @@ struct ScGPTTrainCommand: ParsableCommand {
       } ?? opened.metadata.varNames
       try writeFolderAtomically(outdir) { staging in
         let run = try ScGPTTasks.pretrain(streaming: source, genes: genes, options: options, objective: chosen,
-                                          blockRows: blockRows, bufferBlocks: bufferBlocks)
+                                          blockRows: disk.blockRows, bufferBlocks: disk.bufferBlocks)
         if run.unknownGenes > 0 { warn("\(run.unknownGenes) genes are not in the vocabulary and were left out") }
         if run.data.emptyCells > 0 { warn("\(run.data.emptyCells) cell passes were left out: those cells express no vocabulary gene") }
         try writeTaskOutputs(run.folder, run.result, to: staging, metrics: [

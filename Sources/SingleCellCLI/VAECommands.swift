@@ -129,16 +129,9 @@ struct VAETrainArguments: ParsableArguments {
   @Option(help: "KL warm-up epochs (0 for none).") var klWarmupEpochs = 400
   @Flag(help: "No progress line.") var quiet = false
   @Option(help: "Stop after this many optimizer steps in all.") var maxSteps: Int?
-  @Flag(help: "Stream the counts from disk by row blocks instead of reading the file into memory (docs/scale.md); the folder's adata.h5ad then keeps obs, var and the latent, not the counts.")
-  var backed = false
-  @Option(help: "--backed: contiguous rows per block read.") var blockRows = 256
-  @Option(help: "--backed: blocks shuffled together in one buffer.") var bufferBlocks = 32
+  @OptionGroup var disk: BackedArguments
 
-  func validate() throws {
-    if inputs.isEmpty { throw ValidationError("give an input .h5ad") }
-    if inputs.count > 1 && !backed { throw ValidationError("several inputs are read as one collection only with --backed") }
-    if blockRows < 1 || bufferBlocks < 1 { throw ValidationError("--block-rows and --buffer-blocks must be positive") }
-  }
+  func validate() throws { try disk.check(inputs: inputs) }
   @Option(help: "Write OUTDIR/checkpoint.safetensors every N epochs, to --resume from (default: 10 in a multi-process job, else 0: none).")
   var checkpointEvery: Int?
   @Flag(help: "Continue the run saved in OUTDIR/checkpoint.safetensors (same input, options and seed).") var resume = false
@@ -164,7 +157,7 @@ struct VAETrainArguments: ParsableArguments {
       latentDistribution: try parseChoice(latentDistribution, "--latent-distribution"))
     let adata: AnnData
     let model: SCVIModel
-    if backed {
+    if disk.backed {
       (adata, model) = try openStreaming(kind, architecture)
     } else {
       adata = try AnnData.read(h5ad: inputs[0])
@@ -179,7 +172,7 @@ struct VAETrainArguments: ParsableArguments {
     options.earlyStoppingPatience = patience
     options.checkpoint = outdir.appendingPathComponent("last-good.safetensors")
     options.maxSteps = maxSteps
-    options.streaming = StreamingLoader.Options(blockRows: blockRows, bufferBlocks: bufferBlocks)
+    options.streaming = disk.loaderOptions
     options.processGroup = group
     let checkpoint = outdir.appendingPathComponent("checkpoint.safetensors")
     let every = checkpointEvery ?? ((group?.worldSize ?? 1) > 1 ? 10 : 0)
@@ -204,7 +197,7 @@ struct VAETrainArguments: ParsableArguments {
     try result.write(h5ad: outdir.appendingPathComponent("adata.h5ad").path)
     try writeAtomically(Data(model.history.csv().utf8), to: outdir.appendingPathComponent("history.csv"))
     var metrics = trainingMetrics(model, cells: adata.nObs)
-    metrics["backed"] = backed
+    metrics["backed"] = disk.backed
     // All threads' CPU time in training (the read-ahead thread's too): a measure less moved by
     // other load on the machine than wall-clock time.
     metrics["train_cpu_seconds"] = trainCPUSeconds
@@ -220,11 +213,11 @@ struct VAETrainArguments: ParsableArguments {
   /// The inputs opened backed (one file, or a collection aligned to the first file's genes), and
   /// a model streaming from them; the AnnData holds obs, var and uns only.
   private func openStreaming(_ kind: SCVIModel.Kind, _ architecture: SCVIModel.Architecture) throws -> (AnnData, SCVIModel) {
-    let backed = try BackedInputs.open(inputs, layer: layer)
-    let setup = try SCVISetup(metadata: backed.metadata, layer: layer, batchKey: batchKey, labelsKey: labelsKey)
-    let model = try SCVIModel(streaming: backed.source, metadata: backed.metadata, setup: setup, kind: kind,
-                              architecture: architecture, blockRows: blockRows)
-    return (backed.metadata, model)
+    let opened = try BackedInputs.open(inputs, layer: layer)
+    let setup = try SCVISetup(metadata: opened.metadata, layer: layer, batchKey: batchKey, labelsKey: labelsKey)
+    let model = try SCVIModel(streaming: opened.source, metadata: opened.metadata, setup: setup, kind: kind,
+                              architecture: architecture, blockRows: disk.blockRows)
+    return (opened.metadata, model)
   }
 
   /// The checkpoint to resume from: rank 0 reads it and sends its bytes to every rank, so
