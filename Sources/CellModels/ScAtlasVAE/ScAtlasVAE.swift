@@ -131,6 +131,7 @@ public final class ScAtlasVAE {
   }
 
   /// Training on a subset of the registered cells (`cells`, all when nil).
+  @discardableResult
   func train(_ options: TrainingOptions, cells subset: [Int]?) throws -> TrainingHistory {
     Runtime.seed(options.seed)
     guard options.batchSize > 1 else { throw TrainingError.invalidOptions("batch size must be at least 2 (BatchNorm)") }

@@ -160,14 +160,10 @@ struct AtlasCells {
   init(streaming source: RowBlockSource, metadata: AnnData, setup: ScAtlasVAESetup, reconstruction: AtlasReconstruction,
        requireBatches: Bool = true, allowEmptyCells: Bool = false) throws {
     try Self.checkGenes(metadata, setup)
-    guard source.nRows == metadata.nObs, source.nCols == setup.geneNames.count else {
-      throw SCVIModelError.setup(
-        "\(source.sourceDescription) is \(source.nRows) × \(source.nCols), but its obs and var have \(metadata.nObs) and \(setup.geneNames.count) entries")
-    }
-    let check = StreamedCells.countCheck(
-      obsNames: metadata.obsNames, genes: setup.geneNames, integers: reconstruction == .zinb || reconstruction == .nb,
-      requireCounts: !allowEmptyCells, likelihood: reconstruction.rawValue,
-      source: source.sourceDescription + (setup.layer.map { " layer '\($0)'" } ?? " X"))
+    let check = try StreamedCells.blockCheck(
+      source, metadata: metadata, genes: setup.geneNames, layer: setup.layer,
+      integers: reconstruction == .zinb || reconstruction == .nb, requireCounts: !allowEmptyCells,
+      likelihood: reconstruction.rawValue)
     try self.init(covariatesOf: metadata, counts: .streamed(source, check: check), setup: setup, requireBatches: requireBatches)
   }
 
@@ -222,11 +218,7 @@ struct AtlasCells {
         try body(input(batch, x: matrix.rows(batch)))
       }
     case .streamed(let source, let check):
-      var options = streaming
-      options.batchSize = batchSize
-      options.shuffle = shuffle
-      // A pass in file order gains nothing from a big buffer.
-      if !shuffle { options.bufferBlocks = Swift.min(options.bufferBlocks, 4) }
+      let options = StreamingLoader.passOptions(streaming, batchSize: batchSize, shuffle: shuffle, seed: streaming.seed)
       let loader = try StreamingLoader(source: source, cells: indices.count == count ? nil : indices, options: options,
                                        check: check)
       let stream = try loader.pass(epoch: epoch)

@@ -45,6 +45,17 @@ public final class StreamingLoader: MinibatchSource {
     }
   }
 
+  /// `options` for one kind of pass: its batch size, shuffling and seed; a pass in file order
+  /// keeps at most 4 blocks per buffer, since a big buffer only serves shuffling.
+  public static func passOptions(_ options: Options, batchSize: Int, shuffle: Bool, seed: UInt64) -> Options {
+    var options = options
+    options.batchSize = batchSize
+    options.shuffle = shuffle
+    options.seed = seed
+    if !shuffle { options.bufferBlocks = Swift.min(options.bufferBlocks, 4) }
+    return options
+  }
+
   /// A rank's share of a pass, as torch's DistributedSampler at the granularity of blocks (so
   /// each rank reads whole blocks, never the others'): the pass's block order (the same on
   /// every rank: it depends on the seed and epoch only) is dealt out, block k to rank

@@ -41,13 +41,8 @@ extension SCVIModel {
   func setupMinibatches(_ indices: [Int]?, batchSize: Int, shuffle: Bool, seed: UInt64 = 0,
                         streaming: StreamingLoader.Options = StreamingLoader.Options()) throws -> MinibatchSource {
     guard let streamed else { return try cells.loader(indices, batchSize: batchSize, shuffle: shuffle) }
-    var options = streaming
-    options.batchSize = batchSize
-    options.shuffle = shuffle
-    options.seed = seed
-    // A pass in file order gains nothing from a big buffer: keep its allocations small.
-    if !shuffle { options.bufferBlocks = Swift.min(options.bufferBlocks, 4) }
-    return try streamed.loader(indices, options: options)
+    return try streamed.loader(
+      indices, options: StreamingLoader.passOptions(streaming, batchSize: batchSize, shuffle: shuffle, seed: seed))
   }
 }
 
@@ -64,18 +59,25 @@ struct StreamedCells {
 
   init(source: RowBlockSource, metadata: AnnData, setup: SCVISetup, config: VAEConfig) throws {
     try setup.checkGenes(metadata)
-    guard source.nCols == setup.geneNames.count, source.nRows == metadata.nObs else {
-      throw SCVIModelError.setup(
-        "\(source.sourceDescription) is \(source.nRows) × \(source.nCols), but its obs and var have \(metadata.nObs) and \(setup.geneNames.count) entries")
-    }
+    check = try Self.blockCheck(
+      source, metadata: metadata, genes: setup.geneNames, layer: setup.layer, integers: config.geneLikelihood != .poisson,
+      requireCounts: config.useObservedLibSize, likelihood: config.geneLikelihood.rawValue)
     self.source = source
     batchCodes = try SCVISetup.codes(metadata, key: setup.batchKey, categories: setup.batchCategories, what: "batch")
     labelCodes = try SCVISetup.codes(metadata, key: setup.labelsKey, categories: setup.labelCategories, what: "label")
     obsNames = metadata.obsNames
-    check = Self.countCheck(
-      obsNames: metadata.obsNames, genes: setup.geneNames, integers: config.geneLikelihood != .poisson,
-      requireCounts: config.useObservedLibSize, likelihood: config.geneLikelihood.rawValue,
-      source: source.sourceDescription + (setup.layer.map { " layer '\($0)'" } ?? " X"))
+  }
+
+  /// The count check of `source` (matrix `layer`, nil: X), once its shape is checked against the
+  /// cells and genes of `metadata` and `genes`.
+  static func blockCheck(_ source: RowBlockSource, metadata: AnnData, genes: [String], layer: String?, integers: Bool,
+                         requireCounts: Bool, likelihood: String) throws -> StreamingLoader.BlockCheck {
+    guard source.nCols == genes.count, source.nRows == metadata.nObs else {
+      throw SCVIModelError.setup(
+        "\(source.sourceDescription) is \(source.nRows) × \(source.nCols), but its obs and var have \(metadata.nObs) and \(genes.count) entries")
+    }
+    return countCheck(obsNames: metadata.obsNames, genes: genes, integers: integers, requireCounts: requireCounts,
+                      likelihood: likelihood, source: source.sourceDescription + (layer.map { " layer '\($0)'" } ?? " X"))
   }
 
   func loader(_ cells: [Int]?, options: StreamingLoader.Options) throws -> StreamingLoader {
@@ -84,8 +86,8 @@ struct StreamedCells {
   }
 
   /// The checks `RegisteredCells` makes on counts in memory, made on each block read.
-  static func countCheck(obsNames: [String], genes: [String], integers: Bool, requireCounts: Bool, likelihood: String,
-                         source: String) -> StreamingLoader.BlockCheck {
+  private static func countCheck(obsNames: [String], genes: [String], integers: Bool, requireCounts: Bool, likelihood: String,
+                                 source: String) -> StreamingLoader.BlockCheck {
     { firstRow, rows in
       for r in 0..<rows.nRows {
         var total: Float = 0
