@@ -381,6 +381,8 @@ struct ScGPTTrainCommand: ParsableCommand {
   @Option(help: "Write a resumable checkpoint (safetensors) here, at the end and every --checkpoint-every steps.") var checkpoint: String?
   @Option(help: "Steps between checkpoints (0: only at the end).") var checkpointEvery = 0
   @Option(help: "Continue the run saved in this checkpoint.") var resume: String?
+  @Option(help: "Masked objective: weight of the contrastive cell-embedding loss (CCE; the reference's pretraining loop uses 10; 0: off).")
+  var cceWeight = 0.0
   @OptionGroup var disk: BackedArguments
   @OptionGroup var training: ScGPTTrainingArguments
 
@@ -398,6 +400,7 @@ struct ScGPTTrainCommand: ParsableCommand {
     defaults.epochs = 15
     defaults.maskRatio = maskRatio
     defaults.secondPassAfter = secondPassAfter
+    defaults.cceWeight = objective == "masked" ? cceWeight : 0
     defaults.schedule = schedule == "cosine" ? .cosine(warmup: warmup) : .stepPerEpoch
     defaults.maxSteps = maxSteps
     defaults.checkpoint = checkpoint.map { URL(fileURLWithPath: $0) }

@@ -24,7 +24,7 @@ enum DropoutRandom {
 
   /// A float32 CPU tensor of `shape`: 1 / keep with probability `keep`, else 0.
   static func mask(_ shape: [Int], keep: Double) -> Tensor {
-    let threshold = UInt32(min((keep * 4_294_967_296).rounded(.down), 4_294_967_295))
+    let threshold = UInt32(min((keep * 65_536).rounded(), 65_536))  // keep rounded to a multiple of 2^-16
     let scale = Float(1 / keep)
     return Tensor.filled(shape, Float.self) { out in
       lock.lock()

@@ -8,9 +8,10 @@ import Torch
 /// TransformerModel with use_generative_training; tests/fixtures/scgpt/generative, flash-attn
 /// replaced by plain torch on CPU): 3 cells, 7 known and 5 generated genes with padding in both.
 final class ScGPTGenerativeParityTests: XCTestCase {
-  func fixture() throws -> (ScGPTNetwork, StateDict) {
+  func fixture(preNorm: Bool = false) throws -> (ScGPTNetwork, StateDict) {
     let all = try Safetensors.read(ScGPTFixtures.url("generative/generative.safetensors")).tensors
     var config = ScGPTConfig(ntoken: 30, dModel: 32, nHead: 4, dHid: 64, nLayers: 2, padTokenId: 27)
+    config.preNorm = preNorm
     config.padValue = -2
     config.dropout = 0
     config.doMVC = true
@@ -41,7 +42,7 @@ final class ScGPTGenerativeParityTests: XCTestCase {
     let valid = pcptPadding.logicalNot().unsqueeze(dim: 2).to(.float32)
     assertClose(out.pcptOutput * valid, io["out.pcpt_output"]! * valid, "known-gene output")
     assertClose(out.genOutput, io["out.gen_output"]!, "generated-gene output")
-    assertClose(out.pcptPreds * valid.squeeze(dim: 2), io["out.pcpt_preds"]! * valid.squeeze(dim: 2), "known-gene predictions")
+    assertClose(out.pcptPreds! * valid.squeeze(dim: 2), io["out.pcpt_preds"]! * valid.squeeze(dim: 2), "known-gene predictions")
     assertClose(out.genPreds, io["out.gen_preds"]!, "generated-gene predictions")
     assertClose(out.cellEmbedding, io["out.cell_emb"]!, "cell embedding")
     assertClose(try XCTUnwrap(out.mvcOutput), io["out.mvc_output"]!, "GEPC")
@@ -66,5 +67,46 @@ final class ScGPTGenerativeParityTests: XCTestCase {
     XCTAssertThrowsError(try network.generativeForward(pcptGenes: io["in.pcpt_genes"]!, pcptValues: io["in.pcpt_values"]!,
                                                        pcptPadding: pcptPadding, genGenes: io["in.gen_genes"]! + 40,
                                                        genPadding: genPadding)) { XCTAssertTrue("\($0)".contains("vocabulary"), "\($0)") }
+  }
+
+  /// Pre-norm (no reference fixture: the same weights with norm_scheme "pre"): the known genes
+  /// go through the plain pre-norm encoder; each generated gene follows the reference's pre-norm
+  /// branch (residual from the normalised input, norm before the feed-forward) over attention to
+  /// the known genes and itself, written out here with an explicit mask over [known; generated].
+  func testPreNormKnownGenesAreThePlainEncoderAndGeneratedGenesFollowTheReferenceBranch() throws {
+    let (network, io) = try fixture(preNorm: true)
+    let pcptPadding = io["in.pcpt_key_padding_mask"]!.to(.bool), genPadding = io["in.gen_key_padding_mask"]!.to(.bool)
+    let (pcptGenes, pcptValues, genGenes) = (io["in.pcpt_genes"]!, io["in.pcpt_values"]!, io["in.gen_genes"]!)
+    try withNoGrad {
+      let out = try network.generativeForward(pcptGenes: pcptGenes, pcptValues: pcptValues, pcptPadding: pcptPadding,
+                                              genGenes: genGenes, genPadding: genPadding)
+      var pcpt = network.encoder(pcptGenes) + network.continuousValueEncoder!(pcptValues)
+      var gen = network.encoder(genGenes) + network.generativeFlag!.weight.select(dim: 0, index: 1)
+      let (b, p, g) = (pcpt.size(0), pcpt.size(1), gen.size(1))
+      // Keys of generated gene j: the unpadded known genes and j itself (unless padded).
+      var allowed = [Bool]()
+      for cell in 0..<b {
+        let known = pcptPadding.select(dim: 0, index: cell).to(.int64).toArray(Int64.self).map { $0 != 0 }
+        let padded = genPadding.select(dim: 0, index: cell).to(.int64).toArray(Int64.self).map { $0 != 0 }
+        for j in 0..<g { allowed += known.map { !$0 } + (0..<g).map { $0 == j && !padded[j] } }
+      }
+      let mask = Tensor(bools: allowed, shape: [b, 1, g, p + g])
+      for layer in network.transformerEncoder.layers.modules {
+        let a = layer.selfAttention, d = 32, h = 4
+        let normed = layer.norm1(Tensor.cat([pcpt, gen], dim: 1))
+        let qkv = Functional.linear(normed, weight: a.inProjWeight, bias: a.inProjBias)
+        func heads(_ x: Tensor) -> Tensor { x.reshape([b, x.size(1), h, d / h]).transpose(1, 2) }
+        let q = heads(qkv.narrow(dim: 1, start: p, length: g).narrow(dim: 2, start: 0, length: d))
+        let k = heads(qkv.narrow(dim: 2, start: d, length: d)), v = heads(qkv.narrow(dim: 2, start: 2 * d, length: d))
+        let attended = Functional.scaledDotProductAttention(q, k, v, mask: mask).transpose(1, 2).reshape([b, g, d])
+        let x = layer.norm2(normed.narrow(dim: 1, start: p, length: g) + attended)
+        let nextGen = x + layer.linear2(layer.linear1(x).relu())
+        pcpt = layer(pcpt, srcKeyPaddingMask: pcptPadding)
+        gen = nextGen
+      }
+      let valid = pcptPadding.logicalNot().unsqueeze(dim: 2).to(.float32)
+      assertClose(out.pcptOutput * valid, pcpt * valid, "known genes: the plain pre-norm encoder")
+      assertClose(out.genOutput, gen, "generated genes: the reference's pre-norm branch")
+    }
   }
 }

@@ -114,4 +114,22 @@ final class ScGPTTrainingLoopTests: XCTestCase {
     XCTAssertEqual(rates[0], 3e-3 * 0.5 * (1 + cos(Double.pi * 4 / 12)), accuracy: 1e-12)
     XCTAssertEqual(rates[1], 3e-3 * 0.5 * (1 + cos(Double.pi * 11 / 12)), accuracy: 1e-12)
   }
+
+  /// CCE in masked pretraining (the pretraining branch's loop, weight 10): a second pass with
+  /// other dropout masks, each cell's two embeddings pulled together against the minibatch's.
+  func testContrastiveCellEmbeddingLossJoinsMaskedPretrainingAndFalls() throws {
+    let adata = try ScGPTFineTuningTests.synthetic()
+    var options = options(epochs: 4)
+    options.training.cceWeight = 10
+    Runtime.seed(0)
+    let history = try ScGPTTasks.pretrain(adata, options: options, objective: .pretraining).result.history
+    let cce = history.values("train_cce").compactMap { $0 }
+    XCTAssertEqual(cce.count, 4)
+    XCTAssertLessThan(cce.last!, cce.first!, "\(cce)")
+    // Below chance (10 · ln 8 for minibatches of 8): a cell's two passes are nearer than other cells'.
+    XCTAssertLessThan(cce.first!, 10 * log(8.0) + 1)
+    options.training.cceWeight = 0
+    XCTAssertTrue(try ScGPTTasks.pretrain(adata, options: options, objective: .pretraining).result.history
+      .values("train_cce").compactMap { $0 }.isEmpty, "off by default")
+  }
 }

@@ -67,7 +67,7 @@ typedef struct {
 void sck_adam_step(const SCKAdamStep *s, int64_t begin, int64_t end);
 
 // Dropout masks: a xoshiro256** state seeded by splitmix64 of `seed`, and a mask of n floats,
-// each `scale` when a 32-bit draw is below `keep_below` (keep probability keep_below / 2^32), else 0.
+// each `scale` when a 16-bit draw is below `keep_below` (keep probability keep_below / 2^16, ≤ 2^16), else 0.
 void sck_random_seed(uint64_t state[4], uint64_t seed);
 void sck_dropout_mask(uint64_t state[4], float *out, int64_t n, uint32_t keep_below, float scale);
 

@@ -254,7 +254,7 @@ public final class ScGPTFineTuner {
       let split = ScGPTGenerativeSplit(tokens, rows: rows, random: &random)
       let (pcpt, gen) = (split.pcpt.to(device), split.gen.to(device))
       let out = try network.generativeForward(pcptGenes: pcpt.geneIds, pcptValues: pcpt.values, pcptPadding: pcpt.paddingMask,
-                                              genGenes: gen.geneIds, genPadding: gen.paddingMask)
+                                              genGenes: gen.geneIds, genPadding: gen.paddingMask, predictKnown: false)
       let valid = gen.paddingMask.logicalNot()
       add("gen", ScGPTLosses.maskedMSE(out.genPreds, gen.values, mask: valid))
       if let mvc = out.mvcOutput {
@@ -263,7 +263,7 @@ public final class ScGPTFineTuner {
       if step >= options.secondPassAfter {
         let again = try network.generativeForward(pcptGenes: pcpt.geneIds, pcptValues: pcpt.values, pcptPadding: pcpt.paddingMask,
                                                   genGenes: gen.geneIds, genPadding: gen.paddingMask,
-                                                  inputCellEmbedding: out.cellEmbedding.detach(), mvc: false)
+                                                  inputCellEmbedding: out.cellEmbedding.detach(), mvc: false, predictKnown: false)
         add("gen_second", ScGPTLosses.maskedMSE(again.genPreds, gen.values, mask: valid))
       }
       if objective == .generativeAndMasked {
@@ -283,6 +283,7 @@ public final class ScGPTFineTuner {
       var heads: ScGPTHeads = []
       if network.mvcDecoder != nil { heads.insert(.mvc) }
       if objective == .integration && options.ecsWeight > 0 { heads.insert(.ecs) }
+      if options.cceWeight > 0 { heads.insert(.cce) }
       let out = try network.forward(batch, heads: heads)
       let target = cells.valueTensor.to(device)
       let positions = batch.values.eq(Double(options.maskValue))
@@ -292,6 +293,7 @@ public final class ScGPTFineTuner {
         add("gepc", ScGPTLosses.maskedMSE(mvc, target, mask: positions))
         if let p = out.mvcZeroProbs { add("gepc_zero", ScGPTLosses.negLogBernoulli(p, target, mask: positions)) }
       }
+      if let cce = out.lossCCE { add("cce", cce * options.cceWeight) }
       if let ecs = out.lossECS { add("ecs", ecs * options.ecsWeight) }
       if let dab = out.dabOutput, options.dabWeight > 0, let labels = batch.batchLabels {
         add("dab", ScGPTLosses.crossEntropy(dab, labels) * options.dabWeight)

@@ -5,8 +5,8 @@ public struct ScGPTGenerativeOutput {
   /// Transformer outputs of the known (perceived) genes [B, P] and of the genes to generate [B, G].
   public var pcptOutput: Tensor
   public var genOutput: Tensor
-  /// Expression predictions [B, P] and [B, G] (the ExprDecoder on each part).
-  public var pcptPreds: Tensor
+  /// Expression predictions [B, P] (with `predictKnown`) and [B, G] (the ExprDecoder on each part).
+  public var pcptPreds: Tensor?
   public var genPreds: Tensor
   /// Output of the first known position (`<cls>`) [B, d].
   public var cellEmbedding: Tensor
@@ -25,9 +25,12 @@ public struct ScGPTGenerativeOutput {
 extension ScGPTNetwork {
   /// `pcptGenes`/`pcptValues`/`pcptPadding` [B, P] (`<cls>` first), `genGenes`/`genPadding`
   /// [B, G] (padding masks true at `<pad>`). `inputCellEmbedding` [B, d] replaces the first known
-  /// position's input (the reference's second pass).
+  /// position's input (the reference's second pass). `predictKnown`: decode the known genes too
+  /// (their predictions are in no pretraining loss).
   public func generativeForward(pcptGenes: Tensor, pcptValues: Tensor, pcptPadding: Tensor, genGenes: Tensor, genPadding: Tensor,
-                                inputCellEmbedding: Tensor? = nil, mvc: Bool = true) throws -> ScGPTGenerativeOutput {
+                                inputCellEmbedding: Tensor? = nil, mvc: Bool = true, predictKnown: Bool = true) throws
+    -> ScGPTGenerativeOutput
+  {
     guard let flag = generativeFlag, let continuousValueEncoder else {
       throw ScGPTError.invalidInput("this model has no generative flag embedding (flag_encoder) and continuous value encoder")
     }
@@ -53,15 +56,16 @@ extension ScGPTNetwork {
       }
       let flagRow = flag.weight.select(dim: 0, index: 1)
       var gen = genTokens + flagRow
-      let pcptMask = pcptPadding.to(.bool), genMask = genPadding.to(.bool)
+      let (p, g) = (pcptGenes.size(1), genGenes.size(1))
+      let knownMask = Tensor.zeros([b, 1, 1, p], dtype: pcpt.dtype, device: pcpt.device)
+        .maskedFill(pcptPadding.to(.bool).reshape([b, 1, 1, p]), -.infinity)
+      let ownMask = genPadding.to(.bool).reshape([b, 1, g, 1])
       for layer in transformerEncoder.layers.modules {
-        let nextGen = generatedGenes(layer, pcpt: pcpt, gen: gen, pcptPadding: pcptMask, genPadding: genMask)
-        pcpt = layer(pcpt, srcKeyPaddingMask: pcptMask)
-        gen = nextGen
+        (pcpt, gen) = generativeLayer(layer, pcpt: pcpt, gen: gen, knownMask: knownMask, ownMask: ownMask)
       }
       let cell = pcpt.select(dim: 1, index: 0)
       var out = ScGPTGenerativeOutput(
-        pcptOutput: pcpt, genOutput: gen, pcptPreds: decoder.decode(pcpt, values: pcptValues).pred,
+        pcptOutput: pcpt, genOutput: gen, pcptPreds: predictKnown ? decoder.decode(pcpt, values: pcptValues).pred : nil,
         genPreds: decoder.decode(gen, values: Tensor.zeros(genGenes.shape, device: gen.device)).pred, cellEmbedding: cell)
       if mvc, let mvcDecoder {
         out.mvcOutput = mvcDecoder(cellEmbedding: cell, geneEmbeddings: Tensor.cat([pcptTokens, genTokens], dim: 1)).pred
@@ -70,51 +74,55 @@ extension ScGPTNetwork {
     }
   }
 
-  /// One layer on the generated genes: queries from them, keys/values from the known genes and
-  /// the gene itself (attention mask: the generated block is the identity), post- or pre-norm.
-  private func generatedGenes(_ layer: TransformerEncoderLayer, pcpt: Tensor, gen: Tensor, pcptPadding: Tensor,
-                              genPadding: Tensor) -> Tensor {
+  /// One layer on both parts, in one pass over [known; generated] where the two agree (the
+  /// Q/K/V projection, dropout, norms and feed-forward): the known genes' self-attention as the
+  /// layer's own (fused kernel, output projection); each generated gene's scores against the
+  /// known genes [B, h, G, P] and against itself [B, h, G, 1] (the diagonal of the generated
+  /// block, whose other entries are masked), so the G × G block is never formed.
+  /// `knownMask` [B, 1, 1, P] is additive (−∞ at padding), `ownMask` [B, 1, G, 1] true at padding.
+  private func generativeLayer(_ layer: TransformerEncoderLayer, pcpt: Tensor, gen: Tensor, knownMask: Tensor,
+                               ownMask: Tensor) -> (pcpt: Tensor, gen: Tensor) {
     let attention = layer.selfAttention
     let (b, p, g, d) = (gen.size(0), pcpt.size(1), gen.size(1), gen.size(2))
     let h = attention.numHeads, dh = d / h
-    func project(_ x: Tensor) -> Tensor {
-      var y = x.matmul(attention.inProjWeight.transpose(0, 1))
-      if let bias = attention.inProjBias { y = y + bias }
-      return y  // [B, L, 3d]
+    let all = Tensor.cat([pcpt, gen], dim: 1)
+    let input = layer.normFirst ? layer.norm1(all) : all
+    let qkv = Functional.linear(input, weight: attention.inProjWeight, bias: attention.inProjBias)  // [B, P + G, 3d]
+    func heads(_ part: Int, generated: Bool) -> Tensor {
+      let length = generated ? g : p
+      return qkv.narrow(dim: 1, start: generated ? p : 0, length: length).narrow(dim: 2, start: part * d, length: d)
+        .reshape([b, length, h, dh]).transpose(1, 2)  // [B, h, L, dh]
     }
-    func heads(_ x: Tensor, _ part: Int) -> Tensor {
-      x.narrow(dim: 2, start: part * d, length: d).reshape([b, x.size(1), h, dh]).transpose(1, 2)  // [B, h, L, dh]
-    }
-    // The keys of a generated gene are the known genes and itself: its scores are those against
-    // the known genes [B, h, G, P] and one against itself [B, h, G, 1] (the diagonal of the
-    // generated block, whose other entries are masked), so the G × G block is never formed.
-    func attend(_ pcptIn: Tensor, _ genIn: Tensor) -> Tensor {
-      let pq = project(pcptIn), gq = project(genIn)
-      let scale = 1 / Double(dh).squareRoot()
-      let q = heads(gq, 0), kg = heads(gq, 1), vg = heads(gq, 2)
-      let known = q.matmul(heads(pq, 1).transpose(2, 3)) * scale
-      let own = (q * kg).sum(dim: -1, keepDim: true) * scale
-      // A padded known gene is never a key; a padded generated gene does not see itself (as the
-      // reference's mask; its output is never used).
-      let scores = Tensor.cat([known.maskedFill(pcptPadding.reshape([b, 1, 1, p]), -.infinity),
-                               own.maskedFill(genPadding.reshape([b, 1, g, 1]), -.infinity)], dim: 3)
-      let weights = Functional.dropout(scores.softmax(dim: -1), p: attention.dropout, training: attention.isTraining)
-      let context = weights.narrow(dim: 3, start: 0, length: p).matmul(heads(pq, 2)) + weights.narrow(dim: 3, start: p, length: 1) * vg
-      return context.transpose(1, 2).reshape([b, g, d])
-    }
+    let (kp, vp) = (heads(1, generated: false), heads(2, generated: false))
+    let dropout = attention.isTraining ? attention.dropout : 0
+    let known = Functional.scaledDotProductAttention(heads(0, generated: false), kp, vp, mask: knownMask, dropout: dropout)
+    let qg = heads(0, generated: true), scale = 1 / Double(dh).squareRoot()
+    // A padded known gene is never a key; a padded generated gene does not see itself (as the
+    // reference's mask; its output is never used).
+    let scores = Tensor.cat([qg.matmul(kp.transpose(2, 3)) * scale + knownMask,
+                             ((qg * heads(1, generated: true)).sum(dim: -1, keepDim: true) * scale).maskedFill(ownMask, -.infinity)],
+                            dim: 3)
+    let weights = Functional.dropout(scores.softmax(dim: -1), p: dropout, training: dropout > 0)
+    let generated = weights.narrow(dim: 3, start: 0, length: p).matmul(vp) + weights.narrow(dim: 3, start: p, length: 1) * heads(2, generated: true)
+    // The generated genes' attention has no output projection (the reference's is the identity).
+    let attended = layer.dropout1(Tensor.cat([attention.outProj(known.transpose(1, 2).reshape([b, p, d])),
+                                              generated.transpose(1, 2).reshape([b, g, d])], dim: 1))
     func feedForward(_ x: Tensor) -> Tensor {
       let hidden = layer.linear1(x)
       return layer.dropout2(layer.linear2(layer.dropout(layer.activation == .relu ? hidden.relu() : hidden.gelu())))
     }
+    let out: Tensor
     if layer.normFirst {
-      // The reference's pre-norm branch normalises both inputs first and takes the residual
-      // from the normalised tensor.
-      let pn = layer.norm1(pcpt), gn = layer.norm1(gen)
-      let x = layer.norm2(gn + layer.dropout1(attend(pn, gn)))
-      return x + feedForward(x)
+      // Known genes as a pre-norm layer; generated genes as the reference's pre-norm branch,
+      // which takes the residual from the normalised input and normalises before the feed-forward.
+      let xp = pcpt + attended.narrow(dim: 1, start: 0, length: p)
+      let xg = layer.norm2(input.narrow(dim: 1, start: p, length: g) + attended.narrow(dim: 1, start: p, length: g))
+      out = Tensor.cat([xp, xg], dim: 1) + feedForward(Tensor.cat([layer.norm2(xp), xg], dim: 1))
+    } else {
+      let x = layer.norm1(all + attended)
+      out = layer.norm2(x + feedForward(x))
     }
-    let x = layer.norm1(gen + layer.dropout1(attend(pcpt, gen)))
-    return layer.norm2(x + feedForward(x))
+    return (out.narrow(dim: 1, start: 0, length: p), out.narrow(dim: 1, start: p, length: g))
   }
 }
 

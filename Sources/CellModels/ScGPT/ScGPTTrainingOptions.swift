@@ -64,6 +64,10 @@ public struct ScGPTTrainingOptions: Sendable {
   public var maskValue: Float = -1
   public var ecsWeight = 10.0
   public var dabWeight = 1.0
+  /// Weight of the contrastive cell-embedding loss (CCE: a second pass with other dropout
+  /// masks, temperature 0.5) in masked-value training; the pretraining branch's loop uses 10
+  /// unless `--no-cce`. 0: off.
+  public var cceWeight = 0.0
   /// Seeds the split, the minibatch order of each epoch, and the masks, splits and dropout of
   /// each optimiser step (each from its own stream, so that a run resumed at any step continues
   /// exactly; initial weights come from libtorch's generator, seeded by the caller).
@@ -106,7 +110,7 @@ public struct ScGPTTrainingOptions: Sendable {
     guard epochs > 0, batchSize > 0 else { throw fail("epochs and batch size must be positive") }
     guard learningRate > 0, scheduleGamma > 0, maxGradNorm > 0 else { throw fail("learning rate, schedule factor and gradient bound must be positive") }
     guard (0..<1).contains(validationFraction), (0..<1).contains(maskRatio) else { throw fail("validation fraction and mask ratio must lie in [0, 1)") }
-    guard ecsWeight >= 0, dabWeight >= 0 else { throw fail("loss weights must not be negative") }
+    guard ecsWeight >= 0, dabWeight >= 0, cceWeight >= 0 else { throw fail("loss weights must not be negative") }
     if case .cosine(let warmup) = schedule, !(warmup >= 0 && warmup.isFinite) { throw fail("the warm-up must be a share in [0, 1) or a number of steps") }
     if let maxSteps, maxSteps < 1 { throw fail("max steps must be positive") }
     guard checkpointEvery >= 0 else { throw fail("the checkpoint interval must not be negative") }
