@@ -31,13 +31,14 @@ final class ScGPTGenerativeParityTests: XCTestCase {
   func testForwardMatchesTheReferenceAndGeneratedGenesDoNotSeeEachOther() throws {
     let (network, io) = try fixture()
     let pcptPadding = io["in.pcpt_key_padding_mask"]!.to(.bool), genPadding = io["in.gen_key_padding_mask"]!.to(.bool)
-    func run(_ genes: Tensor, cell: Tensor? = nil) throws -> ScGPTGenerativeOutput {
+    func run(_ genes: Tensor, cell: Tensor? = nil, predictKnown: Bool = true) throws -> ScGPTGenerativeOutput {
       try withNoGrad {
         try network.generativeForward(pcptGenes: io["in.pcpt_genes"]!, pcptValues: io["in.pcpt_values"]!, pcptPadding: pcptPadding,
-                                      genGenes: genes, genPadding: genPadding, inputCellEmbedding: cell)
+                                      genGenes: genes, genPadding: genPadding, inputCellEmbedding: cell, predictKnown: predictKnown)
       }
     }
     let out = try run(io["in.gen_genes"]!)
+    try assertTrainingOutputsUnchanged(try run(io["in.gen_genes"]!, predictKnown: false), out)
     // Known genes: compared where they are not padding (flash-attn zeroes padded rows' context).
     let valid = pcptPadding.logicalNot().unsqueeze(dim: 2).to(.float32)
     assertClose(out.pcptOutput * valid, io["out.pcpt_output"]! * valid, "known-gene output")
@@ -107,6 +108,22 @@ final class ScGPTGenerativeParityTests: XCTestCase {
       let valid = pcptPadding.logicalNot().unsqueeze(dim: 2).to(.float32)
       assertClose(out.pcptOutput * valid, pcpt * valid, "known genes: the plain pre-norm encoder")
       assertClose(out.genOutput, gen, "generated genes: the reference's pre-norm branch")
+      try assertTrainingOutputsUnchanged(
+        try network.generativeForward(pcptGenes: pcptGenes, pcptValues: pcptValues, pcptPadding: pcptPadding, genGenes: genGenes,
+                                      genPadding: genPadding, predictKnown: false), out)
     }
+  }
+
+  /// Without the known genes' predictions the last layer computes the known genes at `<cls>`
+  /// only and GEPC covers the generated genes; what the losses read is unchanged.
+  private func assertTrainingOutputsUnchanged(_ lean: ScGPTGenerativeOutput, _ full: ScGPTGenerativeOutput) throws {
+    XCTAssertNil(lean.pcptPreds)
+    XCTAssertEqual(lean.pcptOutput.shape, [full.pcptOutput.size(0), 1, full.pcptOutput.size(2)])
+    assertClose(lean.pcptOutput, full.pcptOutput.narrow(dim: 1, start: 0, length: 1), "<cls> output", tolerance: 1e-5)
+    assertClose(lean.genOutput, full.genOutput, "generated output", tolerance: 1e-5)
+    assertClose(lean.genPreds, full.genPreds, "generated predictions", tolerance: 1e-5)
+    let generated = full.genOutput.size(1)
+    assertClose(try XCTUnwrap(lean.mvcOutput), try XCTUnwrap(full.mvcOutput).narrow(dim: 1, start: full.pcptOutput.size(1), length: generated),
+                "GEPC of the generated genes", tolerance: 1e-5)
   }
 }

@@ -258,7 +258,7 @@ public final class ScGPTFineTuner {
       let valid = gen.paddingMask.logicalNot()
       add("gen", ScGPTLosses.maskedMSE(out.genPreds, gen.values, mask: valid))
       if let mvc = out.mvcOutput {
-        add("gen_gepc", ScGPTLosses.maskedMSE(mvc.narrow(dim: 1, start: pcpt.geneIds.size(1), length: gen.geneIds.size(1)), gen.values, mask: valid))
+        add("gen_gepc", ScGPTLosses.maskedMSE(mvc, gen.values, mask: valid))
       }
       if step >= options.secondPassAfter {
         let again = try network.generativeForward(pcptGenes: pcpt.geneIds, pcptValues: pcpt.values, pcptPadding: pcpt.paddingMask,

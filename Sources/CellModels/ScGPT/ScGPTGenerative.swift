@@ -2,7 +2,8 @@ import Torch
 
 /// The outputs of `ScGPTNetwork.generativeForward` (the reference's `generative_forward`).
 public struct ScGPTGenerativeOutput {
-  /// Transformer outputs of the known (perceived) genes [B, P] and of the genes to generate [B, G].
+  /// Transformer outputs of the known (perceived) genes [B, P, d] (without `predictKnown`,
+  /// [B, 1, d]: `<cls>` only) and of the genes to generate [B, G, d].
   public var pcptOutput: Tensor
   public var genOutput: Tensor
   /// Expression predictions [B, P] (with `predictKnown`) and [B, G] (the ExprDecoder on each part).
@@ -10,7 +11,8 @@ public struct ScGPTGenerativeOutput {
   public var genPreds: Tensor
   /// Output of the first known position (`<cls>`) [B, d].
   public var cellEmbedding: Tensor
-  /// GEPC from the cell embedding over [known; generated] genes [B, P + G] (with MVC).
+  /// GEPC from the cell embedding over [known; generated] genes [B, P + G] (with MVC; without
+  /// `predictKnown`, over the generated genes only [B, G]).
   public var mvcOutput: Tensor?
 }
 
@@ -25,8 +27,10 @@ public struct ScGPTGenerativeOutput {
 extension ScGPTNetwork {
   /// `pcptGenes`/`pcptValues`/`pcptPadding` [B, P] (`<cls>` first), `genGenes`/`genPadding`
   /// [B, G] (padding masks true at `<pad>`). `inputCellEmbedding` [B, d] replaces the first known
-  /// position's input (the reference's second pass). `predictKnown`: decode the known genes too
-  /// (their predictions are in no pretraining loss).
+  /// position's input (the reference's second pass). `predictKnown`: the known genes' outputs,
+  /// predictions and GEPC, which are in no pretraining loss; without it the last layer computes the
+  /// known genes' output at `<cls>` only (the generated genes need the known genes' keys and
+  /// values, not their outputs), and the other outputs are the same.
   public func generativeForward(pcptGenes: Tensor, pcptValues: Tensor, pcptPadding: Tensor, genGenes: Tensor, genPadding: Tensor,
                                 inputCellEmbedding: Tensor? = nil, mvc: Bool = true, predictKnown: Bool = true) throws
     -> ScGPTGenerativeOutput
@@ -49,26 +53,37 @@ extension ScGPTNetwork {
       throw ScGPTError.invalidInput("the input cell embedding must be [\(b), \(config.dModel)]")
     }
     return try withTorchErrors {
-      let pcptTokens = encoder(pcptGenes), genTokens = encoder(genGenes)
+      let (p, g) = (pcptGenes.size(1), genGenes.size(1))
+      let tokens = encoder(Tensor.cat([pcptGenes, genGenes], dim: 1))  // one lookup: one embedding gradient to fill
+      let pcptTokens = tokens.narrow(dim: 1, start: 0, length: p), genTokens = tokens.narrow(dim: 1, start: p, length: g)
       var pcpt = pcptTokens + continuousValueEncoder(pcptValues)
       if let c = inputCellEmbedding {
         pcpt = Tensor.cat([c.unsqueeze(dim: 1), pcpt.narrow(dim: 1, start: 1, length: pcpt.size(1) - 1)], dim: 1)
       }
       let flagRow = flag.weight.select(dim: 0, index: 1)
       var gen = genTokens + flagRow
-      let (p, g) = (pcptGenes.size(1), genGenes.size(1))
       let knownMask = Tensor.zeros([b, 1, 1, p], dtype: pcpt.dtype, device: pcpt.device)
         .maskedFill(pcptPadding.to(.bool).reshape([b, 1, 1, p]), -.infinity)
-      let ownMask = genPadding.to(.bool).reshape([b, 1, g, 1])
-      for layer in transformerEncoder.layers.modules {
-        (pcpt, gen) = generativeLayer(layer, pcpt: pcpt, gen: gen, knownMask: knownMask, ownMask: ownMask)
+      // A generated gene's keys: the unpadded known genes and itself (a padded generated gene
+      // sees the known genes only, as the reference's mask; its output is never used).
+      let index = Tensor.arange(0, Double(g), device: pcpt.device)
+      let own = index.reshape([1, 1, g, 1]).eq(index.reshape([1, 1, 1, g]))
+        .logicalAnd(genPadding.to(.bool).logicalNot().reshape([b, 1, g, 1]))
+      let generatedMask = Tensor.cat([knownMask.expand([b, 1, g, p]),
+                                      Tensor.zeros([b, 1, g, g], dtype: pcpt.dtype, device: pcpt.device).maskedFill(own.logicalNot(), -.infinity)],
+                                     dim: 3)
+      let layers = transformerEncoder.layers.modules
+      for (i, layer) in layers.enumerated() {
+        (pcpt, gen) = generativeLayer(layer, pcpt: pcpt, gen: gen, knownMask: knownMask, generatedMask: generatedMask,
+                                      clsOnly: !predictKnown && i == layers.count - 1)
       }
       let cell = pcpt.select(dim: 1, index: 0)
       var out = ScGPTGenerativeOutput(
         pcptOutput: pcpt, genOutput: gen, pcptPreds: predictKnown ? decoder.decode(pcpt, values: pcptValues).pred : nil,
         genPreds: decoder.decode(gen, values: Tensor.zeros(genGenes.shape, device: gen.device)).pred, cellEmbedding: cell)
       if mvc, let mvcDecoder {
-        out.mvcOutput = mvcDecoder(cellEmbedding: cell, geneEmbeddings: Tensor.cat([pcptTokens, genTokens], dim: 1)).pred
+        let genes = predictKnown ? tokens : genTokens
+        out.mvcOutput = mvcDecoder(cellEmbedding: cell, geneEmbeddings: genes).pred
       }
       return out
     }
@@ -76,15 +91,16 @@ extension ScGPTNetwork {
 
   /// One layer on both parts, in one pass over [known; generated] where the two agree (the
   /// Q/K/V projection, dropout, norms and feed-forward): the known genes' self-attention as the
-  /// layer's own (fused kernel, output projection); each generated gene's scores against the
-  /// known genes [B, h, G, P] and against itself [B, h, G, 1] (the diagonal of the generated
-  /// block, whose other entries are masked), so the G × G block is never formed.
-  /// `knownMask` [B, 1, 1, P] is additive (−∞ at padding), `ownMask` [B, 1, G, 1] true at padding.
+  /// layer's own (output projection); the generated genes' attention over [known; generated]
+  /// keys under `generatedMask` [B, 1, G, P + G] (additive: the known block is `knownMask`
+  /// [B, 1, 1, P], −∞ at padding; of the generated block only the diagonal is open), both in
+  /// libtorch's fused kernel, which keeps no score matrix. `clsOnly`: the known genes' output at
+  /// `<cls>` only ([B, 1, d]).
   private func generativeLayer(_ layer: TransformerEncoderLayer, pcpt: Tensor, gen: Tensor, knownMask: Tensor,
-                               ownMask: Tensor) -> (pcpt: Tensor, gen: Tensor) {
+                               generatedMask: Tensor, clsOnly: Bool) -> (pcpt: Tensor, gen: Tensor) {
     let attention = layer.selfAttention
     let (b, p, g, d) = (gen.size(0), pcpt.size(1), gen.size(1), gen.size(2))
-    let h = attention.numHeads, dh = d / h
+    let h = attention.numHeads, dh = d / h, queries = clsOnly ? 1 : p
     let all = Tensor.cat([pcpt, gen], dim: 1)
     let input = layer.normFirst ? layer.norm1(all) : all
     let qkv = Functional.linear(input, weight: attention.inProjWeight, bias: attention.inProjBias)  // [B, P + G, 3d]
@@ -95,17 +111,15 @@ extension ScGPTNetwork {
     }
     let (kp, vp) = (heads(1, generated: false), heads(2, generated: false))
     let dropout = attention.isTraining ? attention.dropout : 0
-    let known = Functional.scaledDotProductAttention(heads(0, generated: false), kp, vp, mask: knownMask, dropout: dropout)
-    let qg = heads(0, generated: true), scale = 1 / Double(dh).squareRoot()
-    // A padded known gene is never a key; a padded generated gene does not see itself (as the
-    // reference's mask; its output is never used).
-    let scores = Tensor.cat([qg.matmul(kp.transpose(2, 3)) * scale + knownMask,
-                             ((qg * heads(1, generated: true)).sum(dim: -1, keepDim: true) * scale).maskedFill(ownMask, -.infinity)],
-                            dim: 3)
-    let weights = Functional.dropout(scores.softmax(dim: -1), p: dropout, training: dropout > 0)
-    let generated = weights.narrow(dim: 3, start: 0, length: p).matmul(vp) + weights.narrow(dim: 3, start: p, length: 1) * heads(2, generated: true)
+    let known = Functional.scaledDotProductAttention(heads(0, generated: false).narrow(dim: 2, start: 0, length: queries), kp, vp,
+                                                     mask: knownMask, dropout: dropout)
+    func allHeads(_ part: Int) -> Tensor {
+      qkv.narrow(dim: 2, start: part * d, length: d).reshape([b, p + g, h, dh]).transpose(1, 2)
+    }
+    let generated = Functional.scaledDotProductAttention(heads(0, generated: true), allHeads(1), allHeads(2), mask: generatedMask,
+                                                         dropout: dropout)
     // The generated genes' attention has no output projection (the reference's is the identity).
-    let attended = layer.dropout1(Tensor.cat([attention.outProj(known.transpose(1, 2).reshape([b, p, d])),
+    let attended = layer.dropout1(Tensor.cat([attention.outProj(known.transpose(1, 2).reshape([b, queries, d])),
                                               generated.transpose(1, 2).reshape([b, g, d])], dim: 1))
     func feedForward(_ x: Tensor) -> Tensor {
       let hidden = layer.linear1(x)
@@ -115,14 +129,15 @@ extension ScGPTNetwork {
     if layer.normFirst {
       // Known genes as a pre-norm layer; generated genes as the reference's pre-norm branch,
       // which takes the residual from the normalised input and normalises before the feed-forward.
-      let xp = pcpt + attended.narrow(dim: 1, start: 0, length: p)
-      let xg = layer.norm2(input.narrow(dim: 1, start: p, length: g) + attended.narrow(dim: 1, start: p, length: g))
+      let xp = pcpt.narrow(dim: 1, start: 0, length: queries) + attended.narrow(dim: 1, start: 0, length: queries)
+      let xg = layer.norm2(input.narrow(dim: 1, start: p, length: g) + attended.narrow(dim: 1, start: queries, length: g))
       out = Tensor.cat([xp, xg], dim: 1) + feedForward(Tensor.cat([layer.norm2(xp), xg], dim: 1))
     } else {
-      let x = layer.norm1(all + attended)
+      let residual = clsOnly ? Tensor.cat([pcpt.narrow(dim: 1, start: 0, length: 1), gen], dim: 1) : all
+      let x = layer.norm1(residual + attended)
       out = layer.norm2(x + feedForward(x))
     }
-    return (out.narrow(dim: 1, start: 0, length: p), out.narrow(dim: 1, start: p, length: g))
+    return (out.narrow(dim: 1, start: 0, length: queries), out.narrow(dim: 1, start: queries, length: g))
   }
 }
 
