@@ -392,6 +392,8 @@ struct ScGPTTrainCommand: ParsableCommand {
     if checkpointEvery > 0 && checkpoint == nil { throw ValidationError("--checkpoint-every needs --checkpoint PATH") }
     if !["step", "cosine"].contains(schedule) { throw ValidationError("--schedule must be step or cosine, not '\(schedule)'") }
     if !(warmup >= 0 && warmup.isFinite) { throw ValidationError("--warmup must be a share in [0, 1) or a number of steps") }
+    if !(cceWeight >= 0 && cceWeight.isFinite) { throw ValidationError("--cce-weight must be a finite weight, 0 or more") }
+    if cceWeight > 0 && objective != "masked" { throw ValidationError("--cce-weight is for --objective masked") }
   }
 
   func run() throws {
@@ -400,7 +402,7 @@ struct ScGPTTrainCommand: ParsableCommand {
     defaults.epochs = 15
     defaults.maskRatio = maskRatio
     defaults.secondPassAfter = secondPassAfter
-    defaults.cceWeight = objective == "masked" ? cceWeight : 0
+    defaults.cceWeight = cceWeight
     defaults.schedule = schedule == "cosine" ? .cosine(warmup: warmup) : .stepPerEpoch
     defaults.maxSteps = maxSteps
     defaults.checkpoint = checkpoint.map { URL(fileURLWithPath: $0) }

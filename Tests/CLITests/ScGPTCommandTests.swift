@@ -97,5 +97,8 @@ final class ScGPTCommandTests: CLITestCase {
     let noPath = try singlecell(["scgpt", "pretrain", counts, "-o", path("x"), "--checkpoint-every", "5"])
     XCTAssertNotEqual(noPath.status, 0)
     XCTAssertTrue(noPath.stderr.contains("--checkpoint PATH"), noPath.stderr)
+    let cce = try singlecell(["scgpt", "pretrain", counts, "-o", path("y"), "--objective", "generative", "--cce-weight", "10"])
+    XCTAssertNotEqual(cce.status, 0)
+    XCTAssertTrue(cce.stderr.contains("--cce-weight is for --objective masked"), cce.stderr)
   }
 }
