@@ -3,14 +3,15 @@ import Foundation
 import SingleCell
 
 /// Input .h5ad files opened backed (`--backed`): one file, or several read as one collection
-/// with genes aligned by name to the first file's (a warning counts the genes a file lacks).
+/// with genes aligned by name to the first file's (a warning counts the genes a file lacks, when
+/// first opened for training).
 struct BackedInputs {
   let source: RowBlockSource
   /// obs, var and uns of the cells, no counts; `uns['streamed_from']` names the files (absolute
   /// paths) and `uns['streamed_layer']` the layer, so a model folder can open them again.
   let metadata: AnnData
 
-  static func open(_ paths: [String], layer: String?) throws -> BackedInputs {
+  static func open(_ paths: [String], layer: String?, warnMissingGenes: Bool = true) throws -> BackedInputs {
     let element = layer.map { "layers/\($0)" } ?? "X"
     let source: RowBlockSource
     var metadata: AnnData
@@ -19,7 +20,7 @@ struct BackedInputs {
       (source, metadata) = (file, file.metadata)
     } else {
       let collection = try BackedCollection(paths: paths, element: element)
-      for (file, missing) in zip(collection.files, collection.missingGenes) where missing > 0 {
+      for (file, missing) in zip(collection.files, collection.missingGenes) where warnMissingGenes && missing > 0 {
         warn("\(missing) of the \(collection.genes.count) genes of \(paths[0]) are missing from \(file.path) and read as zero")
       }
       (source, metadata) = (collection, collection.metadata)
@@ -38,7 +39,7 @@ struct BackedInputs {
     if case .dense(let layers)? = adata.uns["streamed_layer"], layers.data.count == 1 { layer = layers.data.text(at: 0) }
     let opened: BackedInputs
     do {
-      opened = try open(paths, layer: layer)
+      opened = try open(paths, layer: layer, warnMissingGenes: false)  // training said so already
     } catch {
       throw ValidationError("the model was trained streaming from \(paths.joined(separator: ", ")), which cannot be opened again: \(error)")
     }

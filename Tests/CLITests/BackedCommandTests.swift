@@ -79,6 +79,8 @@ final class BackedCommandTests: CLITestCase {
   func testBackedAtlasOnACollectionTrainsPredictsAndMaps() throws {
     let first = try simulate("first.h5ad", cells: 600, seed: 1, extra: ["--gzip", "4"])
     let second = try simulate("second.h5ad", cells: 400, seed: 2)
+    let lacking = try AnnData.read(h5ad: second)
+    try lacking.subset(vars: Array(1..<lacking.nVars)).write(h5ad: second)  // one gene fewer
     let out = scratch.appendingPathComponent("atlas").path
     let arguments = ["atlas", "train", first, second, "--backed", "--batch-key", "batch", "--batch-key", "source_file",
                      "--label-key", "bulk_labels", "--hidden", "32", "--n-latent", "4", "--max-epochs", "3",
@@ -86,6 +88,7 @@ final class BackedCommandTests: CLITestCase {
                      "--threads", "1", "--quiet"]
     let train = try singlecell(arguments + ["-o", out])
     XCTAssertEqual(train.status, 0, train.stderr)
+    XCTAssertTrue(train.stderr.contains("are missing from"), train.stderr)
     let metrics = try json("\(out)/metrics.json")
     XCTAssertEqual(metrics["backed"] as? Bool, true)
     XCTAssertEqual(metrics["epochs"] as? Int, 3)
@@ -101,6 +104,7 @@ final class BackedCommandTests: CLITestCase {
     let predicted = scratch.appendingPathComponent("predicted.h5ad").path
     let predict = try singlecell(["atlas", "predict", out, first, "-o", predicted])
     XCTAssertEqual(predict.status, 0, predict.stderr)
+    XCTAssertFalse(predict.stderr.contains("are missing from"), "reopening the training files warns again: \(predict.stderr)")
     let inMemory = try latent(try AnnData.read(h5ad: predicted))
     XCTAssertEqual(inMemory.count, 600 * 4)
     for (a, b) in zip(inMemory, streamedLatent.prefix(600 * 4)) { XCTAssertEqual(a, b, accuracy: 1e-5) }
