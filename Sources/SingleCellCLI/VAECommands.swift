@@ -130,12 +130,12 @@ struct VAETrainArguments: ParsableArguments {
   @Flag(help: "No progress line.") var quiet = false
   @Option(help: "Stop after this many optimizer steps in all.") var maxSteps: Int?
   @OptionGroup var disk: BackedArguments
-
-  func validate() throws { try disk.check(inputs: inputs) }
   @Option(help: "Write OUTDIR/checkpoint.safetensors every N epochs, to --resume from (default: 10 in a multi-process job, else 0: none).")
   var checkpointEvery: Int?
   @Flag(help: "Continue the run saved in OUTDIR/checkpoint.safetensors (same input, options and seed).") var resume = false
   @OptionGroup(title: "Data-parallel training (docs/distributed.md)") var distributed: DistributedArguments
+
+  func validate() throws { try disk.check(inputs: inputs) }
 
   func run(_ kind: SCVIModel.Kind, global: GlobalOptions) throws {
     if let nproc = distributed.nproc { return try LocalLauncher.run(nproc: nproc) }

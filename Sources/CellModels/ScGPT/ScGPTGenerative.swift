@@ -104,20 +104,16 @@ extension ScGPTNetwork {
     let all = Tensor.cat([pcpt, gen], dim: 1)
     let input = layer.normFirst ? layer.norm1(all) : all
     let qkv = Functional.linear(input, weight: attention.inProjWeight, bias: attention.inProjBias)  // [B, P + G, 3d]
-    func heads(_ part: Int, generated: Bool) -> Tensor {
-      let length = generated ? g : p
-      return qkv.narrow(dim: 1, start: generated ? p : 0, length: length).narrow(dim: 2, start: part * d, length: d)
-        .reshape([b, length, h, dh]).transpose(1, 2)  // [B, h, L, dh]
+    /// Queries (part 0), keys (1) or values (2) of positions start..<start + length: [B, h, length, dh].
+    func heads(_ part: Int, start: Int = 0, length: Int) -> Tensor {
+      qkv.narrow(dim: 1, start: start, length: length).narrow(dim: 2, start: part * d, length: d)
+        .reshape([b, length, h, dh]).transpose(1, 2)
     }
-    let (kp, vp) = (heads(1, generated: false), heads(2, generated: false))
     let dropout = attention.isTraining ? attention.dropout : 0
-    let known = Functional.scaledDotProductAttention(heads(0, generated: false).narrow(dim: 2, start: 0, length: queries), kp, vp,
+    let known = Functional.scaledDotProductAttention(heads(0, length: queries), heads(1, length: p), heads(2, length: p),
                                                      mask: knownMask, dropout: dropout)
-    func allHeads(_ part: Int) -> Tensor {
-      qkv.narrow(dim: 2, start: part * d, length: d).reshape([b, p + g, h, dh]).transpose(1, 2)
-    }
-    let generated = Functional.scaledDotProductAttention(heads(0, generated: true), allHeads(1), allHeads(2), mask: generatedMask,
-                                                         dropout: dropout)
+    let generated = Functional.scaledDotProductAttention(heads(0, start: p, length: g), heads(1, length: p + g),
+                                                         heads(2, length: p + g), mask: generatedMask, dropout: dropout)
     // The generated genes' attention has no output projection (the reference's is the identity).
     let attended = layer.dropout1(Tensor.cat([attention.outProj(known.transpose(1, 2).reshape([b, queries, d])),
                                               generated.transpose(1, 2).reshape([b, g, d])], dim: 1))
