@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <mutex>
 
 #include "internal.h"
 
@@ -54,6 +55,19 @@ std::vector<at::Tensor> tensors(const CTTensor *handles, int n) {
   return out;
 }
 
+// torch's flight recorder (a trace of every collective, for debugging hangs) is on by default
+// and records a traceback per collective; its first record of a group writes a shared map
+// outside its lock, so two groups in one process (ranks as threads, as the tests run them)
+// can corrupt it. Off unless TORCH_FR_BUFFER_SIZE asks for it; set before its first use.
+void flight_recorder_off_unless_asked() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (std::getenv("TORCH_FR_BUFFER_SIZE") == nullptr && std::getenv("TORCH_NCCL_TRACE_BUFFER_SIZE") == nullptr) {
+      setenv("TORCH_FR_BUFFER_SIZE", "0", 0);
+    }
+  });
+}
+
 }  // namespace
 
 extern "C" {
@@ -61,6 +75,7 @@ extern "C" {
 // ---- store ----
 CTStore ct_tcp_store(const char *host, int port, int is_server, double timeout_s) {
   CT_GUARD(nullptr, {
+    flight_recorder_off_unless_asked();
     c10d::TCPStoreOptions options;
     TORCH_CHECK(port >= 0 && port <= 65535, "port must be in 0...65535, got ", port);
     options.port = static_cast<std::uint16_t>(port);
@@ -117,6 +132,7 @@ int ct_store_check(CTStore s, const char *const *keys, int n, int *present) {
 CTProcessGroup ct_process_group_gloo(CTStore s, int rank, int size, double timeout_s,
                                      const char *hostname, const char *interface_name) {
   CT_GUARD(nullptr, {
+    flight_recorder_off_unless_asked();
     auto store = store_ref(s).clone();  // TCPStore clones share the server, own a socket
     auto options = c10d::ProcessGroupGloo::Options::create(millis(timeout_s));
     if (hostname != nullptr && hostname[0] != '\0') {
