@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <torch/headeronly/version.h>
 
 #include "internal.h"
@@ -248,6 +249,29 @@ int ct_cuda_available(void) {
 int ct_cuda_device_count(void) {
   if (!ct_cuda_available()) return 0;
   return at::detail::getCUDAHooks().deviceCount();
+}
+
+// Autocast is per thread, as torch.autocast: enter sets it on and returns the prior state in
+// *previous (enabled, dtype code) for exit to restore; the cast cache is cleared when the
+// outermost region ends.
+int ct_autocast_enter(int device_type, int dtype, int *previous_enabled, int *previous_dtype) {
+  CT_STATUS({
+    const auto type = device_type == CT_CUDA ? at::kCUDA : at::kCPU;
+    *previous_enabled = at::autocast::is_autocast_enabled(type) ? 1 : 0;
+    *previous_dtype = ct::dtype_code(at::autocast::get_autocast_dtype(type));
+    at::autocast::set_autocast_dtype(type, ct::scalar_type(dtype));
+    at::autocast::set_autocast_enabled(type, true);
+    at::autocast::increment_nesting();
+  })
+}
+
+int ct_autocast_exit(int device_type, int previous_enabled, int previous_dtype) {
+  CT_STATUS({
+    const auto type = device_type == CT_CUDA ? at::kCUDA : at::kCPU;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(type, previous_enabled != 0);
+    at::autocast::set_autocast_dtype(type, ct::scalar_type(previous_dtype));
+  })
 }
 
 }  // extern "C"

@@ -52,6 +52,7 @@ struct ScGPTEmbeddingArguments: ParsableArguments {
   @Option(help: "Cells per minibatch.") var batchSize = 64
   @Flag(help: "Break binning ties at random, as the reference (embeddings then vary with --seed).") var randomTies = false
   @Flag(help: "Embed as the reference's embed_data even a folder fine-tuned here.") var zeroShot = false
+  @OptionGroup var arithmetic: PrecisionArguments
 
   /// L2-normalised embeddings [cells, d]: a folder fine-tuned here as it was trained (its genes
   /// and batches), any other folder (or with --zero-shot) as the reference's embed_data.
@@ -59,14 +60,16 @@ struct ScGPTEmbeddingArguments: ParsableArguments {
     if !zeroShot, try ScGPTModelFolder.isFineTuned(url) {
       let folder = try ScGPTModelFolder.load(url)
       try withTorchErrors { folder.network.to(device) }
-      let result = try ScGPTTasks.embed(adata, folder: folder, layer: layer, geneColumn: geneCol)
+      let result = try ScGPTTasks.embed(adata, folder: folder, layer: layer, geneColumn: geneCol,
+                                        precision: arithmetic.dtype(on: device))
       if result.missingGenes > 0 { warn("\(result.missingGenes) of the model's genes are absent from the data; they count as zero") }
       return result.embeddings
     }
     let folder = try ScGPTModelFolder.loadForEmbedding(url)
     try withTorchErrors { folder.network.to(device) }
-    let options = ScGPTModelFolder.EmbedOptions(maxLength: maxLength, batchSize: batchSize, geneColumn: geneCol, layer: layer,
+    var options = ScGPTModelFolder.EmbedOptions(maxLength: maxLength, batchSize: batchSize, geneColumn: geneCol, layer: layer,
                                                 tieBreak: randomTies ? .random : .lowest, seed: UInt32(truncatingIfNeeded: seed))
+    options.precision = arithmetic.dtype(on: device)
     let (result, match) = try folder.embed(adata, options: options)
     if match.unknownCount > 0 { warn(match.summary) }
     return result

@@ -26,9 +26,11 @@ struct ScGPTTrainingArguments: ParsableArguments {
   @Option(help: "New model: dropout.") var dropout = 0.2
   @Option(help: "New model: dropout on attention probabilities (0 keeps attention fused and memory-efficient on CPU; the reference uses --dropout).")
   var attentionDropout = 0.0
+  @OptionGroup var arithmetic: PrecisionArguments
 
-  func options(_ training: ScGPTTrainingOptions, seed: UInt64) throws -> ScGPTTaskOptions {
+  func options(_ training: ScGPTTrainingOptions, seed: UInt64, device: Device) throws -> ScGPTTaskOptions {
     var training = training
+    training.precision = arithmetic.dtype(on: device)
     if let epochs { training.epochs = epochs }
     if let batchSize { training.batchSize = batchSize }
     training.learningRate = lr
@@ -37,6 +39,7 @@ struct ScGPTTrainingArguments: ParsableArguments {
     training.seed = UInt32(truncatingIfNeeded: seed)
     training.progress = true
     var options = ScGPTTaskOptions(training: training)
+    options.device = device
     options.nHVG = nHvg
     options.tieBreak = randomTies ? .random : .lowest
     options.maxLength = maxLength
@@ -83,8 +86,8 @@ private func writeTaskOutputs(_ model: ScGPTModelFolder, _ result: ScGPTTraining
 /// per type; against `labelKey`, where the cells have labels: accuracy, macro precision, recall
 /// and F1, and (with `folder`) the confusion matrix as confusion_matrix.csv and .png.
 private func annotatePredictions(_ adata: inout AnnData, folder: ScGPTModelFolder, labelKey: String?, layer: String?,
-                                 geneColumn: String?, reports: URL? = nil) throws -> [String: Any] {
-  let prediction = try ScGPTTasks.predict(adata, folder: folder, layer: layer, geneColumn: geneColumn)
+                                 geneColumn: String?, precision: DType, reports: URL? = nil) throws -> [String: Any] {
+  let prediction = try ScGPTTasks.predict(adata, folder: folder, layer: layer, geneColumn: geneColumn, precision: precision)
   if prediction.missingGenes > 0 {
     warn("\(prediction.missingGenes) of the model's genes are absent from the data; they count as zero")
   }
@@ -147,9 +150,8 @@ struct ScGPTAnnotateCommand: ParsableCommand {
     let device = try global.apply()
     let adata = try AnnData.read(h5ad: input)
     var queryData = try query.map { try AnnData.read(h5ad: $0) }
-    var options = try training.options(.annotation, seed: global.seed)
+    var options = try training.options(.annotation, seed: global.seed, device: device)
     options.batchKey = batchKey
-    options.device = device
     let outdir = URL(fileURLWithPath: output)
     try writeFolderAtomically(outdir) { staging in
       let model = try ScGPTTasks.annotate(adata, labelKey: labelKey, unlabeled: unlabeled, options: options)
@@ -158,7 +160,7 @@ struct ScGPTAnnotateCommand: ParsableCommand {
       var metrics: [String: Any] = [:]
       if var q = queryData {
         metrics = try annotatePredictions(&q, folder: model.folder, labelKey: labelKey, layer: training.layer,
-                                          geneColumn: training.geneCol, reports: staging)
+                                          geneColumn: training.geneCol, precision: options.training.precision, reports: staging)
         try q.write(h5ad: staging.appendingPathComponent("query.h5ad").path)
         queryData = q
       }
@@ -205,14 +207,14 @@ struct ScGPTIntegrateCommand: ParsableCommand {
     defaults.maskRatio = maskRatio
     defaults.ecsWeight = ecsWeight
     defaults.dabWeight = dabWeight
-    var options = try training.options(defaults, seed: global.seed)
+    var options = try training.options(defaults, seed: global.seed, device: device)
     options.batchKey = batchKey
-    options.device = device
     let outdir = URL(fileURLWithPath: output)
     try writeFolderAtomically(outdir) { staging in
       let model = try ScGPTTasks.integrate(adata, options: options, dab: dabWeight > 0)
       if model.unknownGenes > 0 { warn("\(model.unknownGenes) genes are not in the pretrained vocabulary and were left out") }
-      let metrics = try embedAndScore(model, into: &adata, batchKey: batchKey, labelKey: labelKey, plots: staging, seed: global.seed)
+      let metrics = try embedAndScore(model, into: &adata, batchKey: batchKey, labelKey: labelKey, plots: staging, seed: global.seed,
+                                      precision: options.training.precision)
       try adata.write(h5ad: staging.appendingPathComponent("embedded.h5ad").path)
       try writeTaskOutputs(model, to: staging, metrics: metrics)
       if let b = metrics["bio_conservation"] as? Double, let c = metrics["batch_correction"] as? Double {
@@ -226,8 +228,8 @@ struct ScGPTIntegrateCommand: ParsableCommand {
 /// The integration outputs of a trained model: obsm X_scGPT (and X_umap, umap_<key>.png in
 /// `plots`), and the scib metrics with `labelKey`.
 private func embedAndScore(_ model: ScGPTTaskModel, into adata: inout AnnData, batchKey: String, labelKey: String?,
-                           plots: URL?, seed: UInt64) throws -> [String: Any] {
-  let embeddings = try model.folder.network.cellEmbeddings(model.tokens, batches: model.batches)
+                           plots: URL?, seed: UInt64, precision: DType) throws -> [String: Any] {
+  let embeddings = try model.folder.network.cellEmbeddings(model.tokens, batches: model.batches, precision: precision)
   adata.obsm["X_scGPT"] = try embeddings.floatElement()
   var metrics: [String: Any] = [:]
   if let labelKey {
@@ -281,18 +283,19 @@ struct ScGPTMultiomicCommand: ParsableCommand {
     var defaults = ScGPTTrainingOptions.integration
     defaults.epochs = 15
     defaults.dabWeight = dabWeight
-    var options = try training.options(defaults, seed: global.seed)
+    var options = try training.options(defaults, seed: global.seed, device: device)
     options.batchKey = batchKey
-    options.device = device
     let outdir = URL(fileURLWithPath: output)
     try writeFolderAtomically(outdir) { staging in
       let model = try ScGPTTasks.multiomic(adata, featureKey: featureKey, modality: modality, options: options, dab: dabWeight > 0)
-      var metrics = try embedAndScore(model, into: &adata, batchKey: batchKey, labelKey: labelKey, plots: staging, seed: global.seed)
+      var metrics = try embedAndScore(model, into: &adata, batchKey: batchKey, labelKey: labelKey, plots: staging, seed: global.seed,
+                                      precision: options.training.precision)
       if compareRna {
         Runtime.seed(global.seed)
         let rna = try ScGPTTasks.integrate(adata, options: options, dab: dabWeight > 0)
         var copy = adata
-        metrics["rna_only"] = try embedAndScore(rna, into: &copy, batchKey: batchKey, labelKey: labelKey, plots: nil, seed: global.seed)
+        metrics["rna_only"] = try embedAndScore(rna, into: &copy, batchKey: batchKey, labelKey: labelKey, plots: nil, seed: global.seed,
+                                                 precision: options.training.precision)
           .merging(["epoch_seconds": rna.result.epochSeconds]) { $1 }
       }
       try adata.write(h5ad: staging.appendingPathComponent("embedded.h5ad").path)
@@ -326,6 +329,7 @@ struct ScGPTPredictCommand: ParsableCommand {
   @Option(help: "obs column of known cell types, to score the predictions.") var labelKey: String?
   @Option(help: "Layer of raw counts (default X).") var layer: String?
   @Option(help: "var column of gene names (default: the model's).") var geneCol: String?
+  @OptionGroup var arithmetic: PrecisionArguments
 
   func run() throws {
     let device = try global.apply()
@@ -335,7 +339,8 @@ struct ScGPTPredictCommand: ParsableCommand {
     if let labelKey, adata.obs[labelKey] == nil {
       throw ValidationError("no obs column '\(labelKey)' in \(data) (obs has: \(adata.obs.columnNames.joined(separator: ", ")))")
     }
-    let metrics = try annotatePredictions(&adata, folder: folder, labelKey: labelKey, layer: layer, geneColumn: geneCol)
+    let metrics = try annotatePredictions(&adata, folder: folder, labelKey: labelKey, layer: layer, geneColumn: geneCol,
+                                          precision: arithmetic.dtype(on: device))
     if let p = metrics["macro_precision"] as? Double, let r = metrics["macro_recall"] as? Double {
       print(String(format: "macro precision %.4f, macro recall %.4f", p, r))
     }
@@ -410,8 +415,7 @@ struct ScGPTTrainCommand: ParsableCommand {
     defaults.resumeFrom = resume.map { URL(fileURLWithPath: $0) }
     let objectives: [String: ScGPTObjective] = ["masked": .pretraining, "generative": .generative, "both": .generativeAndMasked]
     guard let chosen = objectives[objective] else { throw ValidationError("--objective must be masked, generative or both, not '\(objective)'") }
-    var options = try training.options(defaults, seed: global.seed)
-    options.device = device
+    var options = try training.options(defaults, seed: global.seed, device: device)
     let outdir = URL(fileURLWithPath: output)
     if disk.backed {
       if inputs.count > 1 && training.geneCol != nil {

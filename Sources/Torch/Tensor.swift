@@ -179,6 +179,9 @@ extension Tensor {
   }
   public var float: Float { Float(item()) }
 
+  /// float32 when this is bf16 or fp16 (e.g. an autocast output), else itself.
+  public var fullPrecision: Tensor { dtype == .bfloat16 || dtype == .float16 ? to(.float32) : self }
+
   public func to(_ dtype: DType) -> Tensor { withHandle { wrap(ct_to_dtype($0, dtype.code)) } }
   public func to(_ device: Device) -> Tensor { withHandle { wrap(ct_to_device($0, device.typeCode, device.index)) } }
   public func contiguous() -> Tensor { withHandle { wrap(ct_contiguous($0)) } }

@@ -158,6 +158,39 @@ final class ScGPTFineTuningTests: XCTestCase {
     assertClose(embedded, all, "the folder's embedding of its training cells", tolerance: 1e-5)
   }
 
+  /// bf16 autocast (the CLI's default on CUDA) through every integration term, on CPU: the terms
+  /// stay finite and float32, the loss falls, and bf16 embeddings match float32 inference of the
+  /// same weights.
+  func testBF16AutocastTrainsEveryTermAndEmbedsCloseToFloat32() throws {
+    Runtime.seed(0)
+    let adata = try Self.synthetic()
+    var options = Self.smallOptions(.integration, epochs: 4)
+    options.batchKey = "batch"
+    options.training.precision = .bfloat16
+    let model = try ScGPTTasks.integrate(adata, options: options)
+    let history = model.result.history
+    for term in ["train_gep", "train_gep_zero", "train_gepc", "train_ecs", "train_dab", "validation_gep"] {
+      let values = history.values(term).compactMap { $0 }
+      XCTAssertEqual(values.count, 4, term)
+      XCTAssertTrue(values.allSatisfy(\.isFinite), "\(term): \(values)")
+    }
+    let gep = history.values("train_gep").compactMap { $0 }
+    XCTAssertLessThan(gep.last!, gep.first!, "the masked-value loss falls under bf16")
+
+    let network = model.folder.network
+    let bf16 = try network.cellEmbeddings(model.tokens, batches: model.batches, precision: .bfloat16)
+    let fp32 = try network.cellEmbeddings(model.tokens, batches: model.batches)
+    XCTAssertEqual(bf16.dtype, .float32, "embeddings are returned in float32")
+    let cosine = (bf16 * fp32).sum(dim: 1).toArray(Float.self)
+    XCTAssertGreaterThan(cosine.min()!, 0.99, "bf16 and float32 embeddings of each cell agree")
+    XCTAssertLessThan(cosine.min()!, 1, "bf16 really ran")
+
+    options.training.precision = .float16
+    XCTAssertThrowsError(try ScGPTTasks.integrate(adata, options: options)) {
+      XCTAssertTrue("\($0)".contains("precision must be float32 or bfloat16"), "\($0)")
+    }
+  }
+
   func testRandomTiesFollowTheSeedAndAreRecorded() throws {
     let adata = try Self.synthetic()
     var options = Self.smallOptions(.annotation, epochs: 1)

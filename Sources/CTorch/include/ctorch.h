@@ -223,6 +223,10 @@ int ct_parallel_for(int64_t begin, int64_t end, int64_t grain_size, CTRangeCallb
 // Loads libtorch_cuda.so next to libtorch_cpu.so (once). Returns 1 when CUDA is usable.
 int ct_cuda_available(void);
 int ct_cuda_device_count(void);
+// Autocast on this thread for device_type (CT_CPU/CT_CUDA) to dtype; exit restores the state
+// enter wrote to previous_*. Status 0 on success.
+int ct_autocast_enter(int device_type, int dtype, int *previous_enabled, int *previous_dtype);
+int ct_autocast_exit(int device_type, int previous_enabled, int previous_dtype);
 const char *ct_version(void);
 // libtorch's own log threshold (0 info, 1 warning, 2 error, 3 fatal; TORCH_CPP_LOG_LEVEL sets it
 // at start). Returns the previous one.

@@ -20,6 +20,8 @@ extension ScGPTModelFolder {
     public var tieBreak: ValueBinning.TieBreak = .lowest
     /// Seeds subsampling of long cells and the random tie-break.
     public var seed: UInt32 = 0
+    /// `.bfloat16`: the forward under bf16 autocast (the embeddings are float32 either way).
+    public var precision = DType.float32
 
     public init(maxLength: Int = 1200, batchSize: Int = 64, geneColumn: String? = nil, layer: String? = nil,
                 tieBreak: ValueBinning.TieBreak = .lowest, seed: UInt32 = 0) {
@@ -109,7 +111,8 @@ extension ScGPTModelFolder {
       try batches.map { cells -> Tensor in
         let batch = ScGPTBatch(geneIds: cells.geneIdTensor.to(device), values: cells.valueTensor.to(device),
                                paddingMask: cells.paddingMask.to(device))
-        return l2Normalized(try network.encode(batch).select(dim: 1, index: 0)).to(.cpu)
+        let cls = try Autocast.run(on: device, dtype: options.precision) { try network.encode(batch).select(dim: 1, index: 0) }
+        return l2Normalized(cls.to(.float32)).to(.cpu)
       }
     }
     return (Tensor.cat(parts, dim: 0), match)

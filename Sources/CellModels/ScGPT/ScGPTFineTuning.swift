@@ -27,8 +27,8 @@ public struct ScGPTTrainingResult {
   }
 }
 
-/// Fine-tunes an `ScGPTNetwork` as the reference tutorials' loops: Adam (eps 1e-8: no mixed
-/// precision on CPU), StepLR per epoch or a cosine schedule with warm-up per step, gradient
+/// Fine-tunes an `ScGPTNetwork` as the reference tutorials' loops: Adam (eps 1e-8, the
+/// reference's without amp; bf16 autocast needs no larger eps), StepLR per epoch or a cosine schedule with warm-up per step, gradient
 /// clipping, a held-out validation share, the best epoch kept. Minibatches are padded to their
 /// own longest cell; with domain-specific batch norm every minibatch comes from one batch (the
 /// reference's `per_seq_batch_sample`), in training and in evaluation. Checkpoints taken at any
@@ -86,6 +86,7 @@ public final class ScGPTFineTuner {
     if options.fastDropoutMasks { Runtime.dropoutMasks = .fast }
     defer { Runtime.dropoutMasks = masks }
     let parameters = network.parameters
+    let device = parameters.first?.device ?? .cpu
     let optimizer = Adam(parameters, learningRate: options.learningRate, eps: 1e-8)
     let stepsPerEpoch = data.stepsPerEpoch
     // The schedule spans the epochs; max steps only stop early (so a stopped run is the start of a whole one).
@@ -115,7 +116,9 @@ public final class ScGPTFineTuner {
             base: options.learningRate, gamma: options.scheduleGamma, step: run.step, epoch: epoch, total: totalSteps)
           var random = ScGPTRandom.derived(options.seed, stream: .step, index: run.step)
           Runtime.seed(ScGPTRandom.derivedSeed(options.seed, stream: .step, index: run.step))
-          let terms = try losses(batch, step: run.step, random: &random)
+          let terms = try Autocast.run(on: device, dtype: options.precision) {
+            try losses(batch, step: run.step, random: &random)
+          }
           let total = terms.values.dropFirst().reduce(terms.values[0], +)
           optimizer.zeroGrad()
           try withTorchErrors { total.backward() }
@@ -144,7 +147,9 @@ public final class ScGPTFineTuner {
         var random = ScGPTRandom.derived(options.seed, stream: .validation, index: 0)
         try withNoGrad {
           try data.forEachValidationMinibatch { batch in
-            let terms = try losses(batch, step: run.step, random: &random)
+            let terms = try Autocast.run(on: device, dtype: options.precision) {
+              try losses(batch, step: run.step, random: &random)
+            }
             validation.add(terms, total: terms.values.dropFirst().reduce(terms.values[0], +), cells: batch.rows.count)
           }
         }
@@ -330,17 +335,20 @@ extension ScGPTNetwork {
   /// Cell embeddings [cells, d] (the configured style; `<cls>` by default) L2-normalised, as the
   /// integration tutorial's `encode_batch` + normalisation, in eval mode. With domain-specific
   /// batch norm each cell goes through its own batch's statistics (the reference uses the first
-  /// cell's batch for a whole minibatch).
-  public func cellEmbeddings(_ tokens: ScGPTCellTokens, batches: [Int]? = nil, batchSize: Int = 64) throws -> Tensor {
-    try perCell(tokens, batches: batches, batchSize: batchSize, heads: []) { l2Normalized($0.cellEmbedding) }
+  /// cell's batch for a whole minibatch). `precision` `.bfloat16`: under autocast; the result
+  /// is float32 either way.
+  public func cellEmbeddings(_ tokens: ScGPTCellTokens, batches: [Int]? = nil, batchSize: Int = 64,
+                             precision: DType = .float32) throws -> Tensor {
+    try perCell(tokens, batches: batches, batchSize: batchSize, heads: [], precision: precision) { l2Normalized($0.cellEmbedding) }
   }
 
   /// Class probabilities [cells, n_cls] from the classifier head (eval mode).
-  public func classProbabilities(_ tokens: ScGPTCellTokens, batches: [Int]? = nil, batchSize: Int = 64) throws -> Tensor {
-    try perCell(tokens, batches: batches, batchSize: batchSize, heads: [.cls]) { $0.clsOutput!.softmax(dim: 1) }
+  public func classProbabilities(_ tokens: ScGPTCellTokens, batches: [Int]? = nil, batchSize: Int = 64,
+                                 precision: DType = .float32) throws -> Tensor {
+    try perCell(tokens, batches: batches, batchSize: batchSize, heads: [.cls], precision: precision) { $0.clsOutput!.softmax(dim: 1) }
   }
 
-  private func perCell(_ tokens: ScGPTCellTokens, batches: [Int]?, batchSize: Int, heads: ScGPTHeads,
+  private func perCell(_ tokens: ScGPTCellTokens, batches: [Int]?, batchSize: Int, heads: ScGPTHeads, precision: DType,
                        _ read: (ScGPTOutput) -> Tensor) throws -> Tensor {
     guard tokens.count > 0, batchSize > 0 else { throw ScGPTError.invalidInput("no cells, or a batch size below 1") }
     if config.needsBatchLabels {
@@ -356,7 +364,8 @@ extension ScGPTNetwork {
       for rows in ScGPTSampling.inOrder(Array(0..<tokens.count), groups: groups, batchSize: batchSize, lengths: tokens.lengths) {
         let labels = config.needsBatchLabels ? rows.map { batches![$0] } : nil
         let batch = try ScGPTBatch(tokens.padded(rows), batchLabels: labels).to(device)
-        parts.append(read(try forward(batch, heads: heads)).to(.cpu))
+        let output = try Autocast.run(on: device, dtype: precision) { read(try forward(batch, heads: heads)) }
+        parts.append(output.to(.float32).to(.cpu))
         order += rows
       }
     }

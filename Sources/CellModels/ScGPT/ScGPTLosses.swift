@@ -1,10 +1,12 @@
 import Torch
 
 /// scGPT's losses (`scgpt.loss` and the forward's CCE/ECS). `mask` marks the positions that count
-/// (the masked inputs, value == −1); it may be bool or float.
+/// (the masked inputs, value == −1); it may be bool or float. Predictions in bf16 (autocast) are
+/// widened to float32 first, so that sums over many positions keep their precision.
 public enum ScGPTLosses {
   /// `masked_mse_loss`: Σ((input − target)² · m) / Σ m.
   public static func maskedMSE(_ input: Tensor, _ target: Tensor, mask: Tensor) -> Tensor {
+    let input = input.fullPrecision
     let m = mask.to(input.dtype)
     return ((input * m - target * m).square()).sum() / m.sum()
   }
@@ -12,6 +14,7 @@ public enum ScGPTLosses {
   /// `criterion_neg_log_bernoulli`: −Σ log Bernoulli(p)(target > 0) · m / Σ m, with p clamped to
   /// [eps, 1 − eps] as torch's Bernoulli(probs).log_prob does (eps: float32's).
   public static func negLogBernoulli(_ probs: Tensor, _ target: Tensor, mask: Tensor) -> Tensor {
+    let probs = probs.fullPrecision
     let m = mask.to(probs.dtype)
     let eps = Double(Float.ulpOfOne)
     let p = probs.clamp(min: eps, max: 1 - eps)

@@ -318,25 +318,25 @@ public enum ScGPTTasks {
 
   /// Cell-type predictions of a fine-tuned annotation folder: the most probable type and its
   /// probability per cell, and all probabilities [cells, types].
-  public static func predict(_ adata: AnnData, folder: ScGPTModelFolder, layer: String? = nil, geneColumn: String? = nil)
-    throws -> (labels: [String], confidence: [Double], probabilities: Tensor, missingGenes: Int)
+  public static func predict(_ adata: AnnData, folder: ScGPTModelFolder, layer: String? = nil, geneColumn: String? = nil,
+                             precision: DType = .float32) throws -> (labels: [String], confidence: [Double], probabilities: Tensor, missingGenes: Int)
   {
     guard let types = folder.args["cell_types"] as? [String], types.count == folder.network.config.nCls else {
       throw ScGPTError.checkpoint("args.json has no 'cell_types' matching the classifier: this is not an annotation model")
     }
     let (tokens, batches, missing) = try tokens(for: adata, folder: folder, layer: layer, geneColumn: geneColumn)
-    let probabilities = try folder.network.classProbabilities(tokens, batches: batches)
+    let probabilities = try folder.network.classProbabilities(tokens, batches: batches, precision: precision)
     let (top, best) = (probabilities.max(dim: 1).toArray(Float.self), probabilities.argmax(dim: 1).toArray(Int64.self))
     return (best.map { types[Int($0)] }, top.map(Double.init), probabilities, missing)
   }
 
   /// L2-normalised cell embeddings [cells, d] of a fine-tuned folder (eval mode; with
   /// domain-specific batch norm each cell through its own batch's statistics).
-  public static func embed(_ adata: AnnData, folder: ScGPTModelFolder, layer: String? = nil, geneColumn: String? = nil)
-    throws -> (embeddings: Tensor, missingGenes: Int)
+  public static func embed(_ adata: AnnData, folder: ScGPTModelFolder, layer: String? = nil, geneColumn: String? = nil,
+                           precision: DType = .float32) throws -> (embeddings: Tensor, missingGenes: Int)
   {
     let (tokens, batches, missing) = try tokens(for: adata, folder: folder, layer: layer, geneColumn: geneColumn)
-    return (try folder.network.cellEmbeddings(tokens, batches: batches), missing)
+    return (try folder.network.cellEmbeddings(tokens, batches: batches, precision: precision), missing)
   }
 
   // MARK: - Helpers

@@ -1,4 +1,5 @@
 import Foundation
+import Torch
 
 /// What a fine-tuning run optimises, as the reference tutorials.
 public enum ScGPTObjective: String, Sendable {
@@ -88,6 +89,10 @@ public struct ScGPTTrainingOptions: Sendable {
   /// Dropout masks from swift-singlecell's generator during training (`Runtime.dropoutMasks =
   /// .fast`: several times faster on CPU; the masks are not PyTorch's for the same seed).
   public var fastDropoutMasks = true
+  /// `.bfloat16`: forward passes and losses under bf16 autocast (`Autocast`), as the reference's
+  /// `amp` (which uses fp16 with a gradient scaler; bf16 needs none); weights, gradients and
+  /// Adam stay float32. The CLI's default on CUDA. `.float32`: full precision.
+  public var precision = DType.float32
   /// A progress line on standard error: per epoch, and every few seconds the step, loss and
   /// tokens per second.
   public var progress = false
@@ -113,6 +118,7 @@ public struct ScGPTTrainingOptions: Sendable {
     guard ecsWeight >= 0, dabWeight >= 0, cceWeight >= 0 else { throw fail("loss weights must not be negative") }
     if case .cosine(let warmup) = schedule, !(warmup >= 0 && warmup.isFinite) { throw fail("the warm-up must be a share in [0, 1) or a number of steps") }
     if let maxSteps, maxSteps < 1 { throw fail("max steps must be positive") }
+    guard precision == .float32 || precision == .bfloat16 else { throw fail("precision must be float32 or bfloat16, not \(precision)") }
     guard checkpointEvery >= 0 else { throw fail("the checkpoint interval must not be negative") }
     if checkpointEvery > 0 && checkpoint == nil { throw fail("a checkpoint interval needs a checkpoint path") }
   }
