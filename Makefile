@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 DEMO_OUT ?= demo-output
 
-.PHONY: bootstrap build demo test test-debug test-release bench fuzz clean
+.PHONY: bootstrap build demo test test-debug test-release bench fuzz clean nccl-plugin
 
 bootstrap:
 	@scripts/bootstrap
@@ -25,6 +25,10 @@ test-debug:
 test-release:
 	$(SWIFT) build -c release --build-tests -Xswiftc -enable-testing
 	$(SWIFT) test -c release --skip-build --disable-swift-testing -Xswiftc -enable-testing
+
+# NCCL backend for data-parallel training on CUDA (docs/distributed.md); downloads CUDA headers.
+nccl-plugin: bootstrap
+	plugins/nccl/build
 
 bench: build
 	@scripts/bench

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
 #include <limits>
 #include <mutex>
 
@@ -150,6 +151,43 @@ CTProcessGroup ct_process_group_gloo(CTStore s, int rank, int size, double timeo
     group->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
     group->setBackend(at::kCPU, c10d::ProcessGroup::BackendType::GLOO, backend);
     return new CTProcessGroupImpl{group};
+  })
+}
+
+// The NCCL plugin's entry point (plugins/nccl/ctorch_nccl.cpp).
+using NCCLBackendFn = int (*)(void *, int, int, double, int, void **, char *, size_t);
+
+static NCCLBackendFn nccl_plugin(const char *path) {
+  static std::mutex mutex;
+  static NCCLBackendFn function = nullptr;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (function != nullptr) return function;
+  TORCH_CHECK(ct_cuda_available(), "NCCL needs CUDA, which is not available: ", ct_last_error());
+  void *library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (library == nullptr) {
+    const char *e = dlerror();
+    TORCH_CHECK(false, "cannot load the NCCL plugin ", path, ": ", e ? e : "unknown error",
+                " (build it with `make nccl-plugin`, see docs/distributed.md)");
+  }
+  function = reinterpret_cast<NCCLBackendFn>(dlsym(library, "ctnccl_backend"));
+  TORCH_CHECK(function != nullptr, path, " has no ctnccl_backend: not swift-singlecell's NCCL plugin");
+  return function;
+}
+
+int ct_process_group_add_nccl(CTProcessGroup g, const char *plugin_path, int device, double timeout_s) {
+  CT_STATUS({
+    const auto &group = group_ref(g);
+    auto store = c10::make_intrusive<c10d::PrefixStore>("nccl/", group->getStore());
+    void *raw = nullptr;
+    char error[2048] = {0};
+    const int status = nccl_plugin(plugin_path)(store.get(), group->getRank(), group->getSize(), millis(timeout_s).count() / 1000.0,
+                                                device, &raw, error, sizeof(error));
+    TORCH_CHECK(status == 0 && raw != nullptr, "the NCCL process group could not start: ", error);
+    auto backend = c10::intrusive_ptr<c10d::Backend>::reclaim(static_cast<c10d::Backend *>(raw));
+    backend->setSequenceNumberForGroup();
+    // As torch.distributed's default on GPUs ("cpu:gloo,cuda:nccl"): CUDA tensors go to NCCL.
+    group->setBoundDeviceId(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device)));
+    group->setBackend(at::kCUDA, c10d::ProcessGroup::BackendType::NCCL, backend);
   })
 }
 

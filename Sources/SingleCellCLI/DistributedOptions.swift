@@ -28,7 +28,7 @@ struct DistributedArguments: ParsableArguments {
       return value
     }
     let rank = try integer(rank, "RANK"), worldSize = try integer(worldSize, "WORLD_SIZE")
-    _ = try integer(nil, "LOCAL_RANK")  // read for validation; it would pick the GPU under NCCL (not done)
+    _ = try localRank(environment)  // validated here; it picks the GPU (`device(_:)`)
     guard rank != nil || worldSize != nil || master != nil else { return nil }
     guard let rank, let worldSize else {
       throw ValidationError("a multi-process job needs both --rank and --world-size (or RANK and WORLD_SIZE)")
@@ -41,6 +41,27 @@ struct DistributedArguments: ParsableArguments {
     guard worldSize >= 1 else { throw ValidationError("--world-size must be at least 1, got \(worldSize)") }
     guard (0..<worldSize).contains(rank) else { throw ValidationError("--rank \(rank) is outside 0..<\(worldSize)") }
     return job
+  }
+
+  /// torchrun's LOCAL_RANK (this rank's index on its machine), when set.
+  func localRank(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Int? {
+    guard let text = environment["LOCAL_RANK"], !text.isEmpty else { return nil }
+    guard let value = Int(text), value >= 0 else { throw ValidationError("LOCAL_RANK must be a non-negative integer, got '\(text)'") }
+    return value
+  }
+
+  /// The device of this rank: a plain `--device cuda` in a job means cuda:LOCAL_RANK (modulo the
+  /// devices present), as torchrun scripts do; cpu or an explicit cuda:N stay as they are.
+  func device(_ device: Device, asked text: String, in job: DistributedOptions?) throws -> Device {
+    guard job != nil, text.lowercased() == "cuda", let local = try localRank() else { return device }
+    return .cuda(local % max(1, Runtime.cudaDeviceCount))
+  }
+
+  /// The job's process group: Gloo, plus NCCL for the rank's CUDA device when it trains there.
+  func processGroup(_ job: DistributedOptions?, device: Device) throws -> ProcessGroup? {
+    guard let job else { return nil }
+    if case .cuda(let index) = device { return try ProcessGroup(nccl: job, device: index) }
+    return try ProcessGroup(gloo: job)
   }
 
   private func masterAddress(_ environment: [String: String]) throws -> (String, Int) {

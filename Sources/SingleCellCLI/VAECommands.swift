@@ -142,13 +142,10 @@ struct VAETrainArguments: ParsableArguments {
     LocalLauncher.followLauncher()
     let job = try distributed.job()
     if let checkpointEvery, checkpointEvery < 0 { throw ValidationError("--checkpoint-every must not be negative") }
-    let device = try global.apply()
-    if job != nil && device != .cpu {
-      throw ValidationError("data-parallel training runs on CPU over Gloo; CUDA with NCCL is not implemented (use --device cpu)")
-    }
+    let device = try distributed.device(try global.apply(), asked: global.device, in: job)
     // c10d logs every connection retry with a backtrace; our errors carry its reason already.
     if job != nil && ProcessInfo.processInfo.environment["TORCH_CPP_LOG_LEVEL"] == nil { Runtime.setLogLevel(.fatal) }
-    let group = try job.map { try ProcessGroup(gloo: $0) }
+    let group = try distributed.processGroup(job, device: device)
     let rank = group?.rank ?? 0
     let outdir = URL(fileURLWithPath: output)
     let architecture = SCVIModel.Architecture(

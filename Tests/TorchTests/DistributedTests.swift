@@ -134,6 +134,22 @@ final class DistributedTests: XCTestCase {
     XCTAssertEqual(try results[0].get(), 0)
   }
 
+  /// Without the NCCL plugin, or without CUDA, asking for NCCL is a clear error (the GPU check
+  /// in bench/gpu runs the real thing).
+  func testNCCLWithoutItsPluginOrCUDAIsAClearError() throws {
+    var settings = options(rank: 0, port: try freePort())
+    settings.worldSize = 1
+    XCTAssertThrowsError(try NCCLPlugin.path([:])) { error in
+      XCTAssertTrue("\(error)".contains("build it with `make nccl-plugin`"), "\(error)")
+    }
+    guard !Runtime.cudaAvailable else { return }
+    setenv("SINGLECELL_NCCL_PLUGIN", "/nonexistent/libctorch_nccl.so", 1)
+    defer { unsetenv("SINGLECELL_NCCL_PLUGIN") }
+    XCTAssertThrowsError(try ProcessGroup(nccl: settings, device: 0)) { error in
+      XCTAssertTrue("\(error)".contains("NCCL needs CUDA, which is not available"), "\(error)")
+    }
+  }
+
   func testBadSettings() {
     XCTAssertThrowsError(try ProcessGroup(gloo: options(rank: 2, port: 1))) { error in
       XCTAssertEqual("\(error)", "rank 2 is outside 0..<2 (world size 2)")

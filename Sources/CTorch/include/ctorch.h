@@ -282,6 +282,9 @@ int ct_store_check(CTStore s, const char *const *keys, int n, int *present);  //
 // address of this machine's hostname. Collectives fail after timeout_s.
 CTProcessGroup ct_process_group_gloo(CTStore s, int rank, int size, double timeout_s,
                                      const char *hostname, const char *interface_name);
+// Adds an NCCL backend for CUDA tensors on `device` to a (Gloo) group, from the plugin library
+// at plugin_path (plugins/nccl), loaded with libtorch_cuda on first use.
+int ct_process_group_add_nccl(CTProcessGroup g, const char *plugin_path, int device, double timeout_s);
 void ct_process_group_free(CTProcessGroup g);
 int ct_process_group_rank(CTProcessGroup g);
 int ct_process_group_size(CTProcessGroup g);

@@ -87,7 +87,7 @@ public final class VAE: Module {
     -> VAEInferenceOutput
   {
     let batch = checkInput ? try validate(input) : (input.batchIndex.map { $0.rank == 1 ? $0.unsqueeze(dim: 1) : $0 }
-      ?? Tensor.zeros([input.x.size(0), 1], dtype: .int64))
+      ?? Tensor.zeros([input.x.size(0), 1], dtype: .int64, device: input.x.device))
     return try withTorchErrors {
       let x = input.x
       let encoderInput = config.logVariational ? x.log1p() : x
@@ -96,7 +96,7 @@ public final class VAE: Module {
       let draw = sampling == .mean ? qz.mean : Normal(loc: qz.mean, scale: qz.variance.sqrt()).rsample()
       var output = VAEInferenceOutput(
         qzMean: qz.mean, qzVariance: qz.variance, z: zEncoder.transform(draw), qlMean: nil, qlVariance: nil,
-        library: Tensor.zeros([0]))
+        library: Tensor.zeros([0], device: x.device))
       if config.useObservedLibSize {
         output.library = x.sum(dim: 1).log().unsqueeze(dim: 1)
       } else {
@@ -117,7 +117,7 @@ public final class VAE: Module {
                          transformBatch: Int? = nil, checkInput: Bool = true) throws -> VAEGenerativeOutput {
     func indices(_ index: Tensor?, name: String, count: Int, required: Bool = false) throws -> Tensor {
       if !checkInput, let index { return index.rank == 1 ? index.unsqueeze(dim: 1) : index }
-      return try checkedIndices(index, name: name, count: count, cells: z.size(0), required: required)
+      return try checkedIndices(index, name: name, count: count, cells: z.size(0), required: required, device: z.device)
     }
     var batch = try indices(batchIndex, name: "batchIndex", count: Swift.max(config.nBatch, 1))
     if let transformBatch {

@@ -23,14 +23,16 @@ extension VAE {
           "cell \(first) has no counts: its observed library size log(0) is undefined (filter empty cells first)")
       }
     }
-    return try checkedIndices(input.batchIndex, name: "batchIndex", count: Swift.max(config.nBatch, 1), cells: x.size(0))
+    return try checkedIndices(input.batchIndex, name: "batchIndex", count: Swift.max(config.nBatch, 1), cells: x.size(0),
+                              device: x.device)
   }
 
   /// `index` as [N, 1] int64 with values in [0, count); zeros when nil and not `required`.
-  func checkedIndices(_ index: Tensor?, name: String, count: Int, cells: Int, required: Bool = false) throws -> Tensor {
+  func checkedIndices(_ index: Tensor?, name: String, count: Int, cells: Int, required: Bool = false,
+                      device: Device = .cpu) throws -> Tensor {
     guard let index else {
       if required { throw VAEError.invalidInput("\(name) are needed by this model (dispersion \(config.dispersion.rawValue))") }
-      return Tensor.zeros([cells, 1], dtype: .int64)
+      return Tensor.zeros([cells, 1], dtype: .int64, device: device)
     }
     guard index.dtype == .int64 || index.dtype == .int32 else {
       throw VAEError.invalidInput("\(name) must be integer indices, got \(index.dtype)")

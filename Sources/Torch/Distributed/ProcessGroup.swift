@@ -33,7 +33,7 @@ public struct DistributedOptions: Sendable, Equatable {
 }
 
 /// A group of processes (ranks) that run collectives together, on torch.distributed's Gloo
-/// backend (CPU tensors). Every rank must call the same collectives in the same order; one
+/// backend (CPU tensors) and, with `init(nccl:device:)`, its NCCL backend (CUDA tensors). Every rank must call the same collectives in the same order; one
 /// that fails (another rank died, hung past the timeout, or the network broke) throws.
 public final class ProcessGroup {
   public enum ReduceOp: Sendable { case sum, average, max, min }
@@ -64,6 +64,18 @@ public final class ProcessGroup {
     self.rank = rank
     self.worldSize = size
     self.options = options
+  }
+
+  /// Joins as `init(gloo:)`, then adds torch.distributed's NCCL backend for tensors on CUDA
+  /// device `device`; CPU tensors keep going through Gloo (torch's default on GPU machines,
+  /// "cpu:gloo,cuda:nccl"). NCCL comes from swift-singlecell's plugin library
+  /// (`NCCLPlugin.path`), loaded with libtorch_cuda on first use.
+  public convenience init(nccl options: DistributedOptions, device: Int) throws {
+    try self.init(gloo: options)
+    let plugin = try NCCLPlugin.path()
+    guard ct_process_group_add_nccl(handle, plugin, Int32(device), options.timeout) == 0 else {
+      throw DistributedError("rank \(rank): \(String(cString: ct_last_error()))")
+    }
   }
 
   deinit { ct_process_group_free(handle) }
@@ -147,5 +159,22 @@ public final class ProcessGroup {
   /// Waits until every rank has reached the barrier.
   public func barrier() throws {
     if ct_barrier(handle) != 0 { throw failure("barrier") }
+  }
+}
+
+/// Where the NCCL plugin (plugins/nccl, built by `make nccl-plugin`) is looked for:
+/// `$SINGLECELL_NCCL_PLUGIN`, else libctorch_nccl.so beside the running executable.
+public enum NCCLPlugin {
+  public static let fileName = "libctorch_nccl.so"
+
+  public static func path(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+    if let path = environment["SINGLECELL_NCCL_PLUGIN"], !path.isEmpty { return path }
+    let executable = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+                                          ?? CommandLine.arguments[0])
+    let beside = executable.deletingLastPathComponent().appendingPathComponent(fileName).path
+    guard FileManager.default.fileExists(atPath: beside) else {
+      throw DistributedError("NCCL needs swift-singlecell's plugin \(fileName), not found beside \(executable.path): build it with `make nccl-plugin` (it needs the CUDA and NCCL headers; docs/distributed.md) or set SINGLECELL_NCCL_PLUGIN")
+    }
+    return beside
   }
 }

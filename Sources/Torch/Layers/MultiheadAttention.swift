@@ -70,7 +70,7 @@ public final class MultiheadAttention: Module {
   /// One additive float mask broadcastable to [N, H, L, S], or nil.
   private func mergedMask(attnMask: Tensor?, keyPaddingMask: Tensor?, like q: Tensor) -> Tensor? {
     func additive(_ m: Tensor) -> Tensor {
-      m.dtype == .bool ? Tensor.zeros(m.shape, dtype: q.dtype).maskedFill(m, -.infinity) : m.to(q.dtype)
+      m.dtype == .bool ? Tensor.zeros(m.shape, dtype: q.dtype, device: m.device).maskedFill(m, -.infinity) : m.to(q.dtype)
     }
     var merged: Tensor? = attnMask.map(additive)
     if let kpm = keyPaddingMask {

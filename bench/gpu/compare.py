@@ -1,0 +1,59 @@
+"""Reads bench/gpu/run's OUT on the CPU machine and prints the GPU checks' figures.
+
+    python3 bench/gpu/compare.py OUT .build-gpu/carry/cpu_embed.h5ad
+
+Needs numpy and h5py only."""
+import csv
+import json
+import os
+import sys
+
+import h5py
+import numpy as np
+
+
+def embedding(path):
+    with h5py.File(path, "r") as f:
+        return np.asarray(f["obsm"]["X_scGPT"], dtype=np.float64)
+
+
+def metrics(folder):
+    path = os.path.join(folder, "metrics.json")
+    return json.load(open(path)) if os.path.exists(path) else None
+
+
+def history(folder):
+    path = os.path.join(folder, "history.csv")
+    return list(csv.DictReader(open(path))) if os.path.exists(path) else None
+
+
+out, cpu_path = sys.argv[1], sys.argv[2]
+print(open(os.path.join(out, "machine.txt")).read().strip())
+print(open(os.path.join(out, "steps.tsv")).read().strip())
+cpu = embedding(cpu_path)
+for p in ("fp32", "bf16"):
+    path = os.path.join(out, f"embed_{p}.h5ad")
+    if os.path.exists(path):
+        gpu = embedding(path)
+        cos = (gpu * cpu).sum(1) / np.linalg.norm(gpu, axis=1) / np.linalg.norm(cpu, axis=1)
+        print(f"embed {p} on CUDA vs CPU fp32: max |diff| {np.abs(gpu - cpu).max():.2e}, min cosine {cos.min():.5f}, cells {len(cos)}")
+for p in ("bf16", "fp32"):
+    m = metrics(os.path.join(out, f"annotate_{p}"))
+    if m:
+        keys = ["median_step_tokens_per_second", "tokens_per_second", "epoch_seconds", "accuracy", "macro_f1", "train_loss", "validation_loss"]
+        print(f"annotate {p}: " + ", ".join(f"{k} {m[k]}" for k in keys if k in m))
+m = metrics(os.path.join(out, "integrate_auto"))
+if m:
+    print("integrate (auto = bf16): " + ", ".join(f"{k} {m.get(k)}" for k in ["median_step_tokens_per_second", "epoch_seconds", "total", "bio_conservation", "batch_correction"]))
+a, b = history(os.path.join(out, "scvi_cuda")), history(os.path.join(out, "scvi_nccl1"))
+if a and b:
+    key = next(k for k in a[-1] if k.startswith("elbo_train") or k == "train_loss_epoch")
+    diffs = [abs(float(x[key]) - float(y[key])) for x, y in zip(a, b)]
+    print(f"scVI CUDA alone vs NCCL world size 1: {len(a)}/{len(b)} epochs, last {key} {a[-1][key]} vs {b[-1][key]}, max |diff| {max(diffs):.3g}")
+for name in ("scvi_cuda", "scvi_nccl1"):
+    m = metrics(os.path.join(out, name))
+    if m:
+        print(f"{name}: " + ", ".join(f"{k} {m[k]}" for k in m if "second" in k or "epoch" in k))
+log = os.path.join(out, "scvi_nccl2_same_gpu.log")
+if os.path.exists(log):
+    print("two ranks on one GPU:", " | ".join(open(log).read().strip().splitlines()[-3:]))
