@@ -21,6 +21,7 @@ struct ScGPTPerturbCommand: ParsableCommand {
       """)
 
   @OptionGroup var global: GlobalOptions
+  @OptionGroup var arithmetic: PrecisionArguments
   @Argument(help: "Perturb-seq .h5ad (GEARS/Norman layout).") var input: String
   @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String
   @Option(help: "obs column of conditions.") var conditionKey = "condition"
@@ -67,6 +68,7 @@ struct ScGPTPerturbCommand: ParsableCommand {
     options.testConditions = testConditions.map { list($0) }
     options.pretrained = model.map { URL(fileURLWithPath: $0) }
     options.device = device
+    options.training.precision = arithmetic.dtype(on: device)
     print("\(data.cellCount) cells (\(data.controlCells.count) controls) × \(data.geneCount) genes, \(data.perturbationConditions.count) perturbation conditions")
 
     let outdir = URL(fileURLWithPath: output)

@@ -90,6 +90,17 @@ final class PerturbSeqTests: XCTestCase {
     }
     let profiles = try ScGPTPerturbation.predictConditions(folder: model.folder, data: data, conditions: ["g0+ctrl"], pool: 10)
     XCTAssertEqual(profiles["g0+ctrl"]?.count, g)
+    // bf16 autocast (the CLI's default on CUDA) learns the same way.
+    var bf16 = options
+    bf16.training.precision = .bfloat16
+    Runtime.seed(0)
+    let half = try ScGPTPerturbation.train(data, options: bf16)
+    let halfLosses = half.result.history.values("train_loss").compactMap { $0 }
+    XCTAssertTrue(halfLosses.allSatisfy(\.isFinite))
+    XCTAssertLessThan(halfLosses.last!, halfLosses.first!, "training under bf16 lowers the loss")
+    XCTAssertNotEqual(halfLosses, losses, "bf16 really ran")
+    XCTAssertGreaterThan(try ScGPTPerturbation.evaluate(half, data: data).model.mean.pearsonDEDelta, 0.5)
+
     var options2 = options
     options2.testConditions = ["g99+ctrl"]
     XCTAssertThrowsError(try ScGPTPerturbation.train(data, options: options2)) { XCTAssertTrue("\($0)".contains("no cells"), "\($0)") }

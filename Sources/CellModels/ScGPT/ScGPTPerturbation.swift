@@ -132,7 +132,11 @@ public enum ScGPTPerturbation {
         let rows = Array(shuffled[start..<min(start + batchSize, shuffled.count)])
         let genes = genesFor(rows, data: data, maxLength: options.maxLength, random: &random)
         let (batch, target) = try minibatch(data, rows: rows, inputs: rows.map { pairs[$0] }, genes: genes, ids: ids, device: options.device)
-        let loss = try withTorchErrors { Functional.mseLoss(try network.forward(batch).mlmOutput, target!) }
+        let loss = try withTorchErrors {
+          try Autocast.run(on: options.device, dtype: options.training.precision) {
+            Functional.mseLoss(try network.forward(batch).mlmOutput.fullPrecision, target!)
+          }
+        }
         optimizer.zeroGrad()
         try withTorchErrors { loss.backward() }
         _ = clipGradNorm(parameters, maxNorm: options.training.maxGradNorm)
@@ -148,7 +152,8 @@ public enum ScGPTPerturbation {
             let rows = Array(validation[start..<min(start + batchSize, validation.count)])
             let (batch, target) = try minibatch(data, rows: rows, inputs: rows.map { pairs[$0] }, genes: Array(0..<data.geneCount),
                                                 ids: ids, device: options.device)
-            validationSum += Functional.mseLoss(try network.forward(batch).mlmOutput, target!).item() * Double(rows.count)
+            let output = try Autocast.run(on: options.device, dtype: options.training.precision) { try network.forward(batch).mlmOutput }
+            validationSum += Functional.mseLoss(output.fullPrecision, target!).item() * Double(rows.count)
           }
         }
         metrics["validation_loss"] = validationSum / Double(validation.count)
