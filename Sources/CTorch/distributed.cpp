@@ -26,6 +26,7 @@ struct CTStoreImpl {
 };
 struct CTProcessGroupImpl {
   c10::intrusive_ptr<c10d::ProcessGroup> group;
+  bool nccl = false;  // shut down on free, as torch.distributed's destroy_process_group
 };
 struct CTReducerImpl {
   std::unique_ptr<c10d::Reducer> reducer;
@@ -188,10 +189,19 @@ int ct_process_group_add_nccl(CTProcessGroup g, const char *plugin_path, int dev
     // As torch.distributed's default on GPUs ("cpu:gloo,cuda:nccl"): CUDA tensors go to NCCL.
     group->setBoundDeviceId(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device)));
     group->setBackend(at::kCUDA, c10d::ProcessGroup::BackendType::NCCL, backend);
+    g->nccl = true;
   })
 }
 
-void ct_process_group_free(CTProcessGroup g) { delete g; }
+void ct_process_group_free(CTProcessGroup g) {
+  if (g != nullptr && g->nccl) {
+    try {
+      g->group->shutdown();  // NCCL communicators are destroyed, not left to the destructor
+    } catch (...) {
+    }
+  }
+  delete g;
+}
 int ct_process_group_rank(CTProcessGroup g) { CT_GUARD(-1, return group_ref(g)->getRank();) }
 int ct_process_group_size(CTProcessGroup g) { CT_GUARD(-1, return group_ref(g)->getSize();) }
 
