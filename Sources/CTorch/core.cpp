@@ -239,7 +239,9 @@ int ct_cuda_available(void) {
     return 0;
   }
   try {
-    return at::globalContext().hasCUDA() && at::detail::getCUDAHooks().deviceCount() > 0;
+    if (at::globalContext().hasCUDA() && at::detail::getCUDAHooks().deviceCount() > 0) return 1;
+    ct::set_error("libtorch_cuda.so is loaded but no CUDA device is visible");
+    return 0;
   } catch (const std::exception &e) {
     ct::set_error(e.what());
     return 0;

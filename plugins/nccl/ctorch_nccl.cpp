@@ -27,6 +27,9 @@ int ctnccl_backend(void *store, int rank, int size, double timeout_s, int device
     group->eagerConnectSingleDevice(cuda);
     *backend = static_cast<c10d::Backend *>(group.release());
     return 0;
+  } catch (const c10::Error &e) {
+    std::snprintf(error, error_size, "%s", e.what_without_backtrace());
+    return 1;
   } catch (const std::exception &e) {
     std::snprintf(error, error_size, "%s", e.what());
     return 1;
