@@ -181,8 +181,9 @@ int ct_process_group_add_nccl(CTProcessGroup g, const char *plugin_path, int dev
     auto store = c10::make_intrusive<c10d::PrefixStore>("nccl/", group->getStore());
     void *raw = nullptr;
     char error[2048] = {0};
-    const int status = nccl_plugin(plugin_path)(store.get(), group->getRank(), group->getSize(), millis(timeout_s).count() / 1000.0,
-                                                device, &raw, error, sizeof(error));
+    TORCH_CHECK(timeout_s > 0, "timeout must be positive, got ", timeout_s, " s");
+    const int status = nccl_plugin(plugin_path)(store.get(), group->getRank(), group->getSize(), timeout_s, device, &raw,
+                                                error, sizeof(error));
     TORCH_CHECK(status == 0 && raw != nullptr, "the NCCL process group could not start: ", error);
     auto backend = c10::intrusive_ptr<c10d::Backend>::reclaim(static_cast<c10d::Backend *>(raw));
     backend->setSequenceNumberForGroup();
