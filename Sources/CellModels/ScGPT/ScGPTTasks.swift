@@ -319,7 +319,8 @@ public enum ScGPTTasks {
   /// Cell-type predictions of a fine-tuned annotation folder: the most probable type and its
   /// probability per cell, and all probabilities [cells, types].
   public static func predict(_ adata: AnnData, folder: ScGPTModelFolder, layer: String? = nil, geneColumn: String? = nil,
-                             precision: DType = .float32) throws -> (labels: [String], confidence: [Double], probabilities: Tensor, missingGenes: Int)
+                             precision: DType = .float32) throws
+    -> (labels: [String], confidence: [Double], probabilities: Tensor, missingGenes: Int)
   {
     guard let types = folder.args["cell_types"] as? [String], types.count == folder.network.config.nCls else {
       throw ScGPTError.checkpoint("args.json has no 'cell_types' matching the classifier: this is not an annotation model")
