@@ -30,9 +30,9 @@ public struct ScGPTTrainingResult {
 /// Fine-tunes an `ScGPTNetwork` as the reference tutorials' loops: Adam (eps 1e-8, the
 /// reference's without amp; bf16 autocast needs no larger eps), StepLR per epoch or a cosine
 /// schedule with warm-up per step, gradient clipping, a held-out validation share, the best
-/// epoch kept. Minibatches are padded to their
-/// own longest cell; with domain-specific batch norm every minibatch comes from one batch (the
-/// reference's `per_seq_batch_sample`), in training and in evaluation. Checkpoints taken at any
+/// epoch kept. Minibatches are padded to their own longest cell; with domain-specific batch
+/// norm every minibatch comes from one batch (the reference's `per_seq_batch_sample`), in
+/// training and in evaluation. Checkpoints taken at any
 /// step resume exactly: each step draws its masks, splits and dropout from its own seeded
 /// stream, each epoch its order.
 public final class ScGPTFineTuner {
