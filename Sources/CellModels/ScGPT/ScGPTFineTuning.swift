@@ -32,9 +32,8 @@ public struct ScGPTTrainingResult {
 /// schedule with warm-up per step, gradient clipping, a held-out validation share, the best
 /// epoch kept. Minibatches are padded to their own longest cell; with domain-specific batch
 /// norm every minibatch comes from one batch (the reference's `per_seq_batch_sample`), in
-/// training and in evaluation. Checkpoints taken at any
-/// step resume exactly: each step draws its masks, splits and dropout from its own seeded
-/// stream, each epoch its order.
+/// training and in evaluation. Checkpoints taken at any step resume exactly: each step draws
+/// its masks, splits and dropout from its own seeded stream, each epoch its order.
 public final class ScGPTFineTuner {
   public let network: ScGPTNetwork
   public let objective: ScGPTObjective
