@@ -139,9 +139,10 @@ final class DistributedTests: XCTestCase {
   func testNCCLWithoutItsPluginOrCUDAIsAClearError() throws {
     var settings = options(rank: 0, port: try freePort())
     settings.worldSize = 1
-    XCTAssertThrowsError(try NCCLPlugin.path([:])) { error in
-      XCTAssertTrue("\(error)".contains("build it with `make nccl-plugin`"), "\(error)")
+    XCTAssertThrowsError(try NCCLPlugin.path([:], executable: URL(fileURLWithPath: "/nonexistent/singlecell"))) { error in
+      XCTAssertTrue("\(error)".contains("not found beside /nonexistent/singlecell: build it with `make nccl-plugin`"), "\(error)")
     }
+    XCTAssertEqual(try NCCLPlugin.path(["SINGLECELL_NCCL_PLUGIN": "/x/p.so"]), "/x/p.so")
     guard !Runtime.cudaAvailable else { return }
     setenv("SINGLECELL_NCCL_PLUGIN", "/nonexistent/libctorch_nccl.so", 1)
     defer { unsetenv("SINGLECELL_NCCL_PLUGIN") }

@@ -168,14 +168,17 @@ public final class ProcessGroup {
 public enum NCCLPlugin {
   public static let fileName = "libctorch_nccl.so"
 
-  public static func path(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+  public static func path(_ environment: [String: String] = ProcessInfo.processInfo.environment,
+                          executable: URL = runningExecutable) throws -> String {
     if let path = environment["SINGLECELL_NCCL_PLUGIN"], !path.isEmpty { return path }
-    let executable = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-                                          ?? CommandLine.arguments[0])
     let beside = executable.deletingLastPathComponent().appendingPathComponent(fileName).path
     guard FileManager.default.fileExists(atPath: beside) else {
       throw DistributedError("NCCL needs swift-singlecell's plugin \(fileName), not found beside \(executable.path): build it with `make nccl-plugin` (it needs the CUDA and NCCL headers; docs/distributed.md) or set SINGLECELL_NCCL_PLUGIN")
     }
     return beside
+  }
+
+  public static var runningExecutable: URL {
+    URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
   }
 }
