@@ -8,6 +8,7 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/headeronly/version.h>
 
 #include "internal.h"
@@ -157,6 +158,20 @@ void ct_string_free(char *s) { free(s); }
 
 // ---- runtime ----
 void ct_manual_seed(uint64_t seed) { at::manual_seed(seed); }
+CTTensor ct_cpu_generator_state(void) {
+  CT_TENSOR([] {
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    return generator.get_state();
+  }())
+}
+int ct_set_cpu_generator_state(CTTensor state) {
+  CT_STATUS({
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(ct::ref(state));
+  })
+}
 void ct_set_num_threads(int n) {
   try {
     at::set_num_threads(n);

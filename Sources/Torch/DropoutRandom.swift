@@ -22,6 +22,12 @@ enum DropoutRandom {
     sck_random_seed(&state, seed)
   }
 
+  /// The generator's four words (to save with a checkpoint), and back.
+  static var words: [UInt64] {
+    get { lock.lock(); defer { lock.unlock() }; return state }
+    set { lock.lock(); defer { lock.unlock() }; state = newValue }
+  }
+
   /// A float32 CPU tensor of `shape`: 1 / keep with probability `keep`, else 0.
   static func mask(_ shape: [Int], keep: Double) -> Tensor {
     let threshold = UInt32(min((keep * 65_536).rounded(), 65_536))  // keep rounded to a multiple of 2^-16

@@ -32,6 +32,23 @@ public enum Runtime {
     DropoutRandom.seed(seed)
   }
 
+  /// The state of every CPU random stream: libtorch's default generator (as
+  /// `torch.get_rng_state()`, uint8) and the fast dropout masks' generator (4 words, as int64).
+  /// Saved with a checkpoint and restored on resume, a continued run draws what the
+  /// uninterrupted one would have. CUDA generators are not included.
+  public static func randomState() -> StateDict {
+    StateDict([("cpu_generator", wrap(ct_cpu_generator_state())),
+               ("dropout_generator", Tensor(DropoutRandom.words.map { Int64(bitPattern: $0) }))])
+  }
+
+  public static func setRandomState(_ state: StateDict) throws {
+    guard let cpu = state["cpu_generator"], let dropout = state["dropout_generator"], dropout.dtype == .int64, dropout.count == 4 else {
+      throw TorchError.invalidArgument("a random state needs cpu_generator and 4 int64 words of dropout_generator")
+    }
+    try withTorchErrors { check(cpu.withHandle { ct_set_cpu_generator_state($0) }) }
+    DropoutRandom.words = dropout.toArray(Int64.self).map { UInt64(bitPattern: $0) }
+  }
+
   /// libtorch's own log messages at this level and above reach stderr (TORCH_CPP_LOG_LEVEL
   /// sets it at start; libtorch's default is warning).
   public enum LogLevel: Int32, Sendable { case info = 0, warning, error, fatal }

@@ -34,6 +34,20 @@ final class DistributedCommandTests: CLITestCase {
     XCTAssertTrue(otherSeed.stderr.contains("trained with seed 0"), otherSeed.stderr)
   }
 
+  /// The checkpoint keeps the random streams, so a resumed run is the uninterrupted one, bit for bit.
+  func testAResumedRunIsTheUninterruptedRun() throws {
+    let whole = scratch.appendingPathComponent("whole").path, parts = scratch.appendingPathComponent("parts").path
+    let common = ["scvi", "train"] + small + ["--checkpoint-every", "1", "--quiet"]
+    XCTAssertEqual(try singlecell(common + ["-o", whole, "--max-epochs", "3"]).status, 0)
+    XCTAssertEqual(try singlecell(common + ["-o", parts, "--max-epochs", "2"]).status, 0)
+    let resumed = try singlecell(common + ["-o", parts, "--max-epochs", "3", "--resume"])
+    XCTAssertEqual(resumed.status, 0, resumed.stderr)
+    XCTAssertEqual(try String(contentsOfFile: "\(parts)/history.csv", encoding: .utf8),
+                   try String(contentsOfFile: "\(whole)/history.csv", encoding: .utf8))
+    XCTAssertEqual(FileManager.default.contents(atPath: "\(parts)/model.safetensors"),
+                   FileManager.default.contents(atPath: "\(whole)/model.safetensors"), "the same weights, bit for bit")
+  }
+
   func testLDVAETrainsWithTwoRanks() throws {
     let out = scratch.appendingPathComponent("ldvae").path
     let run = try singlecell(["ldvae", "train"] + small + ["-o", out, "--max-epochs", "2", "--nproc", "2", "--batch-size", "64", "--quiet"])

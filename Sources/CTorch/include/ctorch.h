@@ -213,6 +213,9 @@ int ct_custom_function(const CTTensor *inputs, int n_inputs, CTForwardCallback f
 
 // ---- runtime ----------------------------------------------------------------
 void ct_manual_seed(uint64_t seed);
+// libtorch's default CPU generator as a uint8 tensor (torch.get_rng_state), and back.
+CTTensor ct_cpu_generator_state(void);
+int ct_set_cpu_generator_state(CTTensor state);
 void ct_set_num_threads(int n);
 int ct_get_num_threads(void);
 // Runs body over [begin, end) in chunks of at least grain_size on libtorch's intra-op threads

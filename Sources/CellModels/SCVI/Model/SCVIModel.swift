@@ -221,7 +221,11 @@ public final class SCVIModel {
       try optimizer.loadStateDict(resume.optimizer)
       step = resume.step
       history = resume.history
-      Runtime.seed(options.seed &+ UInt64(resume.epochs))  // fresh draws for the continued epochs
+      if resume.extra["cpu_generator"] != nil {
+        try Runtime.setRandomState(resume.extra)  // the draws the uninterrupted run would make
+      } else {
+        Runtime.seed(options.seed &+ UInt64(resume.epochs))  // a checkpoint without them: fresh draws
+      }
     }
     // Wraps the network after it was moved and loaded: every rank starts from rank 0's state.
     // Some parameters get no gradient in some settings (l_encoder with the observed library
@@ -247,7 +251,8 @@ public final class SCVIModel {
         guard (epoch + 1) % every == 0 || epoch + 1 == maxEpochs, let running else { return }
         try TrainingCheckpoint(
           epochs: epoch + 1, step: step, history: TrainingHistory(epochs: prior.epochs + running.history.epochs),
-          model: module.stateDict(), optimizer: optimizer.stateDict(), info: checkpointInfo(options)
+          model: module.stateDict(), optimizer: optimizer.stateDict(), info: checkpointInfo(options),
+          extra: Runtime.randomState()
         ).write(to: url)
       }
     }
