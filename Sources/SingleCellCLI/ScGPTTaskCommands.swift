@@ -427,9 +427,9 @@ struct ScGPTTrainCommand: ParsableCommand {
         guard opened.metadata.var[column] != nil else { throw ValidationError("no var column '\(column)' in \(inputs[0])") }
         return try opened.metadata.var.labels(column).map { $0 ?? "" }
       } ?? opened.metadata.varNames
+      options.streaming = disk.loaderOptions
       try writeFolderAtomically(outdir) { staging in
-        let run = try ScGPTTasks.pretrain(streaming: source, genes: genes, options: options, objective: chosen,
-                                          blockRows: disk.blockRows, bufferBlocks: disk.bufferBlocks)
+        let run = try ScGPTTasks.pretrain(streaming: source, genes: genes, options: options, objective: chosen)
         if run.unknownGenes > 0 { warn("\(run.unknownGenes) genes are not in the vocabulary and were left out") }
         if run.data.emptyCells > 0 { warn("\(run.data.emptyCells) cell passes were left out: those cells express no vocabulary gene") }
         try writeTaskOutputs(run.folder, run.result, to: staging, metrics: [

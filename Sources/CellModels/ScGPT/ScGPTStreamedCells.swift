@@ -33,8 +33,11 @@ public final class ScGPTStreamedCells: ScGPTTrainingData {
   /// - Parameters:
   ///   - geneIds: the vocabulary id of each source column (nil: not in the vocabulary, ignored).
   ///   - validationFraction: share of the cells (by the seed, as in memory) held out.
+  ///   - streaming: how rows are read (block size, buffer, read-ahead); batch size, shuffling
+  ///     and seed are this run's.
   public init(source: RowBlockSource, geneIds: [Int?], vocab: GeneVocab, maxLength: Int, nBins: Int = 51, padValue: Float,
-              batchSize: Int, validationFraction: Double, seed: UInt32, blockRows: Int = 256, bufferBlocks: Int = 32) throws {
+              batchSize: Int, validationFraction: Double, seed: UInt32,
+              streaming: StreamingLoader.Options = StreamingLoader.Options()) throws {
     guard geneIds.count == source.nCols else { throw ScGPTError.invalidInput("\(geneIds.count) gene ids for \(source.nCols) genes") }
     guard geneIds.contains(where: { $0 != nil }) else { throw ScGPTError.invalidInput("none of the data's genes is in the vocabulary") }
     guard maxLength > 1 else { throw ScGPTError.invalidInput("max length \(maxLength) is too short (<cls> and at least one gene)") }
@@ -46,8 +49,10 @@ public final class ScGPTStreamedCells: ScGPTTrainingData {
     trainingCells = Array(order.dropFirst(nValidation))
     validationCells = Array(order.prefix(nValidation))
     guard !trainingCells.isEmpty else { throw ScGPTError.invalidInput("no cells left to train on (\(source.nRows) cells)") }
-    let options = StreamingLoader.Options(batchSize: batchSize, blockRows: blockRows, bufferBlocks: bufferBlocks, shuffle: true,
-                                          seed: UInt64(seed))
+    var options = streaming  // its block size, buffer and read-ahead; the rest from this run
+    options.batchSize = batchSize
+    options.shuffle = true
+    options.seed = UInt64(seed)
     training = try StreamingLoader(source: source, cells: trainingCells, options: options)
     var inOrder = options
     inOrder.shuffle = false

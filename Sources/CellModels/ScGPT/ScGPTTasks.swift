@@ -59,6 +59,8 @@ public struct ScGPTTaskOptions: Sendable {
   /// var column of gene names (default: var names).
   public var geneColumn: String?
   public var device: Device = .cpu
+  /// Streamed pretraining: how rows are read (block size, buffer, read-ahead).
+  public var streaming = StreamingLoader.Options()
 
   public init(training: ScGPTTrainingOptions) { self.training = training }
 }
@@ -170,8 +172,7 @@ public enum ScGPTTasks {
   /// vocabulary (`options.vocabulary`, or these genes) or `options.pretrained` trained further.
   /// No HVG selection; `options.maxLength` (default: every expressed gene) caps each cell.
   public static func pretrain(streaming source: RowBlockSource, genes: [String], options: ScGPTTaskOptions,
-                              objective: ScGPTObjective = .pretraining, blockRows: Int = 256, bufferBlocks: Int = 32)
-    throws -> StreamedPretraining
+                              objective: ScGPTObjective = .pretraining) throws -> StreamedPretraining
   {
     guard objective.isPretraining else { throw ScGPTError.invalidInput("pretraining objectives are masked, generative and both") }
     guard genes.count == source.nCols else { throw ScGPTError.invalidInput("\(genes.count) gene names for \(source.nCols) columns") }
@@ -192,8 +193,7 @@ public enum ScGPTTasks {
     let data = try ScGPTStreamedCells(
       source: source, geneIds: geneIds, vocab: folder.vocab, maxLength: maxLength, nBins: options.nBins,
       padValue: Float(folder.network.config.padValue), batchSize: options.training.batchSize,
-      validationFraction: options.training.validationFraction, seed: options.training.seed, blockRows: blockRows,
-      bufferBlocks: bufferBlocks)
+      validationFraction: options.training.validationFraction, seed: options.training.seed, streaming: options.streaming)
     try withTorchErrors { folder.network.to(options.device) }
     let result = try ScGPTFineTuner(network: folder.network, objective: objective, options: options.training).fit(data)
     folder.args["task"] = objective.rawValue
