@@ -42,6 +42,9 @@ for p in ("bf16", "fp32"):
     if m:
         keys = ["median_step_tokens_per_second", "tokens_per_second", "epoch_seconds", "accuracy", "macro_f1", "train_loss", "validation_loss"]
         print(f"annotate {p}: " + ", ".join(f"{k} {m[k]}" for k in keys if k in m))
+m = metrics(os.path.join(out, "pretrain_both"))
+if m:
+    print("pretrain both (auto = bf16): " + ", ".join(f"{k} {m.get(k)}" for k in ["steps", "median_step_tokens_per_second", "train_loss"]))
 m = metrics(os.path.join(out, "integrate_auto"))
 if m:
     print("integrate (auto = bf16): " + ", ".join(f"{k} {m.get(k)}" for k in ["median_step_tokens_per_second", "epoch_seconds", "total", "bio_conservation", "batch_correction"]))
