@@ -75,7 +75,8 @@ struct ScGPTPerturbCommand: ParsableCommand {
     try writeFolderAtomically(outdir) { staging in
       let trained = try ScGPTPerturbation.train(data, options: options)
       if trained.unknownGenes > 0 { warn("\(trained.unknownGenes) genes are not in the pretrained vocabulary (they enter as <pad>)") }
-      let evaluation = try ScGPTPerturbation.evaluate(trained, data: data, seed: options.training.seed)
+      let evaluation = try ScGPTPerturbation.evaluate(trained, data: data, seed: options.training.seed,
+                                                      precision: options.training.precision)
       try trained.folder.save(to: staging.appendingPathComponent("model"))
       try writeAtomically(Data(trained.result.history.csv().utf8), to: staging.appendingPathComponent("history.csv"))
       try writeAtomically(Data(evaluation.model.csv().utf8), to: staging.appendingPathComponent("metrics.csv"))
@@ -92,7 +93,7 @@ struct ScGPTPerturbCommand: ParsableCommand {
 
       if !requested.isEmpty {
         let profiles = try ScGPTPerturbation.predictConditions(folder: trained.folder, data: data, conditions: requested,
-                                                               seed: options.training.seed)
+                                                               seed: options.training.seed, precision: options.training.precision)
         var csv = "condition," + data.genes.joined(separator: ",") + "\n"
         for c in requested { csv += c + "," + profiles[c]!.map { String(format: "%.6g", $0) }.joined(separator: ",") + "\n" }
         try writeAtomically(Data(csv.utf8), to: staging.appendingPathComponent("predictions.csv"))

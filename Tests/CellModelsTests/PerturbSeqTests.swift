@@ -99,7 +99,7 @@ final class PerturbSeqTests: XCTestCase {
     XCTAssertTrue(halfLosses.allSatisfy(\.isFinite))
     XCTAssertLessThan(halfLosses.last!, halfLosses.first!, "training under bf16 lowers the loss")
     XCTAssertNotEqual(halfLosses, losses, "bf16 really ran")
-    XCTAssertGreaterThan(try ScGPTPerturbation.evaluate(half, data: data).model.mean.pearsonDEDelta, 0.5)
+    XCTAssertGreaterThan(try ScGPTPerturbation.evaluate(half, data: data, precision: .bfloat16).model.mean.pearsonDEDelta, 0.5)
 
     var options2 = options
     options2.testConditions = ["g99+ctrl"]

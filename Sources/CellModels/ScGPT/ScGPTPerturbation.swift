@@ -179,9 +179,9 @@ public enum ScGPTPerturbation {
   }
 
   /// Predicted expression [cells, genes] of control cells `inputs` under `perturbations` (gene
-  /// names per cell; all of the data's genes as input), eval mode.
+  /// names per cell; all of the data's genes as input), eval mode; `.bfloat16`: under autocast.
   public static func predict(folder: ScGPTModelFolder, data: PerturbSeqData, inputs: [Int], perturbations: [[String]],
-                             batchSize: Int = 64) throws -> [[Float]] {
+                             batchSize: Int = 64, precision: DType = .float32) throws -> [[Float]] {
     guard folder.network.config.perturbationPadId != nil else {
       throw ScGPTError.invalidInput("this model folder is not a perturbation model (no perturbation-flag embedding)")
     }
@@ -209,7 +209,8 @@ public enum ScGPTPerturbation {
         let range = start..<min(start + batchSize, inputs.count)
         let (batch, _) = try minibatch(data, rows: nil, inputs: Array(inputs[range]), flagged: Array(flagged[range]),
                                        genes: Array(0..<data.geneCount), ids: ids, device: device)
-        let pred = try network.forward(batch).mlmOutput.to(.cpu).contiguous().toArray(Float.self)
+        let output = try Autocast.run(on: device, dtype: precision) { try network.forward(batch).mlmOutput }
+        let pred = output.to(.cpu).contiguous().toArray(Float.self)
         for r in 0..<range.count { out.append(Array(pred[(r * data.geneCount)..<((r + 1) * data.geneCount)])) }
       }
     }
@@ -219,14 +220,15 @@ public enum ScGPTPerturbation {
   /// Mean predicted profile of each condition over `pool` control cells (default: up to 300
   /// drawn with `seed`), as the tutorial's `predict`.
   public static func predictConditions(folder: ScGPTModelFolder, data: PerturbSeqData, conditions: [String], pool: Int = 300,
-                                       seed: UInt32 = 0) throws -> [String: [Double]] {
+                                       seed: UInt32 = 0, precision: DType = .float32) throws -> [String: [Double]] {
     var random = ScGPTRandom(seed: seed)
     let controls = random.choiceWithoutReplacement(data.controlCells.count, size: min(pool, data.controlCells.count))
       .map { data.controlCells[$0] }
     var out: [String: [Double]] = [:]
     for condition in conditions {
       let genes = try PerturbSeqData.parse(condition)
-      let rows = try predict(folder: folder, data: data, inputs: controls, perturbations: Array(repeating: genes, count: controls.count))
+      let rows = try predict(folder: folder, data: data, inputs: controls, perturbations: Array(repeating: genes, count: controls.count),
+                             precision: precision)
       out[PerturbSeqData.canonical(genes)] = meanRows(rows)
     }
     return out
@@ -235,8 +237,8 @@ public enum ScGPTPerturbation {
   /// The held-out conditions: each test cell predicted from its paired control cell (as GEARS's
   /// `eval_perturb`), GEARS-style metrics on the condition means against the mean control
   /// profile and the top-20 DE genes, and the two baselines on the same cells.
-  public static func evaluate(_ model: ScGPTPerturbationModel, data: PerturbSeqData, seed: UInt32 = 0, topDE: Int = 20) throws
-    -> ScGPTPerturbationEvaluation
+  public static func evaluate(_ model: ScGPTPerturbationModel, data: PerturbSeqData, seed: UInt32 = 0, topDE: Int = 20,
+                              precision: DType = .float32) throws -> ScGPTPerturbationEvaluation
   {
     var random = ScGPTRandom(seed: seed)
     let pairs = pairedControls(data, random: &random)
@@ -250,7 +252,8 @@ public enum ScGPTPerturbation {
       guard let cells = byCondition[condition] else { throw ScGPTError.invalidInput("test condition '\(condition)' has no cells") }
       let inputs = cells.map { pairs[$0] }
       let rows = try predict(folder: model.folder, data: data, inputs: inputs,
-                             perturbations: Array(repeating: try PerturbSeqData.parse(condition), count: cells.count))
+                             perturbations: Array(repeating: try PerturbSeqData.parse(condition), count: cells.count),
+                             precision: precision)
       predicted[condition] = meanRows(rows)
       observed[condition] = data.mean(cells)
       unchanged[condition] = data.mean(inputs)
