@@ -58,6 +58,11 @@ for name in ("scvi_cuda", "scvi_nccl1", "scvi_gloo1_cpu"):
     m = metrics(os.path.join(out, name))
     if m:
         print(f"{name}: " + ", ".join(f"{k} {m[k]}" for k in m if "second" in k or "epoch" in k))
+memory = os.path.join(out, "gpu-memory.csv")
+if os.path.exists(memory):
+    used = [int(line.split(",")[1].split()[0]) for line in open(memory) if "," in line and "MiB" in line]
+    if used:
+        print(f"GPU memory in use: peak {max(used)} MiB over {len(used)} samples (every 0.5 s)")
 log = os.path.join(out, "scvi_nccl2_same_gpu.log")
 if os.path.exists(log):
     print("two ranks on one GPU:", " | ".join(open(log).read().strip().splitlines()[-3:]))
