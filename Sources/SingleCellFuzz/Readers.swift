@@ -18,6 +18,7 @@ let bundleSeparator: [UInt8] = Array("\n\u{1E}\u{1E}\u{1E}\n".utf8)
 enum FuzzReader: String, CaseIterable {
   case h5ad, h5adBacked = "h5ad-backed", tenxH5 = "10x-h5", tenxMTX = "10x-mtx", tenxMTXgz = "10x-mtx-gz", fasta, fastaNoIndex = "fasta-noindex"
   case peaks, meme, jaspar, pfm, safetensors, torch, pickle, scviModel = "scvi-model", scgptConfig = "scgpt-config"
+  case trainingCheckpoint = "training-checkpoint"
 
   /// The file names of a bundle's parts (nil: the input is one file named `single`).
   var bundleFiles: [String]? {
@@ -40,7 +41,7 @@ enum FuzzReader: String, CaseIterable {
     case .meme: return "motifs.meme"
     case .jaspar: return "motifs.jaspar"
     case .pfm: return "motif.pfm"
-    case .safetensors: return "input.safetensors"
+    case .safetensors, .trainingCheckpoint: return "input.safetensors"
     case .torch: return "input.pt"
     case .pickle: return "input.pkl"
     default: return "input"
@@ -147,6 +148,10 @@ func read(_ reader: FuzzReader, _ path: String) throws -> String {
     if let layer = saved.setup.layer { adata.layers[layer] = adata.X }
     let model = try SCVIModel.load(from: dir, adata: adata)
     return "\(model.kind) with \(genes.count) genes"
+  case .trainingCheckpoint:
+    // As `--resume` reads it (the random streams are checked by setting them, then restored).
+    let checkpoint = try TrainingCheckpoint.read(URL(fileURLWithPath: path))
+    return "\(checkpoint.epochs) epochs, step \(checkpoint.step), \(checkpoint.model.count) + \(checkpoint.optimizer.count) tensors"
   case .scgptConfig:
     // vocab.json and args.json of an scGPT folder, and the model they describe (built only
     // when small: the folder loader checks the size against the weights first).

@@ -14,7 +14,7 @@ final class ReaderMutationTests: CLITestCase {
   static let inputsPerReader: [String: Int] = [
     "h5ad": 1200, "h5ad-backed": 400, "10x-h5": 500, "10x-mtx": 300, "10x-mtx-gz": 150, "fasta": 300, "fasta-noindex": 150,
     "peaks": 150, "meme": 200, "jaspar": 200, "pfm": 200, "safetensors": 400, "torch": 500, "pickle": 400,
-    "scvi-model": 250, "scgpt-config": 400,
+    "scvi-model": 250, "scgpt-config": 400, "training-checkpoint": 400,
   ]
   static let memoryLimitMB = 3072
   static let secondsPerInput = 10
@@ -35,6 +35,7 @@ final class ReaderMutationTests: CLITestCase {
   func testPickle() throws { try mutationRun("pickle") }
   func testSCVIModelFolder() throws { try mutationRun("scvi-model") }
   func testScGPTVocabAndArgs() throws { try mutationRun("scgpt-config") }
+  func testTrainingCheckpoint() throws { try mutationRun("training-checkpoint") }
 
   /// Every input once found to crash a reader (tests/fixtures/fuzz/<reader>/*) now reads to OK or
   /// to a thrown error.

@@ -3,8 +3,8 @@ import Torch
 
 /// What a training run needs to continue after it stopped: the network and optimizer state
 /// after `epochs` completed epochs, the optimizer step count and the history so far. Stored as
-/// safetensors (`model.<key>`, `optimizer.<key>`, `extra.<key>`; the rest in the metadata), written
-/// atomically.
+/// safetensors (`model.<key>`, `optimizer.<key>`, `extra.<key>`, `random.<key>`; the rest in the
+/// metadata), written atomically.
 public struct TrainingCheckpoint {
   public var epochs: Int
   public var step: Int
@@ -15,9 +15,12 @@ public struct TrainingCheckpoint {
   public var info: [String: String]
   /// Other tensors the run keeps (e.g. the best epoch's weights).
   public var extra: StateDict
+  /// The random streams when the checkpoint was taken (`Runtime.randomState()`), for a run
+  /// that continues exactly; empty when the run reseeds on its own.
+  public var random: StateDict
 
   public init(epochs: Int, step: Int, history: TrainingHistory, model: StateDict, optimizer: StateDict,
-              info: [String: String] = [:], extra: StateDict = StateDict()) {
+              info: [String: String] = [:], extra: StateDict = StateDict(), random: StateDict = StateDict()) {
     self.epochs = epochs
     self.step = step
     self.history = history
@@ -25,6 +28,7 @@ public struct TrainingCheckpoint {
     self.optimizer = optimizer
     self.info = info
     self.extra = extra
+    self.random = random
   }
 
   public func write(to url: URL) throws {
@@ -32,6 +36,7 @@ public struct TrainingCheckpoint {
     for (key, value) in model { tensors["model.\(key)"] = value }
     for (key, value) in optimizer { tensors["optimizer.\(key)"] = value }
     for (key, value) in extra { tensors["extra.\(key)"] = value }
+    for (key, value) in random { tensors["random.\(key)"] = value }
     var metadata = ["format": "swift-singlecell training checkpoint 1", "epochs": String(epochs), "step": String(step),
                     "history": String(decoding: try JSONEncoder().encode(history), as: UTF8.self)]
     for (key, value) in info { metadata["info.\(key)"] = value }
@@ -61,7 +66,15 @@ public struct TrainingCheckpoint {
     }
     var info: [String: String] = [:]
     for (key, value) in metadata where key.hasPrefix("info.") { info[String(key.dropFirst(5))] = value }
+    let random = tensors.scoped("random")
+    if random.count > 0 {  // checked now, so that a bad state is an error about this file
+      let current = Runtime.randomState()
+      do { try Runtime.setRandomState(random) } catch {
+        throw TrainingError.invalidOptions("\(name): unusable random state in the checkpoint: \(error)")
+      }
+      try Runtime.setRandomState(current)
+    }
     return TrainingCheckpoint(epochs: epochs, step: step, history: history, model: tensors.scoped("model"),
-                              optimizer: tensors.scoped("optimizer"), info: info, extra: tensors.scoped("extra"))
+                              optimizer: tensors.scoped("optimizer"), info: info, extra: tensors.scoped("extra"), random: random)
   }
 }

@@ -221,8 +221,8 @@ public final class SCVIModel {
       try optimizer.loadStateDict(resume.optimizer)
       step = resume.step
       history = resume.history
-      if resume.extra["cpu_generator"] != nil {
-        try Runtime.setRandomState(resume.extra)  // the draws the uninterrupted run would make
+      if resume.random.count > 0 {
+        try Runtime.setRandomState(resume.random)  // the draws the uninterrupted run would make
       } else {
         Runtime.seed(options.seed &+ UInt64(resume.epochs))  // a checkpoint without them: fresh draws
       }
@@ -252,7 +252,7 @@ public final class SCVIModel {
         try TrainingCheckpoint(
           epochs: epoch + 1, step: step, history: TrainingHistory(epochs: prior.epochs + running.history.epochs),
           model: module.stateDict(), optimizer: optimizer.stateDict(), info: checkpointInfo(options),
-          extra: Runtime.randomState()
+          random: Runtime.randomState()
         ).write(to: url)
       }
     }
