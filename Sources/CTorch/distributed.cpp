@@ -60,7 +60,8 @@ std::vector<at::Tensor> tensors(const CTTensor *handles, int n) {
 // torch's flight recorder (a trace of every collective, for debugging hangs) is on by default
 // and records a traceback per collective; its first record of a group writes a shared map
 // outside its lock, so two groups in one process (ranks as threads, as the tests run them)
-// can corrupt it. Off unless TORCH_FR_BUFFER_SIZE asks for it; set before its first use.
+// can corrupt it. Off unless TORCH_FR_BUFFER_SIZE asks for it; set when the first store is made
+// (every group is made from one), before the recorder's first use.
 void flight_recorder_off_unless_asked() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -134,7 +135,6 @@ int ct_store_check(CTStore s, const char *const *keys, int n, int *present) {
 CTProcessGroup ct_process_group_gloo(CTStore s, int rank, int size, double timeout_s,
                                      const char *hostname, const char *interface_name) {
   CT_GUARD(nullptr, {
-    flight_recorder_off_unless_asked();
     auto store = store_ref(s).clone();  // TCPStore clones share the server, own a socket
     auto options = c10d::ProcessGroupGloo::Options::create(millis(timeout_s));
     if (hostname != nullptr && hostname[0] != '\0') {

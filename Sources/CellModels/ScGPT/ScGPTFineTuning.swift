@@ -117,7 +117,7 @@ public final class ScGPTFineTuner {
           var random = ScGPTRandom.derived(options.seed, stream: .step, index: run.step)
           Runtime.seed(ScGPTRandom.derivedSeed(options.seed, stream: .step, index: run.step))
           let terms = try Autocast.run(on: device, dtype: options.precision) {
-            try losses(batch, step: run.step, random: &random)
+            try losses(batch, step: run.step, random: &random, device: device)
           }
           let total = terms.values.dropFirst().reduce(terms.values[0], +)
           optimizer.zeroGrad()
@@ -148,7 +148,7 @@ public final class ScGPTFineTuner {
         try withNoGrad {
           try data.forEachValidationMinibatch { batch in
             let terms = try Autocast.run(on: device, dtype: options.precision) {
-              try losses(batch, step: run.step, random: &random)
+              try losses(batch, step: run.step, random: &random, device: device)
             }
             validation.add(terms, total: terms.values.dropFirst().reduce(terms.values[0], +), cells: batch.rows.count)
           }
@@ -234,7 +234,7 @@ public final class ScGPTFineTuner {
   }
 
   /// The objective's loss terms on one minibatch, in a fixed order (names without prefix).
-  private func losses(_ batch: ScGPTMinibatch, step: Int, random: inout ScGPTRandom) throws
+  private func losses(_ batch: ScGPTMinibatch, step: Int, random: inout ScGPTRandom, device: Device) throws
     -> (names: [String], values: [Tensor])
   {
     let (tokens, rows, cellTypes, batches) = (batch.tokens, batch.rows, batch.cellTypes, batch.batches)
@@ -242,7 +242,6 @@ public final class ScGPTFineTuner {
       throw ScGPTError.invalidInput("this objective and model need cell types or batches, which the training data does not have")
     }
     let cells = tokens.padded(rows)
-    let device = network.parameters.first?.device ?? .cpu
     let batchLabels = network.config.needsBatchLabels ? batches.map { b in rows.map { b[$0] } } : nil
     var names: [String] = [], values: [Tensor] = []
     func add(_ name: String, _ value: Tensor) {

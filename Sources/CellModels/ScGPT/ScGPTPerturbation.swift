@@ -133,9 +133,8 @@ public enum ScGPTPerturbation {
         let genes = genesFor(rows, data: data, maxLength: options.maxLength, random: &random)
         let (batch, target) = try minibatch(data, rows: rows, inputs: rows.map { pairs[$0] }, genes: genes, ids: ids, device: options.device)
         let loss = try withTorchErrors {
-          try Autocast.run(on: options.device, dtype: options.training.precision) {
-            Functional.mseLoss(try network.forward(batch).mlmOutput.fullPrecision, target!)
-          }
+          let output = try Autocast.run(on: options.device, dtype: options.training.precision) { try network.forward(batch).mlmOutput }
+          return Functional.mseLoss(output.fullPrecision, target!)
         }
         optimizer.zeroGrad()
         try withTorchErrors { loss.backward() }
