@@ -1,9 +1,9 @@
 """Builds the real count data sets of the scVI benchmarks into bench/data/ (gitignored).
 
     /root/fixenv/bin/pip install rdata==1.1.0        # reads the R .rda files of the PBMC set
-    /root/fixenv/bin/python bench/data/make_bench_counts.py [pbmc] [cbmc] [--from DIR]
+    /root/fixenv/bin/python bench/data/make_bench_counts.py [pbmc] [cbmc] [ding] [--from DIR]
 
-With no names, builds both. Without --from, the source files are downloaded from
+With no names, builds all three. Without --from, the source files are downloaded from
 raw.githubusercontent.com at the pinned commits below; with --from DIR they are read from DIR
 (file names as in SOURCES). Every source file is checked against its sha256.
 Not shipped and not used by CI: for comparing our scVI with scvi-tools on the same cells, the
@@ -26,6 +26,17 @@ Commun 2021):
                             scDCC authors; no gene names in the file), Y 15 cluster labels,
                             ADT_X 10 normalised antibody values
   -> var names gene0000..gene1999; obs["cluster"] "1".."15"; obsm["adt_normalized"].
+
+pbmc_dropseq_indrops.h5ad (PBMCs of one study measured by two technologies, Drop-seq and
+inDrops, with the study's cell-type labels; Ding et al., Nat Biotechnol 2020, GEO GSE132044;
+via the R package scAnnotate, github.com/cran/scAnnotate, GPL-3):
+  data/pbmc1.rda  data frame 598 Drop-seq cells x (label "yy" + 2,000 genes)
+  data/pbmc2.rda  data frame 644 inDrops cells x the same columns
+  Both hold Seurat LogNormalize values of 2,000 HVGs; the integer counts are recovered
+  exactly (each cell's smallest non-zero value is a count of 1, which gives the cell's total;
+  every recovered value is checked to be an integer).
+  -> 1,242 cells x 2,000 genes; obs["batch"] "Drop-seq" / "inDrops"; obs["cell_type"]
+     (B cell, CD16+ monocyte, Cytotoxic T cell). No split column.
 """
 
 import hashlib
@@ -41,6 +52,7 @@ import scipy.sparse as sp
 HERE = pathlib.Path(__file__).resolve().parent
 MUDAN = "https://raw.githubusercontent.com/JEFworks/MUDAN/3636ed2f9a404cbdfcfdce5500384b59a72de666/data/"
 SCDCC = "https://raw.githubusercontent.com/ttgump/scDCC/142e4e0370f4134751e92a160f95f97fce8db369/data/CITE_PBMC/"
+SCANNOTATE = "https://raw.githubusercontent.com/cran/scAnnotate/df9145d8a8b3a8d6bb263919bd672b9bdd363046/data/"
 SOURCES = {  # file name -> (URL, sha256)
     "pbmcA.rda": (MUDAN + "pbmcA.rda", "6d36da8505d38bb6f866e4a1a49e89b69e4f6d9312e85ce3da32eafa6e7b1aa8"),
     "referenceCounts.rda": (MUDAN + "referenceCounts.rda", "d44df269ab223db35a3ac0f46a08f623b61ffd46f44f110b34910724b932a8d6"),
@@ -49,6 +61,8 @@ SOURCES = {  # file name -> (URL, sha256)
         SCDCC + "CITE_CBMC_counts_top2000.h5",
         "68f36cd64729b1ee853fe5f760dbc0a9238d52a18a8a076742883379cce98e9f",
     ),
+    "pbmc1.rda": (SCANNOTATE + "pbmc1.rda", "9892213d04369683185e636c3a064b0cc12cef3afe0c7718a6a3191a2f05a16b"),
+    "pbmc2.rda": (SCANNOTATE + "pbmc2.rda", "3dfe36b121b0ac188467b2b48e258af824729ed1b70f97b3f70796a92c7ff7c8"),
 }
 TEST_FRACTION = 0.1
 
@@ -157,6 +171,35 @@ def build_cbmc(local_dir: pathlib.Path | None) -> None:
     write(adata, "cbmc_citeseq_8k.h5ad")
 
 
+def build_ding(local_dir: pathlib.Path | None) -> None:
+    import rdata  # pip install rdata==1.1.0
+
+    parts = []
+    for name, technology in (("pbmc1.rda", "Drop-seq"), ("pbmc2.rda", "inDrops")):
+        (frame,) = rdata.read_rda(source(name, local_dir)).values()  # cells x ("yy" label + 2,000 genes)
+        logged = frame.drop(columns="yy").to_numpy(np.float64)
+        # Seurat's LogNormalize: log1p(count / cell total * 1e4), the total over all genes. A count
+        # of 1 gives each cell's smallest non-zero value, which fixes its total; the integrality
+        # check below fails if it does not.
+        smallest = np.where(logged > 0, logged, np.inf).min(axis=1)
+        totals = 1e4 / np.expm1(smallest)
+        counts = np.expm1(logged) * totals[:, None] / 1e4
+        assert np.abs(counts - np.round(counts)).max() < 1e-6, f"{name}: not LogNormalize of integer counts"
+        part = ad.AnnData(X=sp.csr_matrix(np.round(counts).astype(np.float32)))
+        part.obs_names = [str(c) for c in frame.index]
+        part.var_names = [str(g) for g in frame.columns[1:]]
+        part.obs["batch"] = technology
+        part.obs["cell_type"] = frame["yy"].astype(str).to_numpy()
+        parts.append(part)
+    assert list(parts[0].var_names) == list(parts[1].var_names)
+    adata = ad.concat(parts)
+    check_counts(adata.X, "ding")
+    for column in ("batch", "cell_type"):
+        adata.obs[column] = pd.Categorical(adata.obs[column])
+    assert adata.obs_names.is_unique and adata.var_names.is_unique
+    write(adata, "pbmc_dropseq_indrops.h5ad")
+
+
 def main() -> None:
     args = sys.argv[1:]
     local_dir = None
@@ -164,8 +207,8 @@ def main() -> None:
         k = args.index("--from")
         local_dir = pathlib.Path(args[k + 1])
         del args[k : k + 2]
-    names = args or ["pbmc", "cbmc"]
-    builders = {"pbmc": build_pbmc, "cbmc": build_cbmc}
+    names = args or ["pbmc", "cbmc", "ding"]
+    builders = {"pbmc": build_pbmc, "cbmc": build_cbmc, "ding": build_ding}
     for name in names:
         builders[name](local_dir)
 

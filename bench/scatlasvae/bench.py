@@ -21,8 +21,10 @@ imports them); its pins (torch 1.13, Python <= 3.9) are not needed for the model
    bulk_labels mapped to the sorted names, types without a sorted counterpart dropped), on
    the genes both have (pbmc68k_reduced keeps only 765).
    Accuracy and macro-F1 of the classifier and of a 15-NN vote on the latent, for both
-   implementations; the reference's predict_labels output is also re-ordered to the AnnData's
-   cell order (its "best path"), since it returns the model's internal shuffled order.
+   implementations (the reference's classifier through its documented query path,
+   setup_anndata + pretrained_state_dict + predict_labels), over `--seeds`.
+   Cross-technology pairs (`--transfer-pairs`): the Drop-seq and inDrops PBMCs of Ding et al.
+   2020 (bench/data/make_bench_counts.py ding), each technology predicting the other's labels.
 """
 
 import argparse
@@ -78,13 +80,10 @@ if label_key and len(sys.argv) > 7:
     qm = scAtlasVAE(adata=q, batch_key="batch", label_key=label_key, device="cpu", pretrained_state_dict=sys.argv[8])
     logits = qm.predict_labels(show_progress=False)
     cats = list(model.label_category.categories)
-    as_returned = [cats[i] for i in logits.argmax(1).numpy()]
-    # The same rows put back through the query model's own shuffle, the other way round.
-    reordered = [cats[i] for i in logits[np.argsort(qm._shuffle_indices)].argmax(1).numpy()]
+    # predict_labels returns the AnnData's cell order (it undoes its internal shuffle itself).
+    result["query_predicted"] = [cats[i] for i in logits.argmax(1).numpy()]
     zq = qm.get_latent_embedding(show_progress=False)
     np.save(sys.argv[9], zq)
-    result["query_as_returned"] = as_returned
-    result["query_reordered"] = reordered
 print(json.dumps(result))
 """
 
@@ -158,7 +157,7 @@ def integration(tmp, args):
     # (scatlasvae_swift_all_cells).
     methods = [("scatlasvae_swift", "X_scAtlasVAE"), ("scatlasvae_swift_all_cells", "X_all_cells"),
                ("scatlasvae_reference", "X_reference"), ("scvi_swift", "X_scVI")]
-    for name in ["neurips2021_bmmc_cite_subset", "neurips2021_bmmc_multiome_subset_rna"]:
+    for name in args.integration_data:
         adata = ad.read_h5ad(SHARED / f"{name}.h5ad")
         adata.X = adata.X.astype(np.float32)
         for key in list(adata.obsm.keys()):
@@ -197,29 +196,56 @@ def integration(tmp, args):
     return rows
 
 
-def label_transfer(tmp, args):
-    import anndata as ad
-    import numpy as np
+def pbmc68k_pair():
+    """Reference: the sorted cells of pbmc_frozen_sorted_5k; query: scanpy's pbmc68k_reduced."""
     import scanpy as sc
-    from sklearn.metrics import accuracy_score, f1_score
-    from sklearn.neighbors import KNeighborsClassifier
 
     full = sc.read_h5ad(SHARED / "pbmc_frozen_sorted_5k.h5ad")
     reference = full[full.obs["batch"] == "sorted"].copy()
-    reference.obs["cell_type"] = reference.obs["cell_type"].astype(str)
     query = sc.read_h5ad(ROOT / "data" / "pbmc68k_reduced.h5ad")
-    # pbmc68k_reduced keeps 765 genes: the model uses every one the reference also has.
-    shared = [g for g in reference.var_names if g in set(query.var_names)]
-    reference = reference[:, shared].copy()
     keep = query.obs["bulk_labels"].astype(str).isin(QUERY_LABELS).to_numpy()
-    query = query[keep, shared].copy()
+    query = query[keep].copy()
     truth = query.obs["bulk_labels"].astype(str).map(QUERY_LABELS).to_numpy()
+    return reference, query, truth
+
+
+def ding_pair(reference_technology):
+    """One technology of bench/data/pbmc_dropseq_indrops.h5ad as reference, the other as query."""
+    import scanpy as sc
+
+    path = ROOT / "bench" / "data" / "pbmc_dropseq_indrops.h5ad"
+    if not path.exists():
+        sys.exit(f"{path} is missing: bench/data/make_bench_counts.py ding")
+    both = sc.read_h5ad(path)
+    is_reference = (both.obs["batch"] == reference_technology).to_numpy()
+    query = both[~is_reference].copy()
+    return both[is_reference].copy(), query, query.obs["cell_type"].astype(str).to_numpy()
+
+
+TRANSFER_PAIRS = {
+    "pbmc68k": pbmc68k_pair,
+    "dropseq-to-indrops": lambda: ding_pair("Drop-seq"),
+    "indrops-to-dropseq": lambda: ding_pair("inDrops"),
+}
+
+
+def label_transfer(tmp, args, pair):
+    import anndata as ad
+    import numpy as np
+    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    reference, query, truth = TRANSFER_PAIRS[pair]()
+    reference.obs["cell_type"] = reference.obs["cell_type"].astype(str)
+    # The model uses every gene both have (pbmc68k_reduced keeps only 765).
+    shared = [g for g in reference.var_names if g in set(query.var_names)]
+    reference, query = reference[:, shared].copy(), query[:, shared].copy()
     query.obs["cell_type"] = "undefined"
     query.obs["batch"] = "query"
     for a in (reference, query):
         a.X = a.X.astype(np.float32)
         a.obsm.clear() if hasattr(a.obsm, "clear") else None
-    ref_path, query_path = tmp / "lt_reference.h5ad", tmp / "lt_query.h5ad"
+    ref_path, query_path = tmp / f"{pair}_reference.h5ad", tmp / f"{pair}_query.h5ad"
     reference.write_h5ad(ref_path)
     query.write_h5ad(query_path)
 
@@ -227,21 +253,29 @@ def label_transfer(tmp, args):
         return {"accuracy": float(accuracy_score(truth, pred)), "macro_f1": float(f1_score(truth, pred, average="macro"))}
 
     epochs = args.transfer_epochs
-    out = tmp / "lt_swift"
-    sh([BIN, "atlas", "train", ref_path, "-o", out, "--batch-key", "batch", "--label-key", "cell_type",
-        "--max-epochs", epochs, "--pred-last-n-epochs", max(10, epochs // 4), "--lr", 1e-3, "--seed", 0, "--quiet",
-        "--threads", 2])
-    sh([BIN, "atlas", "map", out, query_path, "-o", tmp / "lt_swift_map", "-k", 15])
-    mapped = ad.read_h5ad(tmp / "lt_swift_map" / "query.h5ad")
-    result = {"query_cells": int(query.n_obs), "genes": len(shared), "epochs": epochs,
-              "swift_classifier": summary(mapped.obs["predicted_cell_type"].astype(str).to_numpy()),
-              "swift_knn": summary(mapped.obs["knn_cell_type"].astype(str).to_numpy())}
-    ref = reference_train(ref_path, 2, epochs, 1e-3, "cell_type", tmp / "lt_ref_z.npy",
-                          extra=(query_path, tmp / "lt_ref_model.pt", tmp / "lt_ref_zq.npy"))
-    result["reference_classifier_as_returned"] = summary(np.array(ref["query_as_returned"]))
-    result["reference_classifier_reordered"] = summary(np.array(ref["query_reordered"]))
-    knn = KNeighborsClassifier(n_neighbors=15).fit(np.load(tmp / "lt_ref_z.npy"), reference.obs["cell_type"].to_numpy())
-    result["reference_knn"] = summary(knn.predict(np.load(tmp / "lt_ref_zq.npy")))
+    runs = {name: [] for name in ("swift_classifier", "swift_knn", "reference_classifier", "reference_knn")}
+    for seed in args.seeds:
+        out = tmp / f"{pair}_swift"
+        sh([BIN, "atlas", "train", ref_path, "-o", out, "--batch-key", "batch", "--label-key", "cell_type",
+            "--max-epochs", epochs, "--pred-last-n-epochs", max(10, epochs // 4), "--lr", 1e-3, "--seed", seed,
+            "--quiet", "--threads", 2])
+        sh([BIN, "atlas", "map", out, query_path, "-o", tmp / f"{pair}_swift_map", "-k", 15])
+        mapped = ad.read_h5ad(tmp / f"{pair}_swift_map" / "query.h5ad")
+        runs["swift_classifier"].append(summary(mapped.obs["predicted_cell_type"].astype(str).to_numpy()))
+        runs["swift_knn"].append(summary(mapped.obs["knn_cell_type"].astype(str).to_numpy()))
+        ref = reference_train(ref_path, 2, epochs, 1e-3, "cell_type", tmp / f"{pair}_ref_z.npy", seed=seed,
+                              extra=(query_path, tmp / f"{pair}_ref_model.pt", tmp / f"{pair}_ref_zq.npy"))
+        runs["reference_classifier"].append(summary(np.array(ref["query_predicted"])))
+        knn = KNeighborsClassifier(n_neighbors=15).fit(np.load(tmp / f"{pair}_ref_z.npy"),
+                                                       reference.obs["cell_type"].to_numpy())
+        runs["reference_knn"].append(summary(knn.predict(np.load(tmp / f"{pair}_ref_zq.npy"))))
+    result = {"pair": pair, "reference_cells": int(reference.n_obs), "query_cells": int(query.n_obs),
+              "genes": len(shared), "epochs": epochs, "seeds": args.seeds}
+    for name, per_seed in runs.items():
+        result[name] = {k: {"mean": float(np.mean([r[k] for r in per_seed])),
+                            "sd": float(np.std([r[k] for r in per_seed], ddof=1)) if len(per_seed) > 1 else 0.0,
+                            "runs": [r[k] for r in per_seed]}
+                        for k in ("accuracy", "macro_f1")}
     print(json.dumps(result), flush=True)
     return result
 
@@ -253,6 +287,9 @@ def main():
     parser.add_argument("--transfer-epochs", type=int, default=100)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--integration-data", nargs="+",
+                        default=["neurips2021_bmmc_cite_subset", "neurips2021_bmmc_multiome_subset_rna"])
+    parser.add_argument("--transfer-pairs", choices=list(TRANSFER_PAIRS), nargs="+", default=list(TRANSFER_PAIRS))
     parser.add_argument("--only", choices=["speed", "integration", "transfer"], nargs="+",
                         default=["speed", "integration", "transfer"])
     args = parser.parse_args()
@@ -266,7 +303,7 @@ def main():
         if "integration" in args.only:
             report["integration"] = integration(tmp, args)
         if "transfer" in args.only:
-            report["label_transfer"] = label_transfer(tmp, args)
+            report["label_transfer"] = [label_transfer(tmp, args, pair) for pair in args.transfer_pairs]
         print(json.dumps(report, indent=1))
 
 
