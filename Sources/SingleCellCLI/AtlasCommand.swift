@@ -56,7 +56,8 @@ struct AtlasTrain: ParsableCommand {
       the counts stream from disk by row blocks (several inputs train as one collection, genes aligned \
       by name to the first file's); adata.h5ad then keeps obs, var, the latent and the predictions, \
       not the counts, and no UMAP is computed (run `singlecell umap` on it). A failed run leaves \
-      OUTDIR as it was.
+      OUTDIR as it was. --checkpoint PATH is written every --checkpoint-every epochs and at the end; \
+      --resume PATH continues such a run exactly (same input, options and --seed).
       """)
 
   @OptionGroup var global: GlobalOptions
@@ -84,9 +85,17 @@ struct AtlasTrain: ParsableCommand {
   @Option(help: "Train the label heads in the last N epochs.") var predLastNEpochs = 10
   @Flag(help: "Reduce the learning rate when the validation loss plateaus.") var lrSchedule = false
   @Flag(help: "No progress line.") var quiet = false
+  @Option(help: "Write a resumable checkpoint (safetensors) here every --checkpoint-every epochs and after the last.")
+  var checkpoint: String?
+  @Option(help: "Epochs between checkpoints.") var checkpointEvery = 10
+  @Option(help: "Continue the run saved in this checkpoint (same input, options and --seed).") var resume: String?
   @OptionGroup var disk: BackedArguments
 
-  func validate() throws { try disk.check(inputs: inputs) }
+  func validate() throws {
+    try disk.check(inputs: inputs)
+    if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be positive") }
+    if resume != nil && lrSchedule { throw ValidationError("--resume cannot continue an --lr-schedule run (its plateau counters are not saved)") }
+  }
 
   func run() throws {
     let device = try global.apply()
@@ -117,6 +126,8 @@ struct AtlasTrain: ParsableCommand {
     options.predictionLastEpochs = predLastNEpochs
     options.reduceLROnPlateau = lrSchedule
     options.streaming = disk.loaderOptions
+    options.periodicCheckpoint = checkpoint.map { (URL(fileURLWithPath: $0), checkpointEvery) }
+    options.resume = try resume.map { try TrainingCheckpoint.read(URL(fileURLWithPath: $0)) }
     let outdir = URL(fileURLWithPath: output)
     try writeFolderAtomically(outdir) { staging in
       options.checkpoint = staging.appendingPathComponent("last-good.safetensors")

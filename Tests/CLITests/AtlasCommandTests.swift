@@ -94,4 +94,32 @@ final class AtlasCommandTests: CLITestCase {
     let contents = try FileManager.default.contentsOfDirectory(atPath: scratch.path).filter { $0.contains("atlas-bad") }
     XCTAssertEqual(contents, [], "no staging folder is left behind")
   }
+
+  func testAResumedTrainingRunIsTheUninterruptedRun() throws {
+    let common = ["atlas", "train", counts, "--label-key", "bulk_labels", "--hidden", "16", "--n-latent", "4",
+                  "--kl-warmup-epochs", "2", "--pred-last-n-epochs", "4", "--threads", "1", "--quiet"]
+    func path(_ name: String) -> String { scratch.appendingPathComponent(name).path }
+    let whole = try singlecell(common + ["--seed", "1", "-o", path("whole"), "--max-epochs", "4"])
+    XCTAssertEqual(whole.status, 0, whole.stderr)
+    // Cut after 2 epochs (the warm-up and label window do not depend on where it is cut).
+    let cut = try singlecell(common + ["--seed", "1", "-o", path("cut"), "--max-epochs", "2", "--checkpoint", path("ck.safetensors")])
+    XCTAssertEqual(cut.status, 0, cut.stderr)
+    let resumed = try singlecell(common + ["--seed", "1", "-o", path("resumed"), "--max-epochs", "4", "--resume", path("ck.safetensors")])
+    XCTAssertEqual(resumed.status, 0, resumed.stderr)
+    XCTAssertEqual(try String(contentsOfFile: path("resumed/history.csv"), encoding: .utf8),
+                   try String(contentsOfFile: path("whole/history.csv"), encoding: .utf8))
+    XCTAssertEqual(FileManager.default.contents(atPath: path("resumed/model.safetensors")),
+                   FileManager.default.contents(atPath: path("whole/model.safetensors")), "the same weights, bit for bit")
+
+    let otherSeed = try singlecell(common + ["--seed", "2", "-o", path("other"), "--max-epochs", "4",
+                                             "--resume", path("ck.safetensors")])
+    XCTAssertNotEqual(otherSeed.status, 0)
+    XCTAssertTrue(otherSeed.stderr.contains("seed 1"), otherSeed.stderr)
+    let missing = try singlecell(common + ["-o", path("missing"), "--resume", path("absent.safetensors")])
+    XCTAssertNotEqual(missing.status, 0)
+    XCTAssertTrue(missing.stderr.contains("absent.safetensors"), missing.stderr)
+    let plateau = try singlecell(common + ["-o", path("plateau"), "--lr-schedule", "--resume", path("ck.safetensors")])
+    XCTAssertTrue(plateau.stderr.contains("--lr-schedule"), plateau.stderr)
+    for name in ["other", "missing", "plateau"] { XCTAssertFalse(FileManager.default.fileExists(atPath: path(name))) }
+  }
 }

@@ -97,6 +97,37 @@ final class ScAtlasVAETests: XCTestCase {
     XCTAssertEqual(try loaded.reconstructedExpression().shape, [700, 765])
   }
 
+  func testAResumedRunIsTheUninterruptedRun() throws {
+    let adata = try Self.pbmc.subset(obs: Array(0..<300))
+    let setup = try ScAtlasVAESetup(adata, batchKeys: ["half", "lane"], labelKeys: ["cell_type"])
+    let dir = try temporaryDirectory()
+    // Warm-up and label window the same whether the run is cut at epoch 3 or not.
+    func run(epochs: Int, checkpoint: String, resume: String? = nil) throws -> ScAtlasVAE {
+      Runtime.seed(3)  // the initial weights
+      let model = try ScAtlasVAE(adata, setup: setup, architecture: Self.smallConfig(adata.nVars))
+      var options = Self.options(epochs: epochs)
+      options.klWarmupEpochs = 2
+      options.predictionLastEpochs = 6
+      options.periodicCheckpoint = (dir.appendingPathComponent(checkpoint), 2)
+      options.resume = try resume.map { try TrainingCheckpoint.read(dir.appendingPathComponent($0)) }
+      try model.train(options)
+      return model
+    }
+    let whole = try run(epochs: 6, checkpoint: "whole.safetensors")
+    _ = try run(epochs: 3, checkpoint: "cut.safetensors")
+    XCTAssertEqual(try TrainingCheckpoint.read(dir.appendingPathComponent("cut.safetensors")).epochs, 3, "written after the last epoch")
+    let resumed = try run(epochs: 6, checkpoint: "resumed.safetensors", resume: "cut.safetensors")
+    XCTAssertEqual(resumed.history, whole.history)
+    XCTAssertEqual(resumed.history.epochs.count, 6)
+    for (key, value) in whole.module.stateDict() {
+      XCTAssertEqual(resumed.module.stateDict()[key]!.to(.float64).toArray(Double.self), value.to(.float64).toArray(Double.self), key)
+    }
+    let other = try ScAtlasVAE(adata, setup: setup, architecture: Self.smallConfig(adata.nVars))
+    var options = Self.options(epochs: 6, seed: 4)
+    options.resume = try TrainingCheckpoint.read(dir.appendingPathComponent("cut.safetensors"))
+    XCTAssertThrowsError(try other.train(options)) { XCTAssertTrue("\($0)".contains("seed 3"), "\($0)") }
+  }
+
   func testTransferKeepsTheReferenceRowsAndPlacesQueryCellsByType() throws {
     let adata = Self.pbmc
     let reference = try adata.subset(obs: Array(0..<500))

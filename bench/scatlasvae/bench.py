@@ -13,7 +13,8 @@ imports them); its pins (torch 1.13, Python <= 3.9) are not needed for the model
    log-normalised counts, batch-aware), batch 128, `--speed-epochs` epochs, 1 and 2 threads:
    median seconds per epoch (first epoch excluded), reference / Swift.
 2. Integration: each real multi-batch labelled set of ../shared/data (NeurIPS 2021 BMMC CITE
-   RNA, 600 cells; BMMC multiome RNA, 500 cells), `--quality-epochs` epochs, lr 1e-3 on all
+   RNA, 600 cells; BMMC multiome RNA, 500 cells; with `--integration-data`, also the
+   Drop-seq/inDrops PBMCs of bench/data), `--quality-epochs` epochs, lr 1e-3 on all
    three models; the scib-style aggregates (`singlecell metrics`, the same code for all three
    embeddings) of scAtlasVAE (Swift), scAtlasVAE (reference) and scVI (Swift).
 3. Label transfer: reference = the sorted cells of pbmc_frozen_sorted_5k (9 bead-sorted
@@ -65,9 +66,11 @@ def timed(self, *a, **k):
     if k.get("train_test_split"): stamps.append(time.perf_counter())
     return original(self, *a, **k)
 scAtlasVAE.as_dataloader = timed
-model = scAtlasVAE(adata=adata, batch_key="batch", label_key=label_key, device="cpu")
+# Constructor and fit() arguments beyond these, as JSON (the label-transfer recipes).
+options = json.loads(os.environ.get("BENCH_MODEL_OPTIONS", "{}"))
+model = scAtlasVAE(adata=adata, batch_key="batch", label_key=label_key, device="cpu", **options)
 start = time.perf_counter()
-model.fit(max_epoch=epochs, lr=lr, n_per_batch=128)
+model.fit(max_epoch=epochs, lr=lr, n_per_batch=128, **json.loads(os.environ.get("BENCH_FIT_OPTIONS", "{}")))
 stamps.append(time.perf_counter())
 z = model.get_latent_embedding(show_progress=False)
 result = {"epoch_seconds": [b - a for a, b in zip(stamps, stamps[1:])], "train_seconds": stamps[-1] - start}
@@ -77,7 +80,8 @@ if label_key and len(sys.argv) > 7:
     # The documented query path: setup_anndata + a model over the query with the saved weights.
     model.save_to_disk(sys.argv[8])
     q = scAtlasVAE.setup_anndata(query.copy(), sys.argv[8])
-    qm = scAtlasVAE(adata=q, batch_key="batch", label_key=label_key, device="cpu", pretrained_state_dict=sys.argv[8])
+    qm = scAtlasVAE(adata=q, batch_key="batch", label_key=label_key, device="cpu", pretrained_state_dict=sys.argv[8],
+                    **options)  # its saved file does not keep total_variational
     logits = qm.predict_labels(show_progress=False)
     cats = list(model.label_category.categories)
     # predict_labels returns the AnnData's cell order (it undoes its internal shuffle itself).
@@ -120,8 +124,10 @@ def swift_train(path, out, epochs, threads, lr, label_key=None, model="atlas", s
     return json.loads((pathlib.Path(out) / "metrics.json").read_text())
 
 
-def reference_train(path, threads, epochs, lr, label_key, latent_out, extra=(), seed=0):
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), BENCH_SEED=str(seed))
+def reference_train(path, threads, epochs, lr, label_key, latent_out, extra=(), seed=0, model_options=None,
+                    fit_options=None):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), BENCH_SEED=str(seed),
+               BENCH_MODEL_OPTIONS=json.dumps(model_options or {}), BENCH_FIT_OPTIONS=json.dumps(fit_options or {}))
     out = sh([sys.executable, "-c", REFERENCE_SCRIPT, path, threads, epochs, lr, label_key or "-", latent_out, *extra], env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -158,7 +164,10 @@ def integration(tmp, args):
     methods = [("scatlasvae_swift", "X_scAtlasVAE"), ("scatlasvae_swift_all_cells", "X_all_cells"),
                ("scatlasvae_reference", "X_reference"), ("scvi_swift", "X_scVI")]
     for name in args.integration_data:
-        adata = ad.read_h5ad(SHARED / f"{name}.h5ad")
+        source = SHARED / f"{name}.h5ad"
+        if not source.exists():  # the cross-technology pair is built into bench/data
+            source = ROOT / "bench" / "data" / f"{name}.h5ad"
+        adata = ad.read_h5ad(source)
         adata.X = adata.X.astype(np.float32)
         for key in list(adata.obsm.keys()):
             del adata.obsm[key]
@@ -222,6 +231,15 @@ def ding_pair(reference_technology):
     return both[is_reference].copy(), query, query.obs["cell_type"].astype(str).to_numpy()
 
 
+# Label-transfer recipes, the same for both implementations: "defaults" keeps each model's
+# defaults (label loss in the last 10 epochs, log1p of the raw counts); "transfer" normalises
+# each cell to 1e4 counts before log1p and trains the label head in every epoch.
+TRANSFER_RECIPES = {
+    "defaults": {"swift": ["--pred-last-n-epochs", 10], "model": {}, "fit": {"pred_last_n_epoch": 10}},
+    "transfer": {"swift": ["--total-variational", "--pred-last-n-epochs", "EPOCHS"],
+                 "model": {"total_variational": True}, "fit": {"pred_last_n_epoch": "EPOCHS"}},
+}
+
 TRANSFER_PAIRS = {
     "pbmc68k": pbmc68k_pair,
     "dropseq-to-indrops": lambda: ding_pair("Drop-seq"),
@@ -229,7 +247,7 @@ TRANSFER_PAIRS = {
 }
 
 
-def label_transfer(tmp, args, pair):
+def label_transfer(tmp, args, pair, recipe):
     import anndata as ad
     import numpy as np
     from sklearn.metrics import accuracy_score, f1_score
@@ -253,23 +271,23 @@ def label_transfer(tmp, args, pair):
         return {"accuracy": float(accuracy_score(truth, pred)), "macro_f1": float(f1_score(truth, pred, average="macro"))}
 
     epochs = args.transfer_epochs
+    chosen = json.loads(json.dumps(TRANSFER_RECIPES[recipe]).replace('"EPOCHS"', str(epochs)))
     runs = {name: [] for name in ("swift_classifier", "swift_knn", "reference_classifier", "reference_knn")}
     for seed in args.seeds:
         out = tmp / f"{pair}_swift"
         sh([BIN, "atlas", "train", ref_path, "-o", out, "--batch-key", "batch", "--label-key", "cell_type",
-            "--max-epochs", epochs, "--pred-last-n-epochs", max(10, epochs // 4), "--lr", 1e-3, "--seed", seed,
-            "--quiet", "--threads", 2])
+            "--max-epochs", epochs, "--lr", 1e-3, "--seed", seed, "--quiet", "--threads", 2, *chosen["swift"]])
         sh([BIN, "atlas", "map", out, query_path, "-o", tmp / f"{pair}_swift_map", "-k", 15])
         mapped = ad.read_h5ad(tmp / f"{pair}_swift_map" / "query.h5ad")
         runs["swift_classifier"].append(summary(mapped.obs["predicted_cell_type"].astype(str).to_numpy()))
         runs["swift_knn"].append(summary(mapped.obs["knn_cell_type"].astype(str).to_numpy()))
         ref = reference_train(ref_path, 2, epochs, 1e-3, "cell_type", tmp / f"{pair}_ref_z.npy", seed=seed,
-                              extra=(query_path, tmp / f"{pair}_ref_model.pt", tmp / f"{pair}_ref_zq.npy"))
+                              model_options=chosen["model"], fit_options=chosen["fit"], extra=(query_path, tmp / f"{pair}_ref_model.pt", tmp / f"{pair}_ref_zq.npy"))
         runs["reference_classifier"].append(summary(np.array(ref["query_predicted"])))
         knn = KNeighborsClassifier(n_neighbors=15).fit(np.load(tmp / f"{pair}_ref_z.npy"),
                                                        reference.obs["cell_type"].to_numpy())
         runs["reference_knn"].append(summary(knn.predict(np.load(tmp / f"{pair}_ref_zq.npy"))))
-    result = {"pair": pair, "reference_cells": int(reference.n_obs), "query_cells": int(query.n_obs),
+    result = {"pair": pair, "recipe": recipe, "reference_cells": int(reference.n_obs), "query_cells": int(query.n_obs),
               "genes": len(shared), "epochs": epochs, "seeds": args.seeds}
     for name, per_seed in runs.items():
         result[name] = {k: {"mean": float(np.mean([r[k] for r in per_seed])),
@@ -289,6 +307,7 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--integration-data", nargs="+",
                         default=["neurips2021_bmmc_cite_subset", "neurips2021_bmmc_multiome_subset_rna"])
+    parser.add_argument("--transfer-recipes", choices=list(TRANSFER_RECIPES), nargs="+", default=list(TRANSFER_RECIPES))
     parser.add_argument("--transfer-pairs", choices=list(TRANSFER_PAIRS), nargs="+", default=list(TRANSFER_PAIRS))
     parser.add_argument("--only", choices=["speed", "integration", "transfer"], nargs="+",
                         default=["speed", "integration", "transfer"])
@@ -303,7 +322,8 @@ def main():
         if "integration" in args.only:
             report["integration"] = integration(tmp, args)
         if "transfer" in args.only:
-            report["label_transfer"] = [label_transfer(tmp, args, pair) for pair in args.transfer_pairs]
+            report["label_transfer"] = [label_transfer(tmp, args, pair, recipe)
+                                        for recipe in args.transfer_recipes for pair in args.transfer_pairs]
         print(json.dumps(report, indent=1))
 
 

@@ -104,6 +104,10 @@ public final class ScAtlasVAE {
     public var seed: UInt64 = 0
     public var progress = false
     public var checkpoint: URL?
+    /// Write a resumable checkpoint here every `every` epochs and after the last.
+    public var periodicCheckpoint: (url: URL, every: Int)?
+    /// Continue the run saved in this checkpoint (same data, architecture, options and seed).
+    public var resume: TrainingCheckpoint?
     /// Block and buffer sizes when the cells stream from disk (the seed is `seed`).
     public var streaming = StreamingLoader.Options()
 
@@ -142,6 +146,15 @@ public final class ScAtlasVAE {
     let weights = cells.classWeights(config: config, cells: pool)
     let parameters = module.parameters.filter { !frozen.contains(ObjectIdentifier($0)) }
     let optimizer = AdamW(parameters, learningRate: options.learningRate, weightDecay: options.weightDecay)
+    var prior = TrainingHistory()
+    if let resume = options.resume {
+      // The plateau schedule's counters are not in the checkpoint.
+      guard !options.reduceLROnPlateau else { throw TrainingError.invalidOptions("resuming a run with ReduceLROnPlateau is not supported") }
+      try resume.checkResumable(model: "scatlasvae", seed: options.seed)
+      try resume.restore(module, optimizer: optimizer, seed: options.seed)
+      prior = resume.history
+      history = resume.history
+    }
     var schedule: LearningRateSchedule?
     if options.reduceLROnPlateau {
       schedule = .plateau(
@@ -149,13 +162,25 @@ public final class ScAtlasVAE {
                           threshold: options.lrThreshold, thresholdMode: .absolute, minLearningRate: options.lrMin),
         monitor: split.validation.isEmpty ? "train_loss" : "validation_loss")
     }
-    let trainer = try Trainer(options: .init(maxEpochs: maxEpochs, schedule: schedule, checkpoint: options.checkpoint,
-                                             progress: options.progress, label: "atlas"))
+    var trainerOptions = Trainer.Options(maxEpochs: maxEpochs, schedule: schedule, checkpoint: options.checkpoint,
+                                         progress: options.progress, label: "atlas")
+    var running: Trainer?
+    if let (url, every) = options.periodicCheckpoint {
+      let info = ["model": "scatlasvae", "seed": String(options.seed), "batch_size": String(options.batchSize)]
+      trainerOptions.onEpochEnd = try TrainingCheckpoint.periodicWriter(to: url, every: every, maxEpochs: maxEpochs) {
+        [unowned self] epoch in
+        TrainingCheckpoint(
+          epochs: epoch + 1, step: 0, history: TrainingHistory(epochs: prior.epochs + (running?.history.epochs ?? [])),
+          model: module.stateDict(), optimizer: optimizer.stateDict(), info: info, random: Runtime.randomState())
+      }
+    }
+    let trainer = try Trainer(options: trainerOptions)
+    running = trainer
     var streaming = options.streaming
     streaming.seed = options.seed
     let warmup = KLWarmup(epochs: options.klWarmupEpochs.map { Swift.min($0, maxEpochs) }, maxWeight: options.klWeight)
     defer { module.eval() }
-    try trainer.fit(module) { epoch in
+    try trainer.fit(module, resuming: prior) { epoch in
       let klWeight = warmup.weight(epoch: epoch, step: 0)
       let withLabels = epoch >= maxEpochs - options.predictionLastEpochs
       module.train()

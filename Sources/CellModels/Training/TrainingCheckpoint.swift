@@ -78,3 +78,40 @@ public struct TrainingCheckpoint {
                               optimizer: tensors.scoped("optimizer"), info: info, extra: tensors.scoped("extra"), random: random)
   }
 }
+
+extension TrainingCheckpoint {
+  /// Refuses a checkpoint of another model, or of another seed (the split and each epoch's
+  /// draws depend on it).
+  public func checkResumable(model kind: String, seed: UInt64) throws {
+    if let model = info["model"], model != kind {
+      throw TrainingError.invalidOptions("the checkpoint is of a \(model) model, not \(kind)")
+    }
+    if let saved = info["seed"], saved != String(seed) {
+      throw TrainingError.invalidOptions("the checkpoint was trained with seed \(saved) (the train/validation split depends on it); resume with the same seed")
+    }
+  }
+
+  /// Puts a run back where this checkpoint left it: weights, optimizer state, and the random
+  /// streams the uninterrupted run would have drawn from (a checkpoint without them reseeds
+  /// from `seed` and the epoch count: fresh draws).
+  public func restore(_ module: Module, optimizer: Adam, seed: UInt64) throws {
+    try module.loadStateDict(model)
+    try optimizer.loadStateDict(self.optimizer)
+    if random.count > 0 {
+      try Runtime.setRandomState(random)
+    } else {
+      Runtime.seed(seed &+ UInt64(epochs))
+    }
+  }
+
+  /// A `Trainer.Options.onEpochEnd` that writes `make(epoch)` to `url` after every `every`-th
+  /// epoch and after the last one.
+  public static func periodicWriter(to url: URL, every: Int, maxEpochs: Int,
+                                    _ make: @escaping (_ epoch: Int) throws -> TrainingCheckpoint) throws -> (Int) throws -> Void {
+    guard every > 0 else { throw TrainingError.invalidOptions("the checkpoint interval must be positive, got \(every)") }
+    return { epoch in
+      guard (epoch + 1) % every == 0 || epoch + 1 == maxEpochs else { return }
+      try make(epoch).write(to: url)
+    }
+  }
+}

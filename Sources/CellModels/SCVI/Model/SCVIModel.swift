@@ -216,16 +216,10 @@ public final class SCVIModel {
     let optimizer = Adam(parameters, learningRate: options.learningRate, eps: options.eps, weightDecay: options.weightDecay)
     var step = 0
     if let resume = options.resume {
-      try checkResumable(resume, options)
-      try module.loadStateDict(resume.model)
-      try optimizer.loadStateDict(resume.optimizer)
+      try resume.checkResumable(model: kind.rawValue, seed: options.seed)
+      try resume.restore(module, optimizer: optimizer, seed: options.seed)
       step = resume.step
       history = resume.history
-      if resume.random.count > 0 {
-        try Runtime.setRandomState(resume.random)  // the draws the uninterrupted run would make
-      } else {
-        Runtime.seed(options.seed &+ UInt64(resume.epochs))  // a checkpoint without them: fresh draws
-      }
     }
     // Wraps the network after it was moved and loaded: every rank starts from rank 0's state.
     // Some parameters get no gradient in some settings (l_encoder with the observed library
@@ -246,14 +240,12 @@ public final class SCVIModel {
     let prior = history
     var running: Trainer?
     if let (url, every) = options.periodicCheckpoint, (group?.rank ?? 0) == 0 {
-      guard every > 0 else { throw TrainingError.invalidOptions("the checkpoint interval must be positive, got \(every)") }
-      trainerOptions.onEpochEnd = { [unowned self] epoch in
-        guard (epoch + 1) % every == 0 || epoch + 1 == maxEpochs, let running else { return }
-        try TrainingCheckpoint(
-          epochs: epoch + 1, step: step, history: TrainingHistory(epochs: prior.epochs + running.history.epochs),
+      trainerOptions.onEpochEnd = try TrainingCheckpoint.periodicWriter(to: url, every: every, maxEpochs: maxEpochs) {
+        [unowned self] epoch in
+        TrainingCheckpoint(
+          epochs: epoch + 1, step: step, history: TrainingHistory(epochs: prior.epochs + (running?.history.epochs ?? [])),
           model: module.stateDict(), optimizer: optimizer.stateDict(), info: checkpointInfo(options),
-          random: Runtime.randomState()
-        ).write(to: url)
+          random: Runtime.randomState())
       }
     }
     let trainer = try Trainer(options: trainerOptions)
@@ -352,15 +344,6 @@ public final class SCVIModel {
   private func checkpointInfo(_ options: TrainingOptions) -> [String: String] {
     ["model": kind.rawValue, "seed": String(options.seed), "batch_size": String(options.batchSize),
      "world_size": String(options.processGroup?.worldSize ?? 1)]
-  }
-
-  private func checkResumable(_ checkpoint: TrainingCheckpoint, _ options: TrainingOptions) throws {
-    if let model = checkpoint.info["model"], model != kind.rawValue {
-      throw TrainingError.invalidOptions("the checkpoint is of a \(model) model, not \(kind.rawValue)")
-    }
-    if let seed = checkpoint.info["seed"], seed != String(options.seed) {
-      throw TrainingError.invalidOptions("the checkpoint was trained with seed \(seed) (the train/validation split depends on it); resume with the same seed")
-    }
   }
 
   private func isFrozen(_ parameter: Tensor) -> Bool {
