@@ -6,7 +6,11 @@ scAtlasVAE 1.0.5.9 and against our scVI, same data, same settings, same run.
     PYTHONPATH=/tmp/sav/src python bench/scatlasvae/bench.py [--speed-epochs 10] [--quality-epochs 200]
 
 The Python needs torch, scanpy, einops, tabulate and scirpy (the reference's model module
-imports them); its pins (torch 1.13, Python <= 3.9) are not needed for the model code.
+imports them); its pins (torch 1.13, Python <= 3.9) are not needed for the model code. The
+figures in BENCHMARKS.md of 2026-12-04 used the pinned environment itself:
+
+    python3.9 -m venv /root/venvs/atlas && /root/venvs/atlas/bin/pip install scatlasvae==1.0.5.9
+    /root/venvs/atlas/bin/python bench/scatlasvae/bench.py --only transfer --seeds 0 1 2 3 4
 
 1. Speed: pbmc_frozen_sorted_5k (5,036 PBMCs, batches frozen_donor_a / sorted, labels for
    the sorted cells, the rest "undefined"), 2,000 seurat_v3-style HVGs (top variance of
@@ -23,7 +27,8 @@ imports them); its pins (torch 1.13, Python <= 3.9) are not needed for the model
    the genes both have (pbmc68k_reduced keeps only 765).
    Accuracy and macro-F1 of the classifier and of a 15-NN vote on the latent, for both
    implementations (the reference's classifier through its documented query path,
-   setup_anndata + pretrained_state_dict + predict_labels), over `--seeds`.
+   setup_anndata + pretrained_state_dict + predict_labels), over `--seeds`, for each recipe of
+   TRANSFER_RECIPES (`--transfer-recipes`), which both implementations run alike.
    Cross-technology pairs (`--transfer-pairs`): the Drop-seq and inDrops PBMCs of Ding et al.
    2020 (bench/data/make_bench_counts.py ding), each technology predicting the other's labels.
 """
@@ -282,7 +287,8 @@ def label_transfer(tmp, args, pair, recipe):
         runs["swift_classifier"].append(summary(mapped.obs["predicted_cell_type"].astype(str).to_numpy()))
         runs["swift_knn"].append(summary(mapped.obs["knn_cell_type"].astype(str).to_numpy()))
         ref = reference_train(ref_path, 2, epochs, 1e-3, "cell_type", tmp / f"{pair}_ref_z.npy", seed=seed,
-                              model_options=chosen["model"], fit_options=chosen["fit"], extra=(query_path, tmp / f"{pair}_ref_model.pt", tmp / f"{pair}_ref_zq.npy"))
+                              model_options=chosen["model"], fit_options=chosen["fit"],
+                              extra=(query_path, tmp / f"{pair}_ref_model.pt", tmp / f"{pair}_ref_zq.npy"))
         runs["reference_classifier"].append(summary(np.array(ref["query_predicted"])))
         knn = KNeighborsClassifier(n_neighbors=15).fit(np.load(tmp / f"{pair}_ref_z.npy"),
                                                        reference.obs["cell_type"].to_numpy())
