@@ -157,7 +157,14 @@ char *ct_to_string(CTTensor t) {
 void ct_string_free(char *s) { free(s); }
 
 // ---- runtime ----
-void ct_manual_seed(uint64_t seed) { at::manual_seed(seed); }
+static void load_cuda_library();
+
+// at::manual_seed also seeds the CUDA generators, and its first look at CUDA fixes libtorch's
+// answer for the process: libtorch_cuda.so is loaded first, so seeding early keeps CUDA usable.
+void ct_manual_seed(uint64_t seed) {
+  load_cuda_library();
+  at::manual_seed(seed);
+}
 CTTensor ct_cpu_generator_state(void) {
   CT_TENSOR([] {
     auto generator = at::detail::getDefaultCPUGenerator();
@@ -232,7 +239,9 @@ static std::once_flag cuda_once;
 static bool cuda_loaded = false;
 static std::string cuda_error;
 
-int ct_cuda_available(void) {
+// Loads libtorch_cuda.so (beside libtorch_cpu.so) once, if it is there. It must come before
+// anything asks libtorch about CUDA: libtorch keeps its first answer (getCUDAHooks).
+static void load_cuda_library() {
   std::call_once(cuda_once, [] {
     Dl_info info;
     if (dladdr(reinterpret_cast<void *>(&at::_ops::empty_memory_format::call), &info) == 0 ||
@@ -249,6 +258,10 @@ int ct_cuda_available(void) {
     }
     cuda_loaded = true;
   });
+}
+
+int ct_cuda_available(void) {
+  load_cuda_library();
   if (!cuda_loaded) {
     ct::set_error(cuda_error);
     return 0;

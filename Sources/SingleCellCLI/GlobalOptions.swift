@@ -45,13 +45,12 @@ struct RuntimeCommand: ParsableCommand {
 struct PrecisionArguments: ParsableArguments {
   enum Choice: String, ExpressibleByArgument, CaseIterable { case auto, fp32, bf16 }
 
-  @Option(help: "Arithmetic of forward passes: bf16 (autocast; weights and optimiser stay float32), fp32, or auto: bf16 on CUDA, fp32 on CPU.")
+  @Option(help: "Arithmetic of forward passes: bf16 (autocast; weights and optimiser stay float32), fp32, or auto (fp32: on an H200 bf16 measured 2-13x slower at scGPT's sizes, docs/scgpt.md).")
   var precision: Choice = .auto
 
   func dtype(on device: Device) -> DType {
     switch precision {
-    case .auto: return device == .cpu ? .float32 : .bfloat16
-    case .fp32: return .float32
+    case .auto, .fp32: return .float32
     case .bf16: return .bfloat16
     }
   }

@@ -42,12 +42,13 @@ for p in ("bf16", "fp32"):
     if m:
         keys = ["median_step_tokens_per_second", "tokens_per_second", "epoch_seconds", "accuracy", "macro_f1", "train_loss", "validation_loss"]
         print(f"annotate {p}: " + ", ".join(f"{k} {m[k]}" for k in keys if k in m))
-m = metrics(os.path.join(out, "pretrain_both"))
-if m:
-    print("pretrain both (auto = bf16): " + ", ".join(f"{k} {m.get(k)}" for k in ["steps", "median_step_tokens_per_second", "train_loss"]))
+for p in ("bf16", "fp32"):
+    m = metrics(os.path.join(out, f"pretrain_both_{p}"))
+    if m:
+        print(f"pretrain both {p}: " + ", ".join(f"{k} {m.get(k)}" for k in ["steps", "median_step_tokens_per_second", "epoch_seconds", "train_loss"]))
 m = metrics(os.path.join(out, "integrate_auto"))
 if m:
-    print("integrate (auto = bf16): " + ", ".join(f"{k} {m.get(k)}" for k in ["median_step_tokens_per_second", "epoch_seconds", "total", "bio_conservation", "batch_correction"]))
+    print("integrate (auto = fp32): " + ", ".join(f"{k} {m.get(k)}" for k in ["median_step_tokens_per_second", "epoch_seconds", "total", "bio_conservation", "batch_correction"]))
 # One rank on NCCL (CUDA) and on Gloo (CPU) take the same minibatches: only the arithmetic differs.
 a, b = history(os.path.join(out, "scvi_nccl1")), history(os.path.join(out, "scvi_gloo1_cpu"))
 if a and b:
