@@ -48,10 +48,5 @@ struct PrecisionArguments: ParsableArguments {
   @Option(help: "Arithmetic of forward passes: bf16 (autocast; weights and optimiser stay float32), fp32, or auto (fp32: on an H200 bf16 measured 2-13x slower at scGPT's sizes, docs/scgpt.md).")
   var precision: Choice = .auto
 
-  func dtype(on device: Device) -> DType {
-    switch precision {
-    case .auto, .fp32: return .float32
-    case .bf16: return .bfloat16
-    }
-  }
+  var dtype: DType { precision == .bf16 ? .bfloat16 : .float32 }
 }

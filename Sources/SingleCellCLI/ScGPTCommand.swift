@@ -61,7 +61,7 @@ struct ScGPTEmbeddingArguments: ParsableArguments {
       let folder = try ScGPTModelFolder.load(url)
       try withTorchErrors { folder.network.to(device) }
       let result = try ScGPTTasks.embed(adata, folder: folder, layer: layer, geneColumn: geneCol,
-                                        precision: arithmetic.dtype(on: device))
+                                        precision: arithmetic.dtype)
       if result.missingGenes > 0 { warn("\(result.missingGenes) of the model's genes are absent from the data; they count as zero") }
       return result.embeddings
     }
@@ -69,7 +69,7 @@ struct ScGPTEmbeddingArguments: ParsableArguments {
     try withTorchErrors { folder.network.to(device) }
     var options = ScGPTModelFolder.EmbedOptions(maxLength: maxLength, batchSize: batchSize, geneColumn: geneCol, layer: layer,
                                                 tieBreak: randomTies ? .random : .lowest, seed: UInt32(truncatingIfNeeded: seed))
-    options.precision = arithmetic.dtype(on: device)
+    options.precision = arithmetic.dtype
     let (result, match) = try folder.embed(adata, options: options)
     if match.unknownCount > 0 { warn(match.summary) }
     return result

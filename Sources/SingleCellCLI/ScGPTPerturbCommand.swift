@@ -68,7 +68,7 @@ struct ScGPTPerturbCommand: ParsableCommand {
     options.testConditions = testConditions.map { list($0) }
     options.pretrained = model.map { URL(fileURLWithPath: $0) }
     options.device = device
-    options.training.precision = arithmetic.dtype(on: device)
+    options.training.precision = arithmetic.dtype
     print("\(data.cellCount) cells (\(data.controlCells.count) controls) × \(data.geneCount) genes, \(data.perturbationConditions.count) perturbation conditions")
 
     let outdir = URL(fileURLWithPath: output)

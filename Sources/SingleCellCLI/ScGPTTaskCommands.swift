@@ -30,7 +30,7 @@ struct ScGPTTrainingArguments: ParsableArguments {
 
   func options(_ training: ScGPTTrainingOptions, seed: UInt64, device: Device) throws -> ScGPTTaskOptions {
     var training = training
-    training.precision = arithmetic.dtype(on: device)
+    training.precision = arithmetic.dtype
     if let epochs { training.epochs = epochs }
     if let batchSize { training.batchSize = batchSize }
     training.learningRate = lr
@@ -340,7 +340,7 @@ struct ScGPTPredictCommand: ParsableCommand {
       throw ValidationError("no obs column '\(labelKey)' in \(data) (obs has: \(adata.obs.columnNames.joined(separator: ", ")))")
     }
     let metrics = try annotatePredictions(&adata, folder: folder, labelKey: labelKey, layer: layer, geneColumn: geneCol,
-                                          precision: arithmetic.dtype(on: device))
+                                          precision: arithmetic.dtype)
     if let p = metrics["macro_precision"] as? Double, let r = metrics["macro_recall"] as? Double {
       print(String(format: "macro precision %.4f, macro recall %.4f", p, r))
     }

@@ -164,18 +164,15 @@ public final class ScAtlasVAE {
     }
     var trainerOptions = Trainer.Options(maxEpochs: maxEpochs, schedule: schedule, checkpoint: options.checkpoint,
                                          progress: options.progress, label: "atlas")
-    var running: Trainer?
     if let (url, every) = options.periodicCheckpoint {
       let info = ["model": "scatlasvae", "seed": String(options.seed), "batch_size": String(options.batchSize)]
       trainerOptions.onEpochEnd = try TrainingCheckpoint.periodicWriter(to: url, every: every, maxEpochs: maxEpochs) {
-        [unowned self] epoch in
-        TrainingCheckpoint(
-          epochs: epoch + 1, step: 0, history: TrainingHistory(epochs: prior.epochs + (running?.history.epochs ?? [])),
-          model: module.stateDict(), optimizer: optimizer.stateDict(), info: info, random: Runtime.randomState())
+        [unowned self] epoch, history in
+        TrainingCheckpoint(epochs: epoch + 1, step: 0, history: history, model: module.stateDict(),
+                           optimizer: optimizer.stateDict(), info: info, random: Runtime.randomState())
       }
     }
     let trainer = try Trainer(options: trainerOptions)
-    running = trainer
     var streaming = options.streaming
     streaming.seed = options.seed
     let warmup = KLWarmup(epochs: options.klWarmupEpochs.map { Swift.min($0, maxEpochs) }, maxWeight: options.klWeight)

@@ -96,8 +96,9 @@ public final class Trainer {
     public var progress: Bool
     /// The name in the progress line, e.g. "scvi".
     public var label: String
-    /// Called after each completed epoch (0-based) has been recorded, e.g. to write a checkpoint.
-    public var onEpochEnd: ((Int) throws -> Void)?
+    /// Called after each completed epoch (0-based) has been recorded, with the history of the
+    /// whole run (a resumed run's earlier epochs too), e.g. to write a checkpoint.
+    public var onEpochEnd: ((_ epoch: Int, _ history: TrainingHistory) throws -> Void)?
 
     public init(maxEpochs: Int, earlyStopping: EarlyStopping? = nil, schedule: LearningRateSchedule? = nil,
                 checkpoint: URL? = nil, progress: Bool = false, label: String = "train") {
@@ -170,7 +171,7 @@ public final class Trainer {
       epochSeconds.append(Date().timeIntervalSince(epochStart))
       lastGood = Self.snapshot(module)
       try stepSchedule(metrics)
-      try options.onEpochEnd?(epoch)
+      try options.onEpochEnd?(epoch, TrainingHistory(epochs: prior.epochs + history.epochs))
       if options.progress { report(epoch: epoch, metrics: metrics, seconds: Date().timeIntervalSince(epochStart)) }
       if let reason = stopRequest {
         stopReason = reason

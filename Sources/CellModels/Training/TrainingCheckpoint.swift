@@ -104,14 +104,16 @@ extension TrainingCheckpoint {
     }
   }
 
-  /// A `Trainer.Options.onEpochEnd` that writes `make(epoch)` to `url` after every `every`-th
-  /// epoch and after the last one.
+  /// A `Trainer.Options.onEpochEnd` that writes `make(epoch, history)` to `url` after every
+  /// `every`-th epoch and after the last one.
   public static func periodicWriter(to url: URL, every: Int, maxEpochs: Int,
-                                    _ make: @escaping (_ epoch: Int) throws -> TrainingCheckpoint) throws -> (Int) throws -> Void {
+                                    _ make: @escaping (_ epoch: Int, _ history: TrainingHistory) throws -> TrainingCheckpoint)
+    throws -> (Int, TrainingHistory) throws -> Void
+  {
     guard every > 0 else { throw TrainingError.invalidOptions("the checkpoint interval must be positive, got \(every)") }
-    return { epoch in
+    return { epoch, history in
       guard (epoch + 1) % every == 0 || epoch + 1 == maxEpochs else { return }
-      try make(epoch).write(to: url)
+      try make(epoch, history).write(to: url)
     }
   }
 }

@@ -238,18 +238,15 @@ public final class SCVIModel {
       schedule: schedule, checkpoint: (group?.rank ?? 0) == 0 ? options.checkpoint : nil, progress: options.progress,
       label: group.map { "\(kind.rawValue) (\($0.worldSize) ranks)" } ?? kind.rawValue)
     let prior = history
-    var running: Trainer?
     if let (url, every) = options.periodicCheckpoint, (group?.rank ?? 0) == 0 {
       trainerOptions.onEpochEnd = try TrainingCheckpoint.periodicWriter(to: url, every: every, maxEpochs: maxEpochs) {
-        [unowned self] epoch in
+        [unowned self] epoch, history in
         TrainingCheckpoint(
-          epochs: epoch + 1, step: step, history: TrainingHistory(epochs: prior.epochs + (running?.history.epochs ?? [])),
-          model: module.stateDict(), optimizer: optimizer.stateDict(), info: checkpointInfo(options),
-          random: Runtime.randomState())
+          epochs: epoch + 1, step: step, history: history, model: module.stateDict(), optimizer: optimizer.stateDict(),
+          info: checkpointInfo(options), random: Runtime.randomState())
       }
     }
     let trainer = try Trainer(options: trainerOptions)
-    running = trainer
     let warmup = KLWarmup(epochs: options.klWarmupEpochs)
     defer { module.eval() }
     try trainer.fit(module, resuming: prior) { epoch in
