@@ -206,12 +206,15 @@ public final class StreamingLoader: MinibatchSource {
   }
 
   private func minibatch(_ buffer: OrderedRows, _ range: Range<Int>) -> Minibatch {
-    let rows = buffer.rows, width = rows.nCols
+    let width = source.nCols
     let x = Tensor.filled([range.count, width], Float.self) { out in
       out.initialize(repeating: 0)
       for (i, r) in range.enumerated() {
         let base = i * width
-        for k in rows.rowStarts[r]..<rows.rowStarts[r + 1] { out[base + Int(rows.columns[k])] += rows.values[k] }
+        let ref = buffer.refs[r]
+        buffer.parts[Int(ref.part)].withRow(Int(ref.row)) { columns, values in
+          for k in columns.indices { out[base + Int(columns[k])] += values[k] }
+        }
       }
     }
     let cells = Array(buffer.cells[range])
@@ -219,71 +222,80 @@ public final class StreamingLoader: MinibatchSource {
     return Minibatch(indices: cells, x: x, batchIndex: codes(batchCodes), labels: codes(labelCodes))
   }
 
-  /// Reads one buffer: its blocks in file order, the selected rows kept, then shuffled. Rows
-  /// that do not fill a whole minibatch are carried to the next buffer, so only a pass's last
-  /// minibatch can be partial.
+  /// Reads one buffer: its blocks in file order, the selected rows kept, then shuffled (an
+  /// order over the blocks as read: no rows are copied). Rows that do not fill a whole
+  /// minibatch are carried to the next buffer, so only a pass's last minibatch can be partial.
   fileprivate func readBuffer(_ blocks: [Range<Int>], carry: OrderedRows?, rng: inout SeededGenerator) throws -> OrderedRows {
-    var rows = CSRRows(nCols: source.nCols)
+    var parts: [CSRRows] = []
+    var refs: [OrderedRows.RowRef] = []
     var cells: [Int] = []
+    if let carry {
+      parts.append(carry.materialized())
+      refs = (0..<carry.count).map { OrderedRows.RowRef(part: 0, row: Int32($0)) }
+      cells = carry.cells
+    }
+    let carried = refs.count
     for block in blocks.sorted(by: { $0.lowerBound < $1.lowerBound }) {
       let read = try source.rows(block)
       guard read.nRows == block.count, read.nCols == source.nCols else {
         throw CellDataError("\(source.sourceDescription): rows \(block) came back as \(read.nRows) × \(read.nCols)")
       }
       try check?(block.lowerBound, read)
-      if let selected {
-        let keep = block.filter { selected[$0] }
-        if keep.count == block.count {
-          rows.append(read)
-        } else {
-          rows.append(read.selecting(keep.map { $0 - block.lowerBound }))
-        }
-        cells += keep
-      } else {
-        rows.append(read)
-        cells += Array(block)
+      let part = Int32(parts.count)
+      parts.append(read)
+      for row in block where selected?[row] ?? true {
+        refs.append(OrderedRows.RowRef(part: part, row: Int32(row - block.lowerBound)))
+        cells.append(row)
       }
     }
-    var order = Array(0..<cells.count)
-    if options.shuffle { shuffle(&order, &rng) }
-    var ordered = OrderedRows(rows: rows.selecting(order), cells: order.map { cells[$0] })
-    if let carry { ordered = carry.followed(by: ordered) }
-    return ordered
+    if options.shuffle {
+      var order = Array(carried..<refs.count)
+      shuffle(&order, &rng)
+      let (readRefs, readCells) = (refs, cells)
+      for (i, j) in order.enumerated() {
+        refs[carried + i] = readRefs[j]
+        cells[carried + i] = readCells[j]
+      }
+    }
+    return OrderedRows(parts: parts, refs: refs, cells: cells)
   }
 }
 
-/// Rows in minibatch order with the source row of each.
+/// Rows in minibatch order, as references into the blocks they were read in, with the
+/// source row of each.
 struct OrderedRows {
-  var rows: CSRRows
+  struct RowRef {
+    var part: Int32
+    var row: Int32
+  }
+
+  var parts: [CSRRows]
+  var refs: [RowRef]
   var cells: [Int]
   var count: Int { cells.count }
 
-  func prefix(_ n: Int) -> OrderedRows { OrderedRows(rows: rows.selecting(Array(0..<n)), cells: Array(cells[0..<n])) }
-  func suffix(from n: Int) -> OrderedRows {
-    OrderedRows(rows: rows.selecting(Array(n..<count)), cells: Array(cells[n...]))
-  }
-  func followed(by other: OrderedRows) -> OrderedRows {
-    var rows = self.rows
-    rows.append(other.rows)
-    return OrderedRows(rows: rows, cells: cells + other.cells)
+  func prefix(_ n: Int) -> OrderedRows { OrderedRows(parts: parts, refs: Array(refs[0..<n]), cells: Array(cells[0..<n])) }
+  func suffix(from n: Int) -> OrderedRows { OrderedRows(parts: parts, refs: Array(refs[n...]), cells: Array(cells[n...])) }
+
+  /// The rows copied out, in order (for the few carried to the next buffer).
+  func materialized() -> CSRRows {
+    var out = CSRRows(nCols: parts.first?.nCols ?? 0)
+    for ref in refs {
+      parts[Int(ref.part)].withRow(Int(ref.row)) { columns, values in
+        out.values += values
+        out.columns += columns
+        out.rowStarts.append(out.values.count)
+      }
+    }
+    return out
   }
 }
 
 extension CSRRows {
-  /// The rows at `positions`, in that order.
-  func selecting(_ positions: [Int]) -> CSRRows {
-    var out = CSRRows(nCols: nCols)
-    var total = 0
-    for p in positions { total += rowStarts[p + 1] - rowStarts[p] }
-    out.values.reserveCapacity(total)
-    out.columns.reserveCapacity(total)
-    out.rowStarts.reserveCapacity(positions.count + 1)
-    for p in positions {
-      out.values += values[rowStarts[p]..<rowStarts[p + 1]]
-      out.columns += columns[rowStarts[p]..<rowStarts[p + 1]]
-      out.rowStarts.append(out.values.count)
-    }
-    return out
+  /// Row `row`'s columns and values.
+  func withRow<R>(_ row: Int, _ body: (ArraySlice<Int32>, ArraySlice<Float>) throws -> R) rethrows -> R {
+    let range = rowStarts[row]..<rowStarts[row + 1]
+    return try body(columns[range], values[range])
   }
 }
 
