@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SingleCell
 
 @main
@@ -12,6 +13,22 @@ struct SingleCellCommand: ParsableCommand {
                   NeighborsCommand.self, UMAPCommand.self, LeidenCommand.self, MetricsCommand.self,
                   SimulateCommand.self]
   )
+
+  /// ArgumentParser's `main`, except that an error's message goes to stderr in one write:
+  /// ArgumentParser writes it a byte at a time, which ranks started by --nproc, sharing one
+  /// terminal, would interleave.
+  static func main() {
+    do {
+      var command = try parseAsRoot()
+      try command.run()
+    } catch {
+      let code = exitCode(for: error)
+      if code == .success { exit(withError: error) }  // --help, --version: to stdout as usual
+      let message = fullMessage(for: error)
+      if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+      Foundation.exit(code.rawValue)
+    }
+  }
 }
 
 enum SingleCellVersion {

@@ -146,6 +146,33 @@ final class DistributedCommandTests: CLITestCase {
     }
   }
 
+  /// Ranks started by --nproc share one stderr; an error message must go out in one write, or
+  /// two failing ranks interleave their messages byte by byte. A SOCK_SEQPACKET socket as
+  /// stderr keeps each write as one message, so the test sees the writes themselves.
+  func testAnErrorMessageIsWrittenInOneWrite() throws {
+    var ends: [Int32] = [0, 0]
+    XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0, &ends), 0)
+    defer { close(ends[0]) }
+    let process = Process()
+    process.executableURL = try Self.builtExecutable("singlecell")
+    process.arguments = ["scvi", "train", scratch.appendingPathComponent("missing.h5ad").path, "-o",
+                         scratch.appendingPathComponent("out").path]
+    process.standardError = FileHandle(fileDescriptor: ends[1], closeOnDealloc: false)
+    try process.run()
+    process.waitUntilExit()
+    close(ends[1])
+    var messages: [String] = []
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+      let n = read(ends[0], &buffer, buffer.count)
+      if n <= 0 { break }
+      messages.append(String(decoding: buffer[0..<n], as: UTF8.self))
+    }
+    XCTAssertNotEqual(process.terminationStatus, 0)
+    XCTAssertEqual(messages.count, 1, "\(messages.count) writes: \(messages.prefix(5))")
+    XCTAssertTrue(messages.first?.hasPrefix("Error: ") == true && messages.first?.contains("missing.h5ad") == true, "\(messages)")
+  }
+
   func testBadDistributedSettings() throws {
     let out = scratch.appendingPathComponent("bad").path
     for (arguments, expected) in [

@@ -131,7 +131,7 @@ public final class BackedH5AD: RowBlockSource, @unchecked Sendable {
       }
       values = try group.dataset("data", chunkCacheBytes: chunkCacheBytes)
       let indices = try group.dataset("indices", chunkCacheBytes: chunkCacheBytes)
-      let indptr = try group.dataset("indptr")
+      let indptr = try group.dataset("indptr", chunkCacheBytes: chunkCacheBytes)
       let lengths = try [values, indices, indptr].map { dataset -> Int in
         let shape = try dataset.checkedShape()
         guard shape.count == 1 else { throw CellDataError("\(path): \(dataset.path) has shape \(shape), expected one dimension") }
