@@ -9,6 +9,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/profiler_kineto.h>
 #include <torch/headeronly/version.h>
 
 #include "internal.h"
@@ -302,6 +303,23 @@ int ct_autocast_exit(int device_type, int previous_enabled, int previous_dtype) 
     at::autocast::set_autocast_enabled(type, previous_enabled != 0);
     at::autocast::set_autocast_dtype(type, ct::scalar_type(previous_dtype));
   })
+}
+
+// libtorch's profiler (torch.profiler's engine, Kineto) on this thread's operators, and on CUDA
+// kernels when `cuda`; stop writes a Chrome trace (chrome://tracing, Perfetto) to `path`.
+int ct_profiler_start(int cuda) {
+  CT_STATUS({
+    using namespace torch::profiler::impl;
+    const ProfilerConfig config(ProfilerState::KINETO, /*report_input_shapes=*/true);
+    std::set<ActivityType> activities{ActivityType::CPU};
+    if (cuda) activities.insert(ActivityType::CUDA);
+    torch::autograd::profiler::prepareProfiler(config, activities);
+    torch::autograd::profiler::enableProfiler(config, activities);
+  })
+}
+
+int ct_profiler_stop(const char *path) {
+  CT_STATUS({ torch::autograd::profiler::disableProfiler()->save(path); })
 }
 
 }  // extern "C"

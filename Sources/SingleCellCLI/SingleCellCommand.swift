@@ -14,13 +14,28 @@ struct SingleCellCommand: ParsableCommand {
                   SimulateCommand.self]
   )
 
-  /// ArgumentParser's `main`, except that an error's message goes to stderr in one write:
-  /// ArgumentParser writes it a byte at a time, which ranks started by --nproc, sharing one
-  /// terminal, would interleave.
+  /// ArgumentParser's `main`, except that an error's message goes to stderr in one write
+  /// (ArgumentParser writes it a byte at a time, which ranks started by --nproc, sharing one
+  /// terminal, would interleave), and that SINGLECELL_PROFILE=TRACE.json profiles the command
+  /// with libtorch's profiler (its operators, and CUDA kernels where CUDA is present) into a
+  /// Chrome trace (docs/notes/profiling.md).
   static func main() {
     do {
       var command = try parseAsRoot()
-      try command.run()
+      if let trace = ProcessInfo.processInfo.environment["SINGLECELL_PROFILE"], !trace.isEmpty {
+        let cuda = Runtime.cudaAvailable
+        // Kineto's complaint that it finds no GPU, where none is expected.
+        if !cuda { setenv("KINETO_LOG_LEVEL", "5", 0) }
+        try Runtime.startProfiler(cuda: cuda)
+        defer {
+          do { try Runtime.stopProfiler(writingTo: trace) } catch {
+            FileHandle.standardError.write(Data("warning: no profile written to \(trace): \(error)\n".utf8))
+          }
+        }
+        try command.run()
+      } else {
+        try command.run()
+      }
     } catch {
       let code = exitCode(for: error)
       if code == .success { exit(withError: error) }  // --help, --version: to stdout as usual

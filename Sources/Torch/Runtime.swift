@@ -54,6 +54,16 @@ public enum Runtime {
   public enum LogLevel: Int32, Sendable { case info = 0, warning, error, fatal }
   public static func setLogLevel(_ level: LogLevel) { _ = ct_set_log_level(level.rawValue) }
 
+  /// Starts libtorch's profiler (torch.profiler's engine) on this thread's operators, and on CUDA
+  /// kernels when `cuda`; `stopProfiler` writes a Chrome trace (chrome://tracing, Perfetto).
+  public static func startProfiler(cuda: Bool) throws {
+    try withTorchErrors { check(ct_profiler_start(cuda ? 1 : 0)) }
+  }
+
+  public static func stopProfiler(writingTo path: String) throws {
+    try withTorchErrors { check(ct_profiler_stop(path)) }
+  }
+
   /// Loads libtorch_cuda.so on first use; false on machines without CUDA.
   public static var cudaAvailable: Bool { ct_cuda_available() != 0 }
   public static var cudaDeviceCount: Int { Int(ct_cuda_device_count()) }

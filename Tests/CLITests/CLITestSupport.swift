@@ -24,8 +24,10 @@ class CLITestCase: XCTestCase {
     let stderr: String
   }
 
-  /// Runs the `singlecell` built next to this test binary (`swift build --build-tests` builds both).
-  func singlecell(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Result {
+  /// Runs the `singlecell` built next to this test binary (`swift build --build-tests` builds both),
+  /// with `environment` added to this process's.
+  func singlecell(_ arguments: [String], environment: [String: String] = [:], file: StaticString = #filePath,
+                  line: UInt = #line) throws -> Result {
     let executable = try Self.builtExecutable("singlecell", file: file, line: line)
     // Output goes to files, so a chatty command can never block on a full pipe.
     let stdoutURL = scratch.appendingPathComponent("stdout-\(UUID().uuidString)")
@@ -34,6 +36,7 @@ class CLITestCase: XCTestCase {
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
     process.standardError = try FileHandle(forWritingTo: stderrURL)
     try process.run()

@@ -92,4 +92,14 @@ final class VAECommandTests: CLITestCase {
     XCTAssertNotEqual(missing.status, 0)
     XCTAssertTrue(missing.stderr.contains("absent.h5ad"), missing.stderr)
   }
+
+  func testSingleCellProfileWritesAChromeTraceOfTheRun() throws {
+    let out = scratch.appendingPathComponent("profiled").path, trace = scratch.appendingPathComponent("trace.json").path
+    let run = try singlecell(["scvi", "train", counts, "-o", out, "--n-hidden", "16", "--max-epochs", "1", "--quiet"],
+                             environment: ["SINGLECELL_PROFILE": trace])
+    XCTAssertEqual(run.status, 0, run.stderr)
+    let events = try XCTUnwrap(try json(trace)["traceEvents"] as? [[String: Any]])
+    let operators = Set(events.filter { $0["cat"] as? String == "cpu_op" }.compactMap { $0["name"] as? String })
+    for name in ["aten::addmm", "aten::batch_norm", "aten::softmax", "AddmmBackward0"] { XCTAssertTrue(operators.contains(name), "\(name) in \(operators.sorted())") }
+  }
 }

@@ -230,6 +230,10 @@ int ct_cuda_device_count(void);
 // enter wrote to previous_*. Status 0 on success.
 int ct_autocast_enter(int device_type, int dtype, int *previous_enabled, int *previous_dtype);
 int ct_autocast_exit(int device_type, int previous_enabled, int previous_dtype);
+// libtorch's profiler on this thread (and CUDA kernels when cuda != 0); stop saves a Chrome
+// trace to path. Status 0 on success.
+int ct_profiler_start(int cuda);
+int ct_profiler_stop(const char *path);
 const char *ct_version(void);
 // libtorch's own log threshold (0 info, 1 warning, 2 error, 3 fatal; TORCH_CPP_LOG_LEVEL sets it
 // at start). Returns the previous one.
