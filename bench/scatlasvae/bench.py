@@ -97,8 +97,16 @@ print(json.dumps(result))
 """
 
 
+class CommandFailed(RuntimeError):
+    pass
+
+
 def sh(args, **kwargs):
-    return subprocess.run([str(a) for a in args], check=True, capture_output=True, text=True, **kwargs)
+    run = subprocess.run([str(a) for a in args], capture_output=True, text=True, **kwargs)
+    if run.returncode != 0:
+        tail = "\n".join(run.stderr.strip().splitlines()[-5:])
+        raise CommandFailed(f"{pathlib.Path(str(args[0])).name} exited with {run.returncode}: {tail}")
+    return run
 
 
 def prepare_speed(tmp):
@@ -180,11 +188,17 @@ def integration(tmp, args):
         adata.write_h5ad(path)
         per_seed = {label: [] for label, _ in methods}
         speeds = {"swift": [], "reference": []}
+        failed = []  # seeds where the reference stopped (its NaN divergence): left out for every model
         for seed in args.seeds:
+            try:
+                ref = reference_train(path, 2, args.quality_epochs, 1e-3, None, tmp / f"{name}_ref.npy", seed=seed)
+            except CommandFailed as error:
+                failed.append({"seed": seed, "error": str(error).splitlines()[-1][-300:]})
+                print(f"{name}: the reference failed on seed {seed}: {error}", file=sys.stderr, flush=True)
+                continue
             sw = swift_train(path, tmp / f"{name}_atlas", args.quality_epochs, 2, 1e-3, seed=seed)
             swift_train(path, tmp / f"{name}_atlas_all", args.quality_epochs, 2, 1e-3, seed=seed, validation=0)
             swift_train(path, tmp / f"{name}_scvi", args.quality_epochs, 2, 1e-3, model="scvi", seed=seed)
-            ref = reference_train(path, 2, args.quality_epochs, 1e-3, None, tmp / f"{name}_ref.npy", seed=seed)
             scored = ad.read_h5ad(tmp / f"{name}_atlas" / "adata.h5ad")
             scored.obsm["X_scVI"] = ad.read_h5ad(tmp / f"{name}_scvi" / "adata.h5ad").obsm["X_scVI"]
             scored.obsm["X_all_cells"] = ad.read_h5ad(tmp / f"{name}_atlas_all" / "adata.h5ad").obsm["X_scAtlasVAE"]
@@ -197,10 +211,16 @@ def integration(tmp, args):
                 per_seed[label].append({k: s[k] for k in ("bio_conservation", "batch_correction", "total")})
             speeds["swift"].append(median_after_first(sw["epoch_seconds"]))
             speeds["reference"].append(median_after_first(ref["epoch_seconds"]))
-        row = {"data": name, "cells": int(adata.n_obs), "epochs": args.quality_epochs, "seeds": args.seeds}
+        kept = [seed for seed in args.seeds if seed not in {f["seed"] for f in failed}]
+        row = {"data": name, "cells": int(adata.n_obs), "epochs": args.quality_epochs, "seeds": kept,
+               "reference_failed": failed}
+        if not kept:
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            continue
         for label, _ in methods:
             row[label] = {k: {"mean": float(np.mean([r[k] for r in per_seed[label]])),
-                              "sd": float(np.std([r[k] for r in per_seed[label]], ddof=1)) if len(args.seeds) > 1 else 0.0,
+                              "sd": float(np.std([r[k] for r in per_seed[label]], ddof=1)) if len(kept) > 1 else 0.0,
                               "runs": [r[k] for r in per_seed[label]]}
                           for k in ("bio_conservation", "batch_correction", "total")}
         row["swift_s_per_epoch"] = statistics.median(speeds["swift"])
