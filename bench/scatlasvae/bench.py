@@ -20,7 +20,9 @@ figures in BENCHMARKS.md of 2026-12-04 used the pinned environment itself:
    RNA, 600 cells; BMMC multiome RNA, 500 cells; with `--integration-data`, also the
    Drop-seq/inDrops PBMCs of bench/data), `--quality-epochs` epochs, lr 1e-3 on all
    three models; the scib-style aggregates (`singlecell metrics`, the same code for all three
-   embeddings) of scAtlasVAE (Swift), scAtlasVAE (reference) and scVI (Swift).
+   embeddings) of scAtlasVAE (Swift), scAtlasVAE (reference) and scVI (Swift). A seed on which
+   the reference fails (its training can diverge to NaN) is listed in `reference_failed` and
+   left out for every model.
 3. Label transfer: reference = the sorted cells of pbmc_frozen_sorted_5k (9 bead-sorted
    types), query = data/pbmc68k_reduced (another 10x experiment of the same study; its
    bulk_labels mapped to the sorted names, types without a sorted counterpart dropped), on
