@@ -39,6 +39,7 @@ import argparse
 import json
 import os
 import pathlib
+import re
 import statistics
 import subprocess
 import sys
@@ -106,7 +107,10 @@ class CommandFailed(RuntimeError):
 def sh(args, **kwargs):
     run = subprocess.run([str(a) for a in args], capture_output=True, text=True, **kwargs)
     if run.returncode != 0:
-        tail = "\n".join(run.stderr.strip().splitlines()[-5:])
+        lines = run.stderr.strip().splitlines()
+        # The exception's own line (a progress bar may follow it), then the last lines.
+        raised = [line for line in lines if re.match(r"^\w+(Error|Exception)\b", line)]
+        tail = "\n".join(lines[-5:] + raised[-1:])
         raise CommandFailed(f"{pathlib.Path(str(args[0])).name} exited with {run.returncode}: {tail}")
     return run
 
