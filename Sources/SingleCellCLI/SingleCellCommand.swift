@@ -18,11 +18,18 @@ struct SingleCellCommand: ParsableCommand {
   /// (ArgumentParser writes it a byte at a time, which ranks started by --nproc, sharing one
   /// terminal, would interleave), and that SINGLECELL_PROFILE=TRACE.json profiles the command
   /// with libtorch's profiler (its operators, and CUDA kernels where CUDA is present) into a
-  /// Chrome trace (docs/notes/profiling.md).
+  /// Chrome trace (README, "The command line"); each rank of a data-parallel job writes its own,
+  /// TRACE.rankR.json.
   static func main() {
     do {
       var command = try parseAsRoot()
-      if let trace = ProcessInfo.processInfo.environment["SINGLECELL_PROFILE"], !trace.isEmpty {
+      let environment = ProcessInfo.processInfo.environment
+      if var trace = environment["SINGLECELL_PROFILE"], !trace.isEmpty {
+        if let rank = environment["RANK"] {
+          let file = URL(fileURLWithPath: trace)
+          trace = file.deletingPathExtension().appendingPathExtension("rank\(rank)")
+            .appendingPathExtension(file.pathExtension.isEmpty ? "json" : file.pathExtension).path
+        }
         let cuda = Runtime.cudaAvailable
         // Kineto's complaint that it finds no GPU, where none is expected.
         if !cuda { setenv("KINETO_LOG_LEVEL", "5", 0) }

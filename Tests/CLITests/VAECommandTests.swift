@@ -101,5 +101,9 @@ final class VAECommandTests: CLITestCase {
     let events = try XCTUnwrap(try json(trace)["traceEvents"] as? [[String: Any]])
     let operators = Set(events.filter { $0["cat"] as? String == "cpu_op" }.compactMap { $0["name"] as? String })
     for name in ["aten::addmm", "aten::batch_norm", "aten::softmax", "AddmmBackward0"] { XCTAssertTrue(operators.contains(name), "\(name) in \(operators.sorted())") }
+    // A rank of a data-parallel job writes its own trace.
+    let ranked = try singlecell(["runtime"], environment: ["SINGLECELL_PROFILE": trace, "RANK": "1"])
+    XCTAssertEqual(ranked.status, 0, ranked.stderr)
+    XCTAssertTrue(FileManager.default.fileExists(atPath: scratch.appendingPathComponent("trace.rank1.json").path))
   }
 }
