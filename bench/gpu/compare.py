@@ -67,3 +67,8 @@ if os.path.exists(memory):
 log = os.path.join(out, "scvi_nccl2_same_gpu.log")
 if os.path.exists(log):
     print("two ranks on one GPU:", " | ".join(open(log).read().strip().splitlines()[-3:]))
+# The profiled pretraining steps (bench/trace_summary.py's tables), bf16 against fp32.
+for p in ("bf16", "fp32"):
+    path = os.path.join(out, f"profile_{p}.txt")
+    if os.path.exists(path):
+        print(f"\n== profiled pretraining, {p}\n" + open(path).read().strip())
