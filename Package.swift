@@ -48,7 +48,9 @@ let package = Package(
     .target(name: "Torch", dependencies: ["CTorch", "CKernels"]),
     // Fault-guarded calls into libhdf5 for reading corrupt files (see its header).
     .target(name: "CHDF5Safe", dependencies: ["CHDF5"]),
-    .target(name: "CellData", dependencies: ["CHDF5", "CHDF5Safe"]),
+    // HDF5's gzip filter through libdeflate, loaded at run time where present (see deflate.c).
+    .target(name: "CHDF5Deflate", dependencies: ["CHDF5"], linkerSettings: [.linkedLibrary("dl")]),
+    .target(name: "CellData", dependencies: ["CHDF5", "CHDF5Safe", "CHDF5Deflate"]),
     .target(name: "Genomics"),
     .target(name: "CellAnalysis", dependencies: ["Torch", "CellData", "CIgraph", "CCairo"]),
     .target(name: "CellModels", dependencies: ["Torch", "CellData", "Genomics", "CellAnalysis"]),

@@ -146,4 +146,22 @@ final class BackedCommandTests: CLITestCase {
                                 "--threads", "1", "--quiet"])
     XCTAssertEqual(train.status, 0, train.stderr)
   }
+
+  /// gzip streams libdeflate writes read the same with libhdf5's zlib filter, and the other way.
+  func testGzipFromLibdeflateAndFromZlibReadTheSame() throws {
+    let libdeflate = try simulate("libdeflate.h5ad", cells: 300, extra: ["--gzip", "4"])
+    let zlib = scratch.appendingPathComponent("zlib.h5ad").path
+    let write = try singlecell(["simulate", "atlas", "--profiles", counts, "--cells", "300", "--genes", "200", "--batches", "3",
+                                "--block-rows", "700", "--copy-obs", "bulk_labels", "--seed", "0", "--gzip", "4", "-o", zlib],
+                               environment: ["SINGLECELL_ZLIB": "1"])
+    XCTAssertEqual(write.status, 0, write.stderr)
+    XCTAssertNotEqual(try Data(contentsOf: URL(fileURLWithPath: zlib)), try Data(contentsOf: URL(fileURLWithPath: libdeflate)),
+                      "the two encoders should write different streams")
+    let expected = try AnnData.read(h5ad: libdeflate).X
+    XCTAssertEqual(try AnnData.read(h5ad: zlib).X, expected)
+    let copy = scratch.appendingPathComponent("copy.h5ad").path
+    let read = try singlecell(["preprocess", libdeflate, "-o", copy], environment: ["SINGLECELL_ZLIB": "1"])
+    XCTAssertEqual(read.status, 0, read.stderr)
+    XCTAssertEqual(try AnnData.read(h5ad: copy).X, expected)
+  }
 }

@@ -1,11 +1,13 @@
 """h5ad read benchmark: Swift (`singlecell info`) vs `anndata.read_h5ad`, same file, same run.
 
     swift build -c release --product singlecell
-    /root/fixenv/bin/python bench/h5ad_read/bench.py [--repeats 15] [--binary PATH]
+    PYTHON bench/h5ad_read/bench.py [--repeats 15] [--binary PATH] [--compression gzip]
 
-The file: 10,000 cells × 1,000 genes, CSR float32 counts (Poisson, ~10 % nonzero, seed 0),
-obs with a categorical and a float column, var with a string column; written by anndata,
-uncompressed, to a temporary directory.
+PYTHON: any environment with anndata (the scvi-tools one, for instance). The file: 10,000
+cells × 1,000 genes, CSR float32 counts (Poisson, ~10 % nonzero, seed 0), obs with a
+categorical and a float column, var with a string column; written by anndata to a temporary
+directory, uncompressed or with `write_h5ad(compression="gzip")`. With gzip, Swift is also
+timed with SINGLECELL_ZLIB=1 (libhdf5's zlib filter instead of libdeflate).
 
 Both sides are timed in-process around the read only: Swift with the hidden option
 `singlecell info FILE --time-reads N` (N reads of the whole file into an AnnData, median
@@ -15,6 +17,7 @@ anndata / Swift (above 1 means Swift reads faster).
 """
 
 import argparse
+import os
 import pathlib
 import statistics
 import subprocess
@@ -29,7 +32,7 @@ import scipy.sparse as sp
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def make_file(path: pathlib.Path) -> None:
+def make_file(path: pathlib.Path, compression) -> None:
     rng = np.random.default_rng(0)
     n_obs, n_vars = 10_000, 1_000
     X = sp.random(n_obs, n_vars, density=0.1, format="csr", random_state=0, dtype=np.float32)
@@ -39,18 +42,27 @@ def make_file(path: pathlib.Path) -> None:
         index=[f"cell_{i}" for i in range(n_obs)],
     )
     var = pd.DataFrame({"gene_ids": [f"ENSG{j:08d}" for j in range(n_vars)]}, index=[f"gene_{j}" for j in range(n_vars)])
-    ad.AnnData(X=X, obs=obs, var=var).write_h5ad(path)
+    ad.AnnData(X=X, obs=obs, var=var).write_h5ad(path, compression=compression)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--binary", default=str(ROOT / ".build/release/singlecell"))
+    parser.add_argument("--compression", choices=["none", "gzip"], default="none")
     args = parser.parse_args()
+    compression = None if args.compression == "none" else args.compression
+
+    def swift_median(path, environment):
+        out = subprocess.run(
+            [args.binary, "info", str(path), "--time-reads", str(args.repeats)],
+            check=True, capture_output=True, text=True, env={**os.environ, **environment},
+        ).stdout
+        return float(out.split("median_read_seconds")[1].split()[0])
 
     with tempfile.TemporaryDirectory() as tmp:
         path = pathlib.Path(tmp) / "bench_10k_1k.h5ad"
-        make_file(path)
+        make_file(path, compression)
         subprocess.run([args.binary, "info", str(path)], check=True, capture_output=True)  # warm-up
         ad.read_h5ad(path)
 
@@ -59,15 +71,14 @@ def main() -> None:
             t0 = time.perf_counter()
             ad.read_h5ad(path)
             python.append(time.perf_counter() - t0)
-        out = subprocess.run(
-            [args.binary, "info", str(path), "--time-reads", str(args.repeats)],
-            check=True, capture_output=True, text=True,
-        ).stdout
-        s = float(out.split("median_read_seconds")[1].split()[0])
+        s = swift_median(path, {})
+        zlib = swift_median(path, {"SINGLECELL_ZLIB": "1"}) if compression else None
 
     p = statistics.median(python)
-    print(f"file: 10000 x 1000 CSR float32, {path.name}; repeats {args.repeats}")
+    print(f"file: 10000 x 1000 CSR float32, {path.name}, compression {args.compression}; repeats {args.repeats}")
     print(f"swift AnnData.read(h5ad:):  median {s * 1e3:.1f} ms")
+    if zlib is not None:
+        print(f"  with SINGLECELL_ZLIB=1:   median {zlib * 1e3:.1f} ms")
     print(f"anndata.read_h5ad:          median {p * 1e3:.1f} ms")
     print(f"ratio anndata / swift: {p / s:.2f}x")
 
