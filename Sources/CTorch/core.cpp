@@ -2,6 +2,7 @@
 #include <dlfcn.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <sstream>
@@ -242,8 +243,14 @@ static std::string cuda_error;
 
 // Loads libtorch_cuda.so (beside libtorch_cpu.so) once, if it is there. It must come before
 // anything asks libtorch about CUDA: libtorch keeps its first answer (getCUDAHooks).
+// It also turns cuDNN's attention off (SINGLECELL_CUDNN_ATTENTION=1 keeps it): on sm90+ libtorch
+// 2.11 ranks it first for bf16/fp16, and it builds an execution plan (hundreds of ms) for every
+// new batch and sequence length, which our minibatches (each padded to its own longest cell)
+// nearly always are. Flash and memory-efficient attention need no plan.
 static void load_cuda_library() {
   std::call_once(cuda_once, [] {
+    const char *cudnn_attention = std::getenv("SINGLECELL_CUDNN_ATTENTION");
+    at::globalContext().setSDPUseCuDNN(cudnn_attention != nullptr && std::string(cudnn_attention) == "1");
     Dl_info info;
     if (dladdr(reinterpret_cast<void *>(&at::_ops::empty_memory_format::call), &info) == 0 ||
         info.dli_fname == nullptr) {
@@ -275,6 +282,16 @@ int ct_cuda_available(void) {
     ct::set_error(e.what());
     return 0;
   }
+}
+
+void ct_set_cudnn_attention(int enabled) {
+  load_cuda_library();  // so that loading later does not reset it
+  at::globalContext().setSDPUseCuDNN(enabled != 0);
+}
+
+int ct_cudnn_attention(void) {
+  load_cuda_library();
+  return at::globalContext().userEnabledCuDNNSDP() ? 1 : 0;
 }
 
 int ct_cuda_device_count(void) {

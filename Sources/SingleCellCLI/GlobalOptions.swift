@@ -28,7 +28,7 @@ struct GlobalOptions: ParsableArguments {
 /// `singlecell runtime`: what this build of libtorch can use.
 struct RuntimeCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "runtime", abstract: "Show libtorch's version, threads and CUDA availability.")
+    commandName: "runtime", abstract: "Show libtorch's version, threads, CUDA availability and the kernels chosen for attention and gzip.")
 
   @OptionGroup var global: GlobalOptions
 
@@ -38,6 +38,8 @@ struct RuntimeCommand: ParsableCommand {
     print("threads \(Runtime.threads)")
     print("cuda \(Runtime.cudaAvailable ? "available (\(Runtime.cudaDeviceCount) devices)" : "unavailable")")
     print("device \(device)")
+    print("cudnn attention \(Runtime.cudnnAttention ? "on" : "off (SINGLECELL_CUDNN_ATTENTION=1 turns it on)")")
+    print("hdf5 gzip \(hdf5GzipImplementation)")
   }
 }
 
@@ -45,7 +47,7 @@ struct RuntimeCommand: ParsableCommand {
 struct PrecisionArguments: ParsableArguments {
   enum Choice: String, ExpressibleByArgument, CaseIterable { case auto, fp32, bf16 }
 
-  @Option(help: "Arithmetic of forward passes: bf16 (autocast; weights and optimiser stay float32), fp32, or auto (fp32: on an H200 bf16 measured 2-13x slower at scGPT's sizes, docs/scgpt.md).")
+  @Option(help: "Arithmetic of forward passes: bf16 (autocast; weights and optimiser stay float32), fp32, or auto (fp32: on an H200 bf16 measured 2-13x slower at scGPT's sizes, docs/scgpt.md; cuDNN attention, the likely cause, is now off).")
   var precision: Choice = .auto
 
   var dtype: DType { precision == .bf16 ? .bfloat16 : .float32 }

@@ -106,4 +106,14 @@ final class VAECommandTests: CLITestCase {
     XCTAssertEqual(ranked.status, 0, ranked.stderr)
     XCTAssertTrue(FileManager.default.fileExists(atPath: scratch.appendingPathComponent("trace.rank1.json").path))
   }
+
+  /// `runtime` reports the kernels chosen for attention and gzip, and the variables that switch them.
+  func testRuntimeReportsAttentionAndGzipKernelsAndTheirSwitches() throws {
+    let plain = try singlecell(["runtime"])
+    XCTAssertEqual(plain.status, 0, plain.stderr)
+    XCTAssertTrue(plain.stdout.contains("cudnn attention off") && plain.stdout.contains("hdf5 gzip libdeflate"), plain.stdout)
+    let switched = try singlecell(["runtime"], environment: ["SINGLECELL_CUDNN_ATTENTION": "1", "SINGLECELL_ZLIB": "1"])
+    XCTAssertEqual(switched.status, 0, switched.stderr)
+    XCTAssertTrue(switched.stdout.contains("cudnn attention on") && switched.stdout.contains("hdf5 gzip zlib"), switched.stdout)
+  }
 }

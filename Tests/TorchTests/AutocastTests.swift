@@ -2,7 +2,7 @@ import XCTest
 
 import Torch
 
-/// `Autocast` on CPU (the same mechanism as on CUDA, where the CLI uses it by default).
+/// `Autocast` on CPU (the same mechanism as on CUDA, where `--precision bf16` uses it).
 final class AutocastTests: XCTestCase {
   func testListedOpsRunInBF16InsideAndStateIsRestoredAfter() throws {
     Runtime.seed(3)
@@ -28,5 +28,15 @@ final class AutocastTests: XCTestCase {
     out.backward()
     XCTAssertEqual(linear.weight.grad?.dtype, .float32)
     XCTAssertEqual(Autocast.run(on: .cpu, dtype: .float32) { linear(x) }.dtype, .float32, "float32: no autocast")
+  }
+
+  /// cuDNN's attention is off unless asked for (SINGLECELL_CUDNN_ATTENTION=1): on sm90+ libtorch
+  /// would pick it for bf16 and build a plan per minibatch shape. The flag is libtorch's own.
+  func testCuDNNAttentionIsOffByDefaultAndCanBeTurnedOn() {
+    guard ProcessInfo.processInfo.environment["SINGLECELL_CUDNN_ATTENTION"] != "1" else { return }
+    XCTAssertFalse(Runtime.cudnnAttention)
+    Runtime.cudnnAttention = true
+    defer { Runtime.cudnnAttention = false }
+    XCTAssertTrue(Runtime.cudnnAttention)
   }
 }

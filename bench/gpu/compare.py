@@ -37,12 +37,12 @@ for p in ("fp32", "bf16"):
         gpu = embedding(path)
         cos = (gpu * cpu).sum(1) / np.linalg.norm(gpu, axis=1) / np.linalg.norm(cpu, axis=1)
         print(f"embed {p} on CUDA vs CPU fp32: max |diff| {np.abs(gpu - cpu).max():.2e}, min cosine {cos.min():.5f}, cells {len(cos)}")
-for p in ("bf16", "fp32"):
+for p in ("bf16", "bf16_cudnn", "fp32"):  # bf16_cudnn: SINGLECELL_CUDNN_ATTENTION=1
     m = metrics(os.path.join(out, f"annotate_{p}"))
     if m:
         keys = ["median_step_tokens_per_second", "tokens_per_second", "epoch_seconds", "accuracy", "macro_f1", "train_loss", "validation_loss"]
         print(f"annotate {p}: " + ", ".join(f"{k} {m[k]}" for k in keys if k in m))
-for p in ("bf16", "fp32"):
+for p in ("bf16", "bf16_cudnn", "fp32"):
     m = metrics(os.path.join(out, f"pretrain_both_{p}"))
     if m:
         print(f"pretrain both {p}: " + ", ".join(f"{k} {m.get(k)}" for k in ["steps", "median_step_tokens_per_second", "epoch_seconds", "train_loss"]))

@@ -226,6 +226,10 @@ int ct_parallel_for(int64_t begin, int64_t end, int64_t grain_size, CTRangeCallb
 // Loads libtorch_cuda.so next to libtorch_cpu.so (once). Returns 1 when CUDA is usable.
 int ct_cuda_available(void);
 int ct_cuda_device_count(void);
+// Whether scaled-dot-product attention may pick cuDNN's kernel on CUDA (libtorch's global flag,
+// torch.backends.cuda.enable_cudnn_sdp). Off once CUDA is loaded unless SINGLECELL_CUDNN_ATTENTION=1.
+void ct_set_cudnn_attention(int enabled);
+int ct_cudnn_attention(void);
 // Autocast on this thread for device_type (CT_CPU/CT_CUDA) to dtype; exit restores the state
 // enter wrote to previous_*. Status 0 on success.
 int ct_autocast_enter(int device_type, int dtype, int *previous_enabled, int *previous_dtype);
