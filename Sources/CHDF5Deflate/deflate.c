@@ -55,6 +55,10 @@ static size_t chdf5_inflate(size_t nbytes, size_t *buf_size, void **buf) {
     int result = chdf5_libdeflate.zlib_decompress_ex(decompressor, *buf, nbytes, out, capacity, &used, &produced);
     if (result == 0) {
       chdf5_libdeflate.free_decompressor(decompressor);
+      if (produced > 0 && produced < capacity / 2) {  // a guess from a bigger chunk: give it back
+        void *fitted = H5resize_memory(out, produced);
+        if (fitted != NULL) out = fitted, capacity = produced;
+      }
       H5free_memory(*buf);
       *buf = out;
       *buf_size = capacity;

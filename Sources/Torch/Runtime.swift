@@ -66,6 +66,7 @@ public enum Runtime {
 
   /// Loads libtorch_cuda.so on first use; false on machines without CUDA.
   public static var cudaAvailable: Bool { ct_cuda_available() != 0 }
+  public static var cudaDeviceCount: Int { Int(ct_cuda_device_count()) }
   /// Whether attention may use cuDNN's kernel on CUDA. Off by default (`SINGLECELL_CUDNN_ATTENTION=1`
   /// turns it on): libtorch prefers it for bf16 on sm90+ and builds a plan for every new input
   /// shape, hundreds of milliseconds each, so variable-length minibatches ran slower in bf16
@@ -74,5 +75,4 @@ public enum Runtime {
     get { ct_cudnn_attention() != 0 }
     set { ct_set_cudnn_attention(newValue ? 1 : 0) }
   }
-  public static var cudaDeviceCount: Int { Int(ct_cuda_device_count()) }
 }
