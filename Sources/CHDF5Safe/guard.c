@@ -117,15 +117,18 @@ static herr_t read_block(hid_t dataset, hid_t memory_type, int rank, const hsize
   hid_t file_space = H5Dget_space(dataset);
   if (file_space < 0) return -1;
   herr_t status = -1;
+  hid_t errors = -1;  // closing is an API call, which empties the error stack: keep the read's
   if (H5Sget_simple_extent_ndims(file_space) == rank &&
       H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, count, NULL) >= 0) {
     hid_t memory_space = H5Screate_simple(rank, count, NULL);
     if (memory_space >= 0) {
       status = H5Dread(dataset, memory_type, memory_space, file_space, H5P_DEFAULT, buffer);
+      if (status < 0) errors = H5Eget_current_stack();
       H5Sclose(memory_space);
     }
   }
   H5Sclose(file_space);
+  if (errors >= 0) H5Eset_current_stack(errors);
   return status;
 }
 

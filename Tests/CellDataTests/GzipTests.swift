@@ -1,3 +1,4 @@
+import CHDF5
 import Foundation
 import XCTest
 
@@ -39,5 +40,46 @@ final class GzipTests: XCTestCase {
       let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int
       XCTAssertLessThan(size, 4 * counts.values.count, "\(name): \(size) bytes, not compressed")
     }
+  }
+
+  /// A damaged gzip chunk is an error naming the file, the dataset and the chunk, in memory and
+  /// backed, never a crash.
+  func testCorruptGzipChunkIsAClearError() throws {
+    let directory = try Fixtures.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let path = "\(directory)/corrupt.h5ad"
+    var counts = CSRRows(nCols: 100)
+    var rng = SplitMixRandom(seed: 3)
+    for _ in 0..<300 {
+      for c in 0..<100 where rng.below(4) == 0 {
+        counts.values.append(Float(1 + rng.below(30)))
+        counts.columns.append(Int32(c))
+      }
+      counts.rowStarts.append(counts.values.count)
+    }
+    let writer = try H5ADBlockWriter(path: path, nCols: 100, options: H5ADBlockWriter.Options(gzipLevel: 4, chunkValues: 1 << 12))
+    try writer.append(counts)
+    try writer.finish(obs: DataFrame(index: (0..<300).map { "c\($0)" }), var: DataFrame(index: (0..<100).map { "g\($0)" }))
+
+    // The first chunk of X/data: where it lies in the file, from libhdf5.
+    var address: haddr_t = 0, size: hsize_t = 0
+    do {
+      let file = H5Fopen(path, chdf5_acc_rdonly(), hid_t(H5P_DEFAULT))
+      let data = H5Dopen2(file, "/X/data", hid_t(H5P_DEFAULT))
+      let space = H5Dget_space(data)
+      var offset: hsize_t = 0, mask: UInt32 = 0
+      XCTAssertGreaterThanOrEqual(H5Dget_chunk_info(data, space, 0, &offset, &mask, &address, &size), 0)
+      _ = H5Sclose(space)
+      _ = H5Dclose(data)
+      _ = H5Fclose(file)
+    }
+    guard size > 64 else { return XCTFail("no compressed chunk found (\(size) bytes)") }
+    let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: path))
+    try handle.seek(toOffset: UInt64(address) + UInt64(size) / 2)
+    try handle.write(contentsOf: Data(repeating: 0xA5, count: 16))
+    try handle.close()
+
+    XCTAssertThrowsMessage(try AnnData.read(h5ad: path), containing: [path, "/X/data", "corrupt chunk"])
+    XCTAssertThrowsMessage(try BackedH5AD.open(path, isolated: false).rows(0..<300), containing: [path, "corrupt chunk"])
   }
 }
