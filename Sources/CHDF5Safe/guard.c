@@ -105,7 +105,9 @@ static hid_t open_with_chunk_cache(hid_t location, const char *name, size_t slot
   if (access < 0) return -1;
   hid_t dataset = -1;
   if (H5Pset_chunk_cache(access, slots, cache_bytes, 1.0) >= 0) dataset = H5Dopen2(location, name, access);
+  hid_t errors = dataset < 0 ? H5Eget_current_stack() : -1;  // H5Pclose would empty the stack
   H5Pclose(access);
+  if (errors >= 0) H5Eset_current_stack(errors);
   return dataset;
 }
 
@@ -117,7 +119,7 @@ static herr_t read_block(hid_t dataset, hid_t memory_type, int rank, const hsize
   hid_t file_space = H5Dget_space(dataset);
   if (file_space < 0) return -1;
   herr_t status = -1;
-  hid_t errors = -1;  // closing is an API call, which empties the error stack: keep the read's
+  hid_t errors = -1;  // closing is an API call, which empties the error stack: keep the read's errors
   if (H5Sget_simple_extent_ndims(file_space) == rank &&
       H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, NULL, count, NULL) >= 0) {
     hid_t memory_space = H5Screate_simple(rank, count, NULL);
