@@ -12,7 +12,7 @@ enum CrashIsolation {
   /// finished after `timeout` seconds (default: 2 minutes plus 1 s per 10 MB of the file).
   static func check(file path: String, timeout: Double? = nil, _ body: () throws -> Void) throws {
     let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-    let limit = timeout ?? 120 + Double(bytes ?? 0) / 10_000_000
+    let limit = timeout ?? 120 + Double(bytes) / 10_000_000
     let memoryBudget = readingBudget(fileBytes: bytes)
     fflush(nil)
     var pipeEnds: [Int32] = [-1, -1]

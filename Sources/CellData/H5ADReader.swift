@@ -1,5 +1,6 @@
 import CHDF5
 import CHDF5Safe
+import Foundation
 
 /// Reads .h5ad files (the anndata on-disk format, versions written by anndata 0.7 to 0.12).
 ///
@@ -8,9 +9,35 @@ import CHDF5Safe
 /// encoding this reader does not know is skipped and reported through `warn`.
 struct H5ADReader {
   let warn: WarningHandler
+  /// Set in crash isolation's child: sparse matrices are read through (`readThrough`), not kept.
+  var probe: Probe?
   /// Elements nest at most this deep (anndata's own go three or four levels down).
   static let maxDepth = 100
   private let visits = Visits()
+
+  /// A read that only proves libhdf5 gets through the file. The child's address-space cap no
+  /// longer sees the sparse arrays, so the memory the real read will give them is counted here.
+  final class Probe {
+    let file: String
+    let limit: Int
+    private var bytes = 0
+
+    init(file: String) {
+      let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+      self.file = file
+      limit = CrashIsolation.readingBudget(fileBytes: size)
+    }
+
+    /// About 16 bytes per stored number: the values as read, the indices also as Int, the matrix.
+    func count(elements: Int) throws {
+      bytes = bytes.addingReportingOverflow(elements.multipliedReportingOverflow(by: 16).partialValue).partialValue
+      guard elements >= 0, bytes <= limit else {
+        let gib = String(format: "%.1f", Double(limit) / Double(1 << 30))
+        throw CellDataError(
+          "\(file): the file is damaged or too large: reading it needs more than \(gib) GiB of memory (\(CrashIsolation.budgetRule)); nothing was read")
+      }
+    }
+  }
 
   /// What the read has reached so far: a file whose links form a cycle, or that links one group
   /// many times over, would otherwise recurse without end or read the same data again and again.
@@ -200,6 +227,19 @@ struct H5ADReader {
       throw CellDataError("\(g.file): \(g.path): sparse matrix without a two-entry '\(shapeAttribute)' attribute")
     }
     guard g.contains("data") else { throw CellDataError("\(g.file): \(g.path): sparse matrix without 'data'") }
+    if let probe {
+      let indptr = try integers(g, "indptr")
+      let major = format == .csr ? shape[0] : shape[1]
+      if shape[0] >= 0, shape[1] >= 0, indptr.count == major + 1 {
+        for name in ["indices", "data"] {
+          let dataset = try g.dataset(name)
+          try probe.count(elements: (try? dataset.checkedShape())?.reduce(1, *) ?? 0)
+          try dataset.readThrough()
+        }
+        return try SparseMatrix(format: format, nRows: shape[0], nCols: shape[1], data: .float32([]), indices: [],
+                                indptr: [Int](repeating: 0, count: indptr.count), indexType: .int32)
+      }  // else the whole read below fails as the caller's will
+    }
     let dataset = try g.dataset("indices")
     let rawIndices = try dataset.read()
     guard let indices = rawIndices.integers else {
@@ -300,7 +340,7 @@ extension AnnData {
     h5ad path: String, requireX: Bool = false, warn: @escaping WarningHandler = printWarningToStandardError
   ) throws -> AnnData {
     try CrashIsolation.check(file: path) {
-      _ = try H5ADReader(warn: { _ in }).readAnnData(try H5Group.openFile(path), requireX: requireX)
+      _ = try H5ADReader(warn: { _ in }, probe: .init(file: path)).readAnnData(try H5Group.openFile(path), requireX: requireX)
     }
     let root = try H5Group.openFile(path)
     return try H5ADReader(warn: warn).readAnnData(root, requireX: requireX)

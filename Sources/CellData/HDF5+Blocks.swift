@@ -77,6 +77,23 @@ struct H5NumberKind: CustomStringConvertible {
   var description: String {
     isFloat ? "float\(size * 8)" : isInteger ? "\(signed ? "int" : "uint")\(size * 8)" : "non-numeric"
   }
+
+  /// The native type `H5Dataset.read()` converts this stored type to; nil where it has none.
+  var readMemoryType: hid_t? {
+    if isFloat { return size == 8 ? chdf5_native_double() : size <= 4 ? chdf5_native_float() : nil }
+    guard isInteger else { return nil }
+    switch (size, signed) {
+    case (1, true): return chdf5_native_int8()
+    case (2, true): return chdf5_native_int16()
+    case (4, true): return chdf5_native_int32()
+    case (8, true): return chdf5_native_int64()
+    case (1, false): return chdf5_native_uint8()
+    case (2, false): return chdf5_native_uint16()
+    case (4, false): return chdf5_native_uint32()
+    case (8, false): return chdf5_native_uint64()
+    default: return nil
+    }
+  }
 }
 
 extension H5Dataset {
@@ -107,6 +124,30 @@ extension H5Dataset {
     let shape = try self.shape
     _ = try checkedCount(shape, type: type, storedBytes: stored, file: file, path: path)
     return shape
+  }
+
+  /// Reads every element through one buffer of `slab` elements and keeps none, converted as
+  /// `read()` converts them: libhdf5 visits every chunk, filter and conversion a whole read
+  /// does, in the memory of one slab. Crash isolation's child does this for the large arrays
+  /// instead of holding a copy of them. What is not a 1-D array of numbers is read whole.
+  func readThrough(slab: Int = 1 << 20) throws {
+    guard let kind = try? numberKind(), let memoryType = kind.readMemoryType, let shape = try? checkedShape(),
+          shape.count == 1
+    else {
+      _ = try read()  // as the caller's read will (and failing as it will)
+      return
+    }
+    var buffer = [UInt64](repeating: 0, count: Swift.max(1, Swift.min(slab, shape[0])))
+    var start = 0
+    while start < shape[0] {
+      let n = Swift.min(buffer.count, shape[0] - start)
+      var fault: Int32 = 0
+      let status = buffer.withUnsafeMutableBytes {
+        chdf5_safe_dread_block(id, memoryType, 1, [hsize_t(start)], [hsize_t(n)], $0.baseAddress!, &fault)
+      }
+      guard status >= 0 else { throw CellDataError("\(file): \(path): cannot read: \(hdf5ErrorMessage())") }
+      start += n
+    }
   }
 
   /// The block [start, start + count) (one entry per dimension) converted to `T` by libhdf5.

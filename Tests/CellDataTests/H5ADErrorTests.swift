@@ -30,6 +30,22 @@ final class H5ADErrorTests: XCTestCase {
     XCTAssertLessThan(Date().timeIntervalSince(start), 30)
   }
 
+  /// The crash-isolation child reads sparse arrays through a small buffer, so the memory the real
+  /// read will take is counted against the same bound instead (16 bytes a stored number).
+  func testTheProbeReadCountsTheMemoryOfSparseArraysAgainstTheBound() throws {
+    let path = Fixtures.path("gzip.h5ad")
+    let probe = H5ADReader.Probe(file: path)
+    XCTAssertEqual(probe.limit, CrashIsolation.readingBudget(fileBytes: try Data(contentsOf: URL(fileURLWithPath: path)).count))
+    XCTAssertNoThrow(try probe.count(elements: probe.limit / 32))
+    XCTAssertThrowsMessage(try probe.count(elements: probe.limit / 16), containing: [path, "GiB of memory", "nothing was read"])
+    // And a probed read gives the shapes (not the values) of the whole read.
+    let probed = try H5ADReader(warn: { _ in }, probe: .init(file: path)).readAnnData(try H5Group.openFile(path), requireX: true)
+    let whole = try AnnData.read(h5ad: path)
+    XCTAssertEqual(probed.X?.nRows, whole.X?.nRows)
+    XCTAssertEqual(probed.X?.nCols, whole.X?.nCols)
+    XCTAssertEqual(probed.obsNames, whole.obsNames)
+  }
+
   func testMissingFile() {
     XCTAssertThrowsMessage(try AnnData.read(h5ad: "/nonexistent/x.h5ad"), containing: ["/nonexistent/x.h5ad", "no such file"])
   }
