@@ -216,7 +216,7 @@ struct H5ADReader {
   private func integers(_ g: H5Group, _ name: String) throws -> [Int] {
     guard g.contains(name) else { throw CellDataError("\(g.file): \(g.path): missing '\(name)'") }
     let ds = try g.dataset(name)
-    guard let values = try ds.read().integers else {
+    guard let values = try ds.readIntegers() else {
       throw CellDataError("\(g.file): \(ds.path): expected integers")
     }
     return values
@@ -234,25 +234,18 @@ struct H5ADReader {
         for name in ["indices", "data"] {
           let dataset = try g.dataset(name)
           try probe.count(elements: (try? dataset.checkedShape())?.reduce(1, *) ?? 0)
-          try dataset.readThrough()
+          try dataset.readThrough(integers: name == "indices")
         }
         return try SparseMatrix(format: format, nRows: shape[0], nCols: shape[1], data: .float32([]), indices: [],
                                 indptr: [Int](repeating: 0, count: indptr.count), indexType: .int32)
       }  // else the whole read below fails as the caller's will
     }
-    let dataset = try g.dataset("indices")
-    let rawIndices = try dataset.read()
-    guard let indices = rawIndices.integers else {
-      throw CellDataError("\(g.file): \(g.path)/indices: expected integers")
-    }
+    let indices = try integers(g, "indices")
+    let stored = try g.dataset("indices").numberKind()
+    let wide = stored.size > 4 || (stored.size == 4 && !stored.signed)  // int64, uint64, uint32
     let indptr = try integers(g, "indptr")
     let data = try g.dataset("data").read()
     do {
-      let wide: Bool
-      switch rawIndices {
-      case .int64, .uint64, .uint32: wide = true
-      default: wide = false
-      }
       return try SparseMatrix(format: format, nRows: shape[0], nCols: shape[1], data: data, indices: indices, indptr: indptr, indexType: wide ? .int64 : .int32)
     } catch let error as CellDataError {
       throw CellDataError("\(g.file): \(g.path): \(error.message)")

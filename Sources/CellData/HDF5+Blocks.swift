@@ -126,13 +126,31 @@ extension H5Dataset {
     return shape
   }
 
+  /// The whole dataset as `Int`, converted by libhdf5 from whichever integer type is stored,
+  /// straight into the result (no stored-type copy to widen: sparse indices are the largest
+  /// arrays of a file); nil when it does not hold integers.
+  func readIntegers() throws -> [Int]? {
+    guard let kind = try? numberKind(), kind.isInteger else { return nil }
+    let count = try checkedShape().reduce(1, *)
+    var failed = false
+    let values = [Int](unsafeUninitializedCapacity: count) { buffer, initialized in
+      var fault: Int32 = 0
+      if count > 0, chdf5_safe_dread(id, chdf5_native_int64(), buffer.baseAddress!, &fault) < 0 { failed = true }
+      initialized = count
+    }
+    if failed { throw CellDataError("\(file): \(path): cannot read: \(hdf5ErrorMessage())") }
+    return values
+  }
+
   /// Reads every element through one buffer of `slab` elements and keeps none, converted as
   /// `read()` converts them: libhdf5 visits every chunk, filter and conversion a whole read
-  /// does, in the memory of one slab. Crash isolation's child does this for the large arrays
-  /// instead of holding a copy of them. What is not a 1-D array of numbers is read whole.
-  func readThrough(slab: Int = 1 << 20) throws {
-    guard let kind = try? numberKind(), let memoryType = kind.readMemoryType, let shape = try? checkedShape(),
-          shape.count == 1
+  /// does, in the memory of one slab (`integers`: as `readIntegers()` converts them). Crash
+  /// isolation's child does this for the large arrays instead of holding a copy of them. What
+  /// is not a 1-D array of numbers is read whole.
+  func readThrough(integers: Bool = false, slab: Int = 1 << 20) throws {
+    guard let kind = try? numberKind(), !integers || kind.isInteger,
+          let memoryType = integers ? chdf5_native_int64() : kind.readMemoryType,
+          let shape = try? checkedShape(), shape.count == 1
     else {
       _ = try read()  // as the caller's read will (and failing as it will)
       return
