@@ -234,7 +234,7 @@ struct H5ADReader {
         for name in ["indices", "data"] {
           let dataset = try g.dataset(name)
           try probe.count(elements: (try? dataset.checkedShape())?.reduce(1, *) ?? 0)
-          try dataset.readThrough(integers: name == "indices")
+          try dataset.readThrough(as: name == "indices" ? chdf5_native_int64() : nil)
         }
         return try SparseMatrix(format: format, nRows: shape[0], nCols: shape[1], data: .float32([]), indices: [],
                                 indptr: [Int](repeating: 0, count: indptr.count), indexType: .int32)

@@ -126,6 +126,14 @@ extension H5Dataset {
     return shape
   }
 
+  /// The whole 1-D dataset of numbers as float32, converted by libhdf5 as it is read.
+  func readFloats() throws -> [Float] {
+    _ = try numberKind()
+    let shape = try checkedShape()
+    guard shape.count == 1 else { throw error("expected a 1-D array, got shape \(shape)") }
+    return try readBlock(Float.self, start: [0], count: shape)
+  }
+
   /// The whole dataset as `Int`, converted by libhdf5 from whichever integer type is stored,
   /// straight into the result (no stored-type copy to widen: sparse indices are the largest
   /// arrays of a file); nil when it does not hold integers.
@@ -144,12 +152,11 @@ extension H5Dataset {
 
   /// Reads every element through one buffer of `slab` elements and keeps none, converted as
   /// `read()` converts them: libhdf5 visits every chunk, filter and conversion a whole read
-  /// does, in the memory of one slab (`integers`: as `readIntegers()` converts them). Crash
-  /// isolation's child does this for the large arrays instead of holding a copy of them. What
-  /// is not a 1-D array of numbers is read whole.
-  func readThrough(integers: Bool = false, slab: Int = 1 << 20) throws {
-    guard let kind = try? numberKind(), !integers || kind.isInteger,
-          let memoryType = integers ? chdf5_native_int64() : kind.readMemoryType,
+  /// does, in the memory of one slab (or to `memoryType`, as the caller's read will convert
+  /// them). Crash isolation's child does this for the large arrays instead of holding a copy of
+  /// them. What is not a 1-D array of numbers is read whole.
+  func readThrough(as memoryType: hid_t? = nil, slab: Int = 1 << 20) throws {
+    guard let kind = try? numberKind(), let memoryType = memoryType ?? kind.readMemoryType,
           let shape = try? checkedShape(), shape.count == 1
     else {
       _ = try read()  // as the caller's read will (and failing as it will)

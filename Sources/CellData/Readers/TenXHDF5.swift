@@ -1,3 +1,5 @@
+import CHDF5
+
 extension AnnData {
   /// Reads a 10x Genomics HDF5 matrix (`filtered_feature_bc_matrix.h5`): the v3 layout
   /// (`/matrix` with `features/`) or the v2 layout (`/<genome>` with `genes`, `gene_names`).
@@ -5,11 +7,13 @@ extension AnnData {
   /// as they are, duplicates included, as scanpy does; call `varNamesMakeUnique()`),
   /// var["gene_ids"] and, for v3, var["feature_types"] and var["genome"].
   public static func read10xH5(_ path: String, genome: String? = nil) throws -> AnnData {
-    try CrashIsolation.check(file: path) { _ = try readUnchecked10xH5(path, genome: genome) }
-    return try readUnchecked10xH5(path, genome: genome)
+    try CrashIsolation.check(file: path) { _ = try readUnchecked10xH5(path, genome: genome, probe: true) }
+    return try readUnchecked10xH5(path, genome: genome)!
   }
 
-  private static func readUnchecked10xH5(_ path: String, genome: String?) throws -> AnnData {
+  /// `probe` (crash isolation's child): the matrix's data and indices are read through a small
+  /// buffer (every chunk decoded, nothing kept) and no AnnData is built.
+  private static func readUnchecked10xH5(_ path: String, genome: String?, probe: Bool = false) throws -> AnnData? {
     let root = try H5Group.openFile(path)
     let group: H5Group
     var isV3 = false
@@ -28,24 +32,32 @@ extension AnnData {
       return (0..<data.count).map { data.text(at: $0) }
     }
     func integers(_ name: String) throws -> [Int] {
-      guard group.contains(name), let v = try group.dataset(name).read().integers else {
+      guard group.contains(name), let v = try group.dataset(name).readIntegers() else {
         throw CellDataError("\(path): \(group.childPath(name)) is missing or not integer")
       }
       return v
     }
     let shape = try integers("shape")
     guard shape.count == 2 else { throw CellDataError("\(path): shape must have two entries") }
-    let data = try group.dataset("data").read()
-    guard let values = data.doubles else { throw CellDataError("\(path): data is not numeric") }
-    // Genes × cells CSC is cells × genes CSR with the same arrays.
-    let (indices, indptr) = (try integers("indices"), try integers("indptr"))
-    let matrix: SparseMatrix
-    do {
-      matrix = try SparseMatrix(
-        format: .csr, nRows: shape[1], nCols: shape[0], data: .float32(values.map { Float($0) }),
-        indices: indices, indptr: indptr)
-    } catch let error as CellDataError {
-      throw CellDataError("\(path): \(group.path): \(error.message)")
+    var matrix: SparseMatrix?
+    if probe {
+      for name in ["data", "indices"] where group.contains(name) {
+        try group.dataset(name).readThrough(as: name == "data" ? chdf5_native_float() : chdf5_native_int64())
+      }
+      _ = try integers("indptr")
+    } else {
+      guard group.contains("data") else { throw CellDataError("\(path): \(group.childPath("data")) is missing") }
+      let dataset = try group.dataset("data")
+      guard (try? dataset.numberKind()) != nil else { throw CellDataError("\(path): data is not numeric") }
+      let values = try dataset.readFloats()
+      // Genes × cells CSC is cells × genes CSR with the same arrays.
+      let (indices, indptr) = (try integers("indices"), try integers("indptr"))
+      do {
+        matrix = try SparseMatrix(format: .csr, nRows: shape[1], nCols: shape[0], data: .float32(values),
+                                  indices: indices, indptr: indptr)
+      } catch let error as CellDataError {
+        throw CellDataError("\(path): \(group.path): \(error.message)")
+      }
     }
     let barcodes = try strings(group, "barcodes")
     var variables: DataFrame
@@ -61,6 +73,7 @@ extension AnnData {
       variables = DataFrame(index: try strings(group, "gene_names"))
       try variables.set("gene_ids", .array(.string(try strings(group, "genes"))))
     }
+    guard let matrix else { return nil }
     return try AnnData(X: .sparse(matrix), obs: DataFrame(index: barcodes), var: variables)
   }
 }
