@@ -68,6 +68,38 @@ enum CrashIsolation {
     }
   }
 
+  /// For a child that reads large arrays through a small buffer (`H5Dataset.readThrough`)
+  /// instead of keeping them: its address-space cap no longer sees them, so the memory the
+  /// caller's read will give them is counted against the same bound here.
+  final class Budget {
+    let file: String
+    let limit: Int
+    private var bytes = 0
+
+    init(file: String) {
+      let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+      self.file = file
+      limit = CrashIsolation.readingBudget(fileBytes: size)
+    }
+
+    /// About 16 bytes per stored number: the values as read, the indices as Int, the matrix.
+    func count(elements: Int) throws {
+      bytes = bytes.addingReportingOverflow(elements.multipliedReportingOverflow(by: 16).partialValue).partialValue
+      guard elements >= 0, bytes <= limit else {
+        let gib = String(format: "%.1f", Double(limit) / Double(1 << 30))
+        throw CellDataError(
+          "\(file): the file is damaged or too large: reading it needs more than \(gib) GiB of memory (\(budgetRule)); nothing was read")
+      }
+    }
+
+    /// Reads a 1-D dataset of numbers through (converted to `memoryType`, as the caller will),
+    /// after counting it.
+    func readThrough(_ dataset: H5Dataset, as memoryType: hid_t? = nil) throws {
+      try count(elements: (try? dataset.checkedShape())?.reduce(1, *) ?? 0)
+      try dataset.readThrough(as: memoryType)
+    }
+  }
+
   static let budgetRule = "the bound for reading a file: 100 × its size, at least 2 GiB, at most the memory available"
 
   /// Memory the read of a file of `fileBytes` may take (`budgetRule`): a fuzzed 88 kB file made

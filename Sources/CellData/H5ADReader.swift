@@ -9,35 +9,12 @@ import Foundation
 /// encoding this reader does not know is skipped and reported through `warn`.
 struct H5ADReader {
   let warn: WarningHandler
-  /// Set in crash isolation's child: sparse matrices are read through (`readThrough`), not kept.
-  var probe: Probe?
+  /// Set in crash isolation's child: sparse matrices are read through (`readThrough`), not kept,
+  /// and the memory the caller's read will give them is counted here.
+  var probe: CrashIsolation.Budget?
   /// Elements nest at most this deep (anndata's own go three or four levels down).
   static let maxDepth = 100
   private let visits = Visits()
-
-  /// A read that only proves libhdf5 gets through the file. The child's address-space cap no
-  /// longer sees the sparse arrays, so the memory the real read will give them is counted here.
-  final class Probe {
-    let file: String
-    let limit: Int
-    private var bytes = 0
-
-    init(file: String) {
-      let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
-      self.file = file
-      limit = CrashIsolation.readingBudget(fileBytes: size)
-    }
-
-    /// About 16 bytes per stored number: the values as read, the indices also as Int, the matrix.
-    func count(elements: Int) throws {
-      bytes = bytes.addingReportingOverflow(elements.multipliedReportingOverflow(by: 16).partialValue).partialValue
-      guard elements >= 0, bytes <= limit else {
-        let gib = String(format: "%.1f", Double(limit) / Double(1 << 30))
-        throw CellDataError(
-          "\(file): the file is damaged or too large: reading it needs more than \(gib) GiB of memory (\(CrashIsolation.budgetRule)); nothing was read")
-      }
-    }
-  }
 
   /// What the read has reached so far: a file whose links form a cycle, or that links one group
   /// many times over, would otherwise recurse without end or read the same data again and again.
@@ -231,11 +208,8 @@ struct H5ADReader {
       let indptr = try integers(g, "indptr")
       let major = format == .csr ? shape[0] : shape[1]
       if shape[0] >= 0, shape[1] >= 0, indptr.count == major + 1 {
-        for name in ["indices", "data"] {
-          let dataset = try g.dataset(name)
-          try probe.count(elements: (try? dataset.checkedShape())?.reduce(1, *) ?? 0)
-          try dataset.readThrough(as: name == "indices" ? chdf5_native_int64() : nil)
-        }
+        try probe.readThrough(g.dataset("indices"), as: chdf5_native_int64())
+        try probe.readThrough(g.dataset("data"))
         return try SparseMatrix(format: format, nRows: shape[0], nCols: shape[1], data: .float32([]), indices: [],
                                 indptr: [Int](repeating: 0, count: indptr.count), indexType: .int32)
       }  // else the whole read below fails as the caller's will

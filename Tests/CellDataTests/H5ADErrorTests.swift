@@ -34,7 +34,7 @@ final class H5ADErrorTests: XCTestCase {
   /// read will take is counted against the same bound instead (16 bytes a stored number).
   func testTheProbeReadCountsTheMemoryOfSparseArraysAgainstTheBound() throws {
     let path = Fixtures.path("gzip.h5ad")
-    let probe = H5ADReader.Probe(file: path)
+    let probe = CrashIsolation.Budget(file: path)
     XCTAssertEqual(probe.limit, CrashIsolation.readingBudget(fileBytes: try Data(contentsOf: URL(fileURLWithPath: path)).count))
     XCTAssertNoThrow(try probe.count(elements: probe.limit / 32))
     XCTAssertThrowsMessage(try probe.count(elements: probe.limit / 16), containing: [path, "GiB of memory", "nothing was read"])

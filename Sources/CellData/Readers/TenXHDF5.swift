@@ -7,13 +7,15 @@ extension AnnData {
   /// as they are, duplicates included, as scanpy does; call `varNamesMakeUnique()`),
   /// var["gene_ids"] and, for v3, var["feature_types"] and var["genome"].
   public static func read10xH5(_ path: String, genome: String? = nil) throws -> AnnData {
-    try CrashIsolation.check(file: path) { _ = try readUnchecked10xH5(path, genome: genome, probe: true) }
+    try CrashIsolation.check(file: path) { _ = try readUnchecked10xH5(path, genome: genome, probe: .init(file: path)) }
     return try readUnchecked10xH5(path, genome: genome)!
   }
 
   /// `probe` (crash isolation's child): the matrix's data and indices are read through a small
-  /// buffer (every chunk decoded, nothing kept) and no AnnData is built.
-  private static func readUnchecked10xH5(_ path: String, genome: String?, probe: Bool = false) throws -> AnnData? {
+  /// buffer (every chunk decoded, nothing kept, their memory counted) and no AnnData is built.
+  private static func readUnchecked10xH5(_ path: String, genome: String?, probe: CrashIsolation.Budget? = nil) throws
+    -> AnnData?
+  {
     let root = try H5Group.openFile(path)
     let group: H5Group
     var isV3 = false
@@ -40,9 +42,9 @@ extension AnnData {
     let shape = try integers("shape")
     guard shape.count == 2 else { throw CellDataError("\(path): shape must have two entries") }
     var matrix: SparseMatrix?
-    if probe {
-      for name in ["data", "indices"] where group.contains(name) {
-        try group.dataset(name).readThrough(as: name == "data" ? chdf5_native_float() : chdf5_native_int64())
+    if let probe {
+      for (name, type) in [("data", chdf5_native_float()), ("indices", chdf5_native_int64())] where group.contains(name) {
+        try probe.readThrough(group.dataset(name), as: type)
       }
       _ = try integers("indptr")
     } else {
