@@ -214,7 +214,8 @@ def integration(tmp, args):
             scored.write_h5ad(combined)
             for label, key in methods:
                 s = scores(combined, key, "cell_type", "batch")
-                per_seed[label].append({k: s[k] for k in ("bio_conservation", "batch_correction", "total")})
+                per_seed[label].append({**{k: s[k] for k in ("bio_conservation", "batch_correction", "total")},
+                                        **{k: v for k, v in s.get("metrics", {}).items() if isinstance(v, (int, float))}})
             speeds["swift"].append(median_after_first(sw["epoch_seconds"]))
             speeds["reference"].append(median_after_first(ref["epoch_seconds"]))
         kept = [seed for seed in args.seeds if seed not in {f["seed"] for f in failed}]
@@ -229,6 +230,9 @@ def integration(tmp, args):
                               "sd": float(np.std([r[k] for r in per_seed[label]], ddof=1)) if len(kept) > 1 else 0.0,
                               "runs": [r[k] for r in per_seed[label]]}
                           for k in ("bio_conservation", "batch_correction", "total")}
+            # every single metric too (means over the seeds), to see what moves an aggregate
+            row[label]["metrics"] = {k: float(np.mean([r[k] for r in per_seed[label]])) for k in per_seed[label][0]
+                                     if k not in ("bio_conservation", "batch_correction", "total")}
         row["swift_s_per_epoch"] = statistics.median(speeds["swift"])
         row["reference_s_per_epoch"] = statistics.median(speeds["reference"])
         rows.append(row)
