@@ -11,7 +11,7 @@ enum CrashIsolation {
   /// Runs `body` in a forked child. Throws when the child dies by a signal, or has not
   /// finished after `timeout` seconds (default: 2 minutes plus 1 s per 10 MB of the file).
   static func check(file path: String, timeout: Double? = nil, _ body: () throws -> Void) throws {
-    let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+    let bytes = fileBytes(path)
     let limit = timeout ?? 120 + Double(bytes) / 10_000_000
     let memoryBudget = readingBudget(fileBytes: bytes)
     fflush(nil)
@@ -77,9 +77,8 @@ enum CrashIsolation {
     private var bytes = 0
 
     init(file: String) {
-      let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
       self.file = file
-      limit = CrashIsolation.readingBudget(fileBytes: size)
+      limit = CrashIsolation.readingBudget(fileBytes: CrashIsolation.fileBytes(file))
     }
 
     /// About 16 bytes per stored number: the values as read, the indices as Int, the matrix.
@@ -98,6 +97,11 @@ enum CrashIsolation {
       try count(elements: (try? dataset.checkedShape())?.reduce(1, *) ?? 0)
       try dataset.readThrough(as: memoryType)
     }
+  }
+
+  /// The file's size in bytes (0 when it cannot be read).
+  static func fileBytes(_ path: String) -> Int {
+    (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
   }
 
   static let budgetRule = "the bound for reading a file: 100 × its size, at least 2 GiB, at most the memory available"

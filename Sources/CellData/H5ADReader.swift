@@ -214,8 +214,11 @@ struct H5ADReader {
                                 indptr: [Int](repeating: 0, count: indptr.count), indexType: .int32)
       }  // else the whole read below fails as the caller's will
     }
-    let indices = try integers(g, "indices")
-    let stored = try g.dataset("indices").numberKind()
+    let indicesDataset = try g.dataset("indices")
+    guard let indices = try indicesDataset.readIntegers() else {
+      throw CellDataError("\(g.file): \(indicesDataset.path): expected integers")
+    }
+    let stored = try indicesDataset.numberKind()
     let wide = stored.size > 4 || (stored.size == 4 && !stored.signed)  // int64, uint64, uint32
     let indptr = try integers(g, "indptr")
     let data = try g.dataset("data").read()

@@ -126,9 +126,10 @@ extension H5Dataset {
     return shape
   }
 
-  /// The whole 1-D dataset of numbers as float32, converted by libhdf5 as it is read.
-  func readFloats() throws -> [Float] {
-    _ = try numberKind()
+  /// The whole 1-D dataset of numbers as float32, converted by libhdf5 as it is read; nil when
+  /// it does not hold numbers.
+  func readFloats() throws -> [Float]? {
+    guard (try? numberKind()) != nil else { return nil }
     let shape = try checkedShape()
     guard shape.count == 1 else { throw error("expected a 1-D array, got shape \(shape)") }
     return try readBlock(Float.self, start: [0], count: shape)

@@ -49,9 +49,7 @@ extension AnnData {
       _ = try integers("indptr")
     } else {
       guard group.contains("data") else { throw CellDataError("\(path): \(group.childPath("data")) is missing") }
-      let dataset = try group.dataset("data")
-      guard (try? dataset.numberKind()) != nil else { throw CellDataError("\(path): data is not numeric") }
-      let values = try dataset.readFloats()
+      guard let values = try group.dataset("data").readFloats() else { throw CellDataError("\(path): data is not numeric") }
       // Genes × cells CSC is cells × genes CSR with the same arrays.
       let (indices, indptr) = (try integers("indices"), try integers("indptr"))
       do {
