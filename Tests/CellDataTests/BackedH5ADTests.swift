@@ -8,7 +8,7 @@ import XCTest
 final class BackedH5ADTests: XCTestCase {
   var directory: String!
 
-  override func setUpWithError() throws { directory = try Fixtures.temporaryDirectory() }
+  override func setUpWithError() throws { directory = try Fixtures.temporaryDirectory(removedAfter: self) }
   override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: directory) }
 
   /// A cells × genes count matrix with about 15 % nonzeros, some empty rows, in CSR form.

@@ -29,10 +29,11 @@ enum Fixtures {
     return dir
   }
 
-  /// A fresh empty temporary directory.
-  static func temporaryDirectory() throws -> String {
+  /// A fresh empty temporary directory, removed when `test` ends.
+  static func temporaryDirectory(removedAfter test: XCTestCase) throws -> String {
     let dir = NSTemporaryDirectory() + "celldata-tests-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    test.addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
     return dir
   }
 }

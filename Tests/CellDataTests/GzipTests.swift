@@ -15,7 +15,7 @@ final class GzipTests: XCTestCase {
   }
 
   func testGzipChunksOfEveryCompressibilityReadBackAsWritten() throws {
-    let directory = try Fixtures.temporaryDirectory()
+    let directory = try Fixtures.temporaryDirectory(removedAfter: self)
     defer { try? FileManager.default.removeItem(atPath: directory) }
     // 1,024 full rows of one value: a 4 MiB chunk that deflates about 1000-fold, so inflating it
     // starts from a guess far too small and doubles. Then rows of varied counts.
@@ -45,7 +45,7 @@ final class GzipTests: XCTestCase {
   /// A damaged gzip chunk is an error naming the file, the dataset and the chunk, in memory and
   /// backed, never a crash.
   func testCorruptGzipChunkIsAClearError() throws {
-    let directory = try Fixtures.temporaryDirectory()
+    let directory = try Fixtures.temporaryDirectory(removedAfter: self)
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let path = "\(directory)/corrupt.h5ad"
     var counts = CSRRows(nCols: 100)

@@ -71,7 +71,7 @@ final class H5ADErrorTests: XCTestCase {
   }
 
   func testNonAnnDataHDF5File() throws {
-    let dir = try Fixtures.temporaryDirectory()
+    let dir = try Fixtures.temporaryDirectory(removedAfter: self)
     let path = dir + "/plain.h5"
     let root = try H5Group.createFile(path)
     try root.write("numbers", .int32([1, 2, 3]), shape: [3])

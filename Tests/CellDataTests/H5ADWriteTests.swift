@@ -18,7 +18,7 @@ final class H5ADWriteTests: XCTestCase {
   }
 
   func testFailedWriteLeavesNoFileAndKeepsAnExistingOne() throws {
-    let dir = try Fixtures.temporaryDirectory()
+    let dir = try Fixtures.temporaryDirectory(removedAfter: self)
     let path = dir + "/out.h5ad"
     var a = try AnnData.read(h5ad: Fixtures.path("roundtrip.h5ad"))
     a.uns["bad/name"] = .string("a slash is not allowed in an element name")
@@ -40,7 +40,7 @@ final class H5ADWriteTests: XCTestCase {
   func testInconsistentShapesAreRejectedBeforeWriting() throws {
     var a = try AnnData(X: .dense(try DenseArray(rows: 2, cols: 2, values: [1, 2, 3, 4] as [Double])))
     a.layers["wrong"] = .dense(try DenseArray(rows: 3, cols: 2, values: [Double](repeating: 0, count: 6)))
-    let dir = try Fixtures.temporaryDirectory()
+    let dir = try Fixtures.temporaryDirectory(removedAfter: self)
     XCTAssertThrowsMessage(try a.write(h5ad: dir + "/x.h5ad"), containing: ["layers['wrong']", "(3, 2)"])
     XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/x.h5ad"))
   }

@@ -22,7 +22,7 @@ final class ReaderTests: XCTestCase {
   func testH5v2() throws { try check(try AnnData.read10xH5(Fixtures.path("tenx_v2.h5")), "v2_h5") }
 
   func testMissingAndBrokenMTX() throws {
-    let dir = try Fixtures.temporaryDirectory()
+    let dir = try Fixtures.temporaryDirectory(removedAfter: self)
     XCTAssertThrowsMessage(try AnnData.read10xMTX(directory: dir), containing: [dir, "matrix.mtx"])
     try "%%MatrixMarket matrix coordinate integer general\n2 2 3\n1 1 5\n".write(toFile: dir + "/matrix.mtx", atomically: true, encoding: .utf8)
     try "g1\tA\ng2\tB\n".write(toFile: dir + "/genes.tsv", atomically: true, encoding: .utf8)

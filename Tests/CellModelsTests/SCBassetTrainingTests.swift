@@ -73,6 +73,11 @@ final class SCBassetTrainedFixture {
 }
 
 final class SCBassetTrainingTests: XCTestCase {
+  override class func tearDown() {
+    if let fixture = try? SCBassetTrainedFixture.shared.get() { try? FileManager.default.removeItem(at: fixture.folder) }
+    super.tearDown()
+  }
+
   func testHeldOutAUROC() throws {
     let fixture = try SCBassetTrainedFixture.shared.get()
     let (meanPerCell, flat, perCell) = try fixture.model.auroc()
