@@ -19,6 +19,8 @@ enum FuzzReader: String, CaseIterable {
   case h5ad, h5adBacked = "h5ad-backed", tenxH5 = "10x-h5", tenxMTX = "10x-mtx", tenxMTXgz = "10x-mtx-gz", fasta, fastaNoIndex = "fasta-noindex"
   case peaks, meme, jaspar, pfm, safetensors, torch, pickle, scviModel = "scvi-model", scgptConfig = "scgpt-config"
   case trainingCheckpoint = "training-checkpoint"
+  case scviTools = "scvi-tools", scbassetScviTools = "scbasset-scvi-tools", scatlasvaeReference = "scatlasvae-reference"
+  case atlasModel = "atlas-model", scbassetModel = "scbasset-model"
 
   /// The file names of a bundle's parts (nil: the input is one file named `single`).
   var bundleFiles: [String]? {
@@ -28,6 +30,9 @@ enum FuzzReader: String, CaseIterable {
     case .fasta: return ["genome.fa", "genome.fa.fai"]
     case .scviModel: return ["model.json", "model.safetensors"]
     case .scgptConfig: return ["vocab.json", "args.json"]
+    case .scviTools, .scbassetScviTools: return ["model.pt"]
+    case .atlasModel: return ["model.json", "model.safetensors"]
+    case .scbassetModel: return ["scbasset.json", "model.safetensors"]
     default: return nil
     }
   }
@@ -42,7 +47,7 @@ enum FuzzReader: String, CaseIterable {
     case .jaspar: return "motifs.jaspar"
     case .pfm: return "motif.pfm"
     case .safetensors, .trainingCheckpoint: return "input.safetensors"
-    case .torch: return "input.pt"
+    case .torch, .scatlasvaeReference: return "input.pt"
     case .pickle: return "input.pkl"
     default: return "input"
     }
@@ -133,21 +138,38 @@ func read(_ reader: FuzzReader, _ path: String) throws -> String {
   case .scviModel:
     let dir = URL(fileURLWithPath: path)
     let saved = try SCVIModel.readDescription(from: dir)
-    let genes = saved.setup.geneNames
-    var obs = DataFrame(index: ["cell0", "cell1"])
-    if let key = saved.setup.batchKey, let first = saved.setup.batchCategories.first {
-      try obs.set(key, .array(.string([first, first])))
-    }
-    if let key = saved.setup.labelsKey, let first = saved.setup.labelCategories.first {
-      try obs.set(key, .array(.string([first, first])))
-    }
-    let counts = try SparseMatrix(
-      format: .csr, nRows: 2, nCols: genes.count, data: .float32(genes.isEmpty ? [] : [1, 2]),
-      indices: genes.isEmpty ? [] : [0, 0], indptr: genes.isEmpty ? [0, 0, 0] : [0, 1, 2])
-    var adata = try AnnData(X: .sparse(counts), obs: obs, var: DataFrame(index: genes))
-    if let layer = saved.setup.layer { adata.layers[layer] = adata.X }
+    let adata = try twoCells(genes: saved.setup.geneNames, layer: saved.setup.layer, columns: [
+      (saved.setup.batchKey, saved.setup.batchCategories.first), (saved.setup.labelsKey, saved.setup.labelCategories.first),
+    ])
     let model = try SCVIModel.load(from: dir, adata: adata)
-    return "\(model.kind) with \(genes.count) genes"
+    return "\(model.kind) with \(saved.setup.geneNames.count) genes"
+  case .scviTools:
+    // As `scvi import` reads a scvi-tools folder: the folder, then the model on its genes.
+    let dir = URL(fileURLWithPath: path)
+    let folder = try SCVIModel.readScviToolsFolder(dir)
+    let adata = try twoCells(genes: folder.geneNames, layer: folder.layer, columns: [
+      (folder.batchKey, folder.batchCategories.first), (folder.labelsKey, folder.labelCategories.first),
+    ])
+    let model = try SCVIModel.importScviTools(dir, adata: adata)
+    return "\(model.kind) with \(folder.geneNames.count) genes"
+  case .scbassetScviTools:
+    let model = try SCBASSET.importScviTools(URL(fileURLWithPath: path))
+    return "scBasset over \(model.cellNames.count) cells, \(model.config.sequenceLength) bp"
+  case .scbassetModel:
+    let model = try SCBASSET.load(from: URL(fileURLWithPath: path))
+    return "scBasset over \(model.cellNames.count) cells, \(model.config.sequenceLength) bp"
+  case .scatlasvaeReference:
+    let (setup, module) = try ScAtlasVAE.readReferenceFile(URL(fileURLWithPath: path))
+    return "scAtlasVAE with \(setup.geneNames.count) genes, \(module.parameters.count) parameters"
+  case .atlasModel:
+    // As `atlas embed`/`predict` load a folder, on two cells of its genes (as far as model.json
+    // names them; the folder's own checks come first either way).
+    let dir = URL(fileURLWithPath: path)
+    let setup = (try? Data(contentsOf: dir.appendingPathComponent(ScAtlasVAE.descriptionFile)))
+      .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }?["setup"] as? [String: Any]
+    let genes = setup?["geneNames"] as? [String] ?? []
+    let model = try ScAtlasVAE.load(from: dir, adata: try twoCells(genes: genes, layer: nil, columns: []), requireBatches: false)
+    return "scAtlasVAE with \(model.setup.geneNames.count) genes"
   case .trainingCheckpoint:
     // As `--resume` reads it (the random streams are checked by setting them, then restored).
     let checkpoint = try TrainingCheckpoint.read(URL(fileURLWithPath: path))
@@ -164,6 +186,19 @@ func read(_ reader: FuzzReader, _ path: String) throws -> String {
     if size < 2_000_000 { _ = try ScGPTNetwork(config) }
     return "\(vocab.count) tokens, d \(config.dModel), \(config.nLayers) layers"
   }
+}
+
+/// Two cells with one count each on `genes` (in X, and in `layer` when given), and obs columns
+/// holding one category each: the smallest data a model loader accepts.
+func twoCells(genes: [String], layer: String?, columns: [(key: String?, value: String?)]) throws -> AnnData {
+  var obs = DataFrame(index: ["cell0", "cell1"])
+  for case let (key?, value?) in columns where obs[key] == nil { try obs.set(key, .array(.string([value, value]))) }
+  let counts = try SparseMatrix(
+    format: .csr, nRows: 2, nCols: genes.count, data: .float32(genes.isEmpty ? [] : [1, 2]),
+    indices: genes.isEmpty ? [] : [0, 0], indptr: genes.isEmpty ? [0, 0, 0] : [0, 1, 2])
+  var adata = try AnnData(X: .sparse(counts), obs: obs, var: DataFrame(index: genes))
+  if let layer { adata.layers[layer] = adata.X }
+  return adata
 }
 
 /// Reads one input given as bytes (the libFuzzer entry point's job): writes it to a scratch

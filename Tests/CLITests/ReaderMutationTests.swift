@@ -14,7 +14,8 @@ final class ReaderMutationTests: CLITestCase {
   static let inputsPerReader: [String: Int] = [
     "h5ad": 1200, "h5ad-backed": 400, "10x-h5": 500, "10x-mtx": 300, "10x-mtx-gz": 150, "fasta": 300, "fasta-noindex": 150,
     "peaks": 150, "meme": 200, "jaspar": 200, "pfm": 200, "safetensors": 400, "torch": 500, "pickle": 400,
-    "scvi-model": 250, "scgpt-config": 400, "training-checkpoint": 400,
+    "scvi-model": 250, "scgpt-config": 400, "training-checkpoint": 400, "scvi-tools": 250, "scbasset-scvi-tools": 250,
+    "scatlasvae-reference": 250, "atlas-model": 250, "scbasset-model": 250,
   ]
   static let memoryLimitMB = 3072
   static let secondsPerInput = 10
@@ -36,6 +37,11 @@ final class ReaderMutationTests: CLITestCase {
   func testSCVIModelFolder() throws { try mutationRun("scvi-model") }
   func testScGPTVocabAndArgs() throws { try mutationRun("scgpt-config") }
   func testTrainingCheckpoint() throws { try mutationRun("training-checkpoint") }
+  func testScviToolsFolder() throws { try mutationRun("scvi-tools") }
+  func testSCBassetScviToolsFolder() throws { try mutationRun("scbasset-scvi-tools") }
+  func testScAtlasVAEReferenceFile() throws { try mutationRun("scatlasvae-reference") }
+  func testScAtlasVAEModelFolder() throws { try mutationRun("atlas-model") }
+  func testSCBassetModelFolder() throws { try mutationRun("scbasset-model") }
 
   /// Every input once found to crash a reader (tests/fixtures/fuzz/<reader>/*) now reads to OK or
   /// to a thrown error.
@@ -99,11 +105,15 @@ final class ReaderMutationTests: CLITestCase {
     // A rejection names the file it rejects (for a bundle, a file of the folder it was split into).
     // Peak names are strings, not a file: their errors name the peak instead.
     if reader != "peaks" {
-      let bundle = ["10x-mtx", "10x-mtx-gz", "fasta", "scvi-model"].contains(reader)
+      // Readers of a folder: the folder's path or the name of the file in it.
+      let folderFiles: [String: [String]] = [
+        "10x-mtx": [], "10x-mtx-gz": [], "fasta": [], "scvi-model": [], "scgpt-config": ["vocab.json", "args.json"],
+        "scvi-tools": ["model.pt"], "scbasset-scvi-tools": ["model.pt"], "atlas-model": ["model.json", "model.safetensors"],
+        "scbasset-model": ["scbasset.json", "model.safetensors"],
+      ]
       var unnamed: [String] = []
       for (i, result) in results.enumerated() where result.hasPrefix("ERROR") {
-        let names = reader == "scgpt-config" ? ["vocab.json", "args.json"]
-          : [bundle ? "singlecell-fuzz-" : URL(fileURLWithPath: files[i]).lastPathComponent]
+        let names = folderFiles[reader].map { $0 + ["singlecell-fuzz-"] } ?? [URL(fileURLWithPath: files[i]).lastPathComponent]
         if !names.contains(where: result.contains) { unnamed.append(result) }
       }
       XCTAssertTrue(unnamed.isEmpty, "\(reader): \(unnamed.count) errors do not name the file, e.g. \(unnamed.prefix(3))",

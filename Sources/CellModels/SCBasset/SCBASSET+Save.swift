@@ -49,8 +49,13 @@ extension SCBASSET {
     } catch {
       throw SCBassetError.checkpoint("cannot read \(stateURL.path): \(error)")
     }
-    let weights = try Safetensors.read(directory.appendingPathComponent(weightsFileName)).tensors
-    let network = try SCBassetCheckpoint.network(from: weights, config: state.config)
+    let weightsURL = directory.appendingPathComponent(weightsFileName)
+    let network: SCBassetNetwork
+    do {
+      network = try SCBassetCheckpoint.network(from: try Safetensors.read(weightsURL).tensors, config: state.config)
+    } catch {
+      throw SCBassetError.checkpoint("\(weightsURL.path) with \(stateURL.lastPathComponent)", error)
+    }
     let model = SCBASSET(network: network, setup: state.setup, cellNames: state.cellNames,
                          regionNames: state.regionNames, batchCategories: state.batchCategories)
     model.history = state.history

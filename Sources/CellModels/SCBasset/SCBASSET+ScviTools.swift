@@ -20,8 +20,13 @@ extension SCBASSET {
       throw SCBassetError.checkpoint("\(file.path) holds a scvi-tools \(modelName) model, not SCBASSET")
     }
     let state = try SCVIModel.tensors(root["model_state_dict"], file: file)
-    let config = try SCBassetCheckpoint.inferConfig(state, sequenceLength: try sequenceLength(state))
-    let network = try SCBassetCheckpoint.network(from: state, config: config)
+    let network: SCBassetNetwork
+    do {
+      let config = try SCBassetCheckpoint.inferConfig(state, sequenceLength: try sequenceLength(state))
+      network = try SCBassetCheckpoint.network(from: state, config: config)
+    } catch {
+      throw SCBassetError.checkpoint(file.path, error)
+    }
     network.eval()
     let batchKey = registry?["setup_args"]?["batch_key"]?.string
     let batches = batchKey == nil ? [] : registry?["field_registries"]?["batch"]?["state_registry"]?["categorical_mapping"]?.stringArray ?? []
@@ -40,7 +45,12 @@ extension SCBASSET {
       let dense = state["model.encoder.bottleneck.dense.weight"], last.size(0) > 0
     else { throw SCBassetError.checkpoint("the weights lack the convolutions or the bottleneck of scBasset") }
     let positions = dense.size(1) / last.size(0)
-    return positions * 3 * (1 << (layers - 2))
+    let pooling = layers - 2 < 32 ? 3 << (layers - 2) : 0
+    let (length, overflow) = positions.multipliedReportingOverflow(by: pooling)
+    guard pooling > 0, !overflow, length <= 1 << 32 else {
+      throw SCBassetError.checkpoint("\(layers) convolutions and a \(dense.size(1))-wide bottleneck give no valid sequence length")
+    }
+    return length
   }
 }
 

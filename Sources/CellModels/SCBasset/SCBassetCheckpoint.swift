@@ -91,6 +91,7 @@ public enum SCBassetCheckpoint {
   {
     let state = try normalized(raw)
     let config = try config ?? inferConfig(raw, sequenceLength: sequenceLength)
+    try config.check(against: raw)
     let batchIDs = state["batch_ids"].map { $0.toArray(Int64.self).map(Int.init) }
     let network = try SCBassetNetwork(config, batchIDs: config.nBatch > 0 ? (batchIDs ?? []) : nil)
     if let decoder = state["sequence_head.decoder.weight"], decoder.size(0) != config.numLabels {

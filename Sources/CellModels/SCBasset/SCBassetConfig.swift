@@ -1,4 +1,5 @@
 import Foundation
+import Torch
 
 /// How max-pooling handles a length that the pool size does not divide.
 public enum SCBassetPooling: String, Sendable, Codable {
@@ -148,6 +149,22 @@ public struct SCBassetConfig: Sendable, Codable, Equatable {
 
   /// The bottleneck's input width: positions × pointwise channels (1792 for the defaults).
   public var bottleneckInputSize: Int { convOutputLength * pointwiseChannels }
+
+  /// Checks a config that came with `weights` (from a file) before the network is built: sizes
+  /// in range, valid, and no more weights implied than `weights` hold (`impliedWeightsFit`).
+  func check(against weights: StateDict) throws {
+    let sizes = [vocabSize, sequenceLength, stemChannels, stemKernelSize, stemPoolSize, towerKernelSize, towerPoolSize,
+                 pointwiseChannels, bottleneckSize, numLabels, nBatch] + towerChannels
+    guard sizes.allSatisfy({ (0...(1 << 32)).contains($0) }) else { throw SCBassetError.checkpoint("a size of the config is out of range") }
+    try validate()
+    let channels = [stemChannels] + towerChannels
+    let blocks = [[stemChannels, vocabSize, stemKernelSize], [pointwiseChannels, channels.last!],
+                  [bottleneckSize, convOutputLength, pointwiseChannels], [numLabels + nBatch, bottleneckSize]]
+      + zip(channels, towerChannels).map { [$0, $1, towerKernelSize] }
+    guard impliedWeightsFit(blocks, weights: weights) else {
+      throw SCBassetError.checkpoint("the config (\(sequenceLength) bp, \(channels.count) convolutions, \(numLabels) cells) implies more weights than the file holds")
+    }
+  }
 
   func validate() throws {
     func bad(_ m: String) -> SCBassetError { .invalidConfig(m) }

@@ -13,3 +13,11 @@ public enum SCBassetError: Error, CustomStringConvertible, Equatable {
     }
   }
 }
+
+extension SCBassetError {
+  /// `error` as a checkpoint error naming `file` (one "scBasset checkpoint:" prefix, not two).
+  static func checkpoint(_ file: String, _ error: Error) -> SCBassetError {
+    if case .checkpoint(let message)? = error as? SCBassetError { return .checkpoint("\(file): \(message)") }
+    return .checkpoint("\(file): \(error)")
+  }
+}

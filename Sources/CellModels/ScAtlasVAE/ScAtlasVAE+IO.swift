@@ -45,9 +45,16 @@ extension ScAtlasVAE {
     guard description.format == ScAtlasVAEModelFile.currentFormat else {
       throw SCVIModelError.file("\(jsonURL.path) has format '\(description.format)', expected '\(ScAtlasVAEModelFile.currentFormat)'")
     }
-    let module = try ScAtlasVAENetwork(config: description.config)
+    // The weights are read first, so that model.json's sizes are checked against them before
+    // anything of those sizes is allocated.
+    let module: ScAtlasVAENetwork
     do {
-      try module.loadStateDict(try Safetensors.read(weightsURL).tensors)
+      let weights = try Safetensors.read(weightsURL).tensors
+      try description.config.check(against: weights, file: jsonURL.path)
+      module = try ScAtlasVAENetwork(config: description.config)
+      try module.loadStateDict(weights)
+    } catch let error as SCVIModelError {
+      throw error
     } catch {
       throw SCVIModelError.file("\(weightsURL.path): \(error)")
     }
@@ -165,6 +172,7 @@ extension ScAtlasVAE {
     if case .bool(false)? = config["use_batch_norm"] { throw fail("models without batch norm are not supported") }
     if case .global(_, let name)? = config["activation_fn"], name != "ReLU" { throw fail("activation \(name) is not supported (only ReLU)") }
 
+    try network.check(against: state, file: url.path)
     let module = try ScAtlasVAENetwork(config: network)
     do {
       try module.loadStateDict(state, strict: true)

@@ -1,3 +1,5 @@
+import Torch
+
 /// The likelihood of the counts (scAtlasVAE's `reconstruction_method`).
 public enum AtlasReconstruction: String, Sendable, Codable, CaseIterable {
   /// Zero-inflated negative binomial (the reference's default).
@@ -116,6 +118,24 @@ public struct ScAtlasVAEConfig: Sendable, Codable, Equatable {
     case .batch: return nBatch
     case .label: return nLabels[0]
     case .additionalBatch(let k): return nAdditionalBatch[k]
+    }
+  }
+
+  /// Checks a config read from a file against the weights read with it, before the network
+  /// is built: valid sizes, and no more weights implied than the file holds (`impliedWeightsFit`).
+  func check(against weights: StateDict, file: String) throws {
+    do { try validate() } catch VAEError.invalidConfig(let message) { throw SCVIModelError.file("\(file): \(message)") }
+    let sizes = [nInput, nLatent, nBatch, batchHiddenDim] + hiddenStacks + nAdditionalBatch + nLabels
+    let fits = sizes.allSatisfy { (0...(1 << 32)).contains($0) } && impliedWeightsFit(
+      zip([nInput + 1] + hiddenStacks, hiddenStacks).map { [$0, $1] }  // encoder
+        + [[hiddenStacks.last!, nLatent, 2], [hiddenStacks.last!, nInput, 4]]  // latent and expression heads
+        + [[nLatent + nBatch + (nLabels.first ?? 0) + nAdditionalBatch.reduce(0, +) + batchHiddenDim * (2 + nAdditionalBatch.count),
+            hiddenStacks.last!]]  // decoder (an upper bound for either covariate encoding)
+        + ([nBatch] + nAdditionalBatch + nLabels).map { [$0, Swift.max(batchHiddenDim, nLatent, nBatch)] },  // embeddings, label heads
+      weights: weights)
+    guard fits else {
+      let stored = weights.reduce(0) { $0 &+ $1.value.count }
+      throw SCVIModelError.file("\(file): the sizes (genes \(nInput), hidden \(hiddenStacks), latent \(nLatent), batch embedding \(batchHiddenDim)) imply more weights than the file holds (\(stored) values)")
     }
   }
 

@@ -110,18 +110,18 @@ extension SCVIModel {
   }
 
   /// The weight matrices the config implies must fit in what the weights file holds (with
-  /// slack): a size field of model.json never allocates much more than the file.
+  /// slack): a size field never allocates much more than the file (`impliedWeightsFit`).
   static func checkSizes(_ c: VAEConfig, against weights: StateDict, file: String) throws {
-    let stored = weights.reduce(0) { $0 &+ $1.value.count }
-    let covariates = c.nBatch &+ c.nLabels
-    let sizes = [
-      (c.nInput &+ covariates).multipliedReportingOverflow(by: c.nHidden),  // first encoder layer
-      (c.nLatent &+ covariates).multipliedReportingOverflow(by: c.nInput),  // decoder (linear or last)
-      (c.nLayers &- 1).multipliedReportingOverflow(by: c.nHidden &* c.nHidden),  // hidden layers
-    ]
-    let limit = stored.multipliedReportingOverflow(by: 4).partialValue &+ 65_536
-    guard sizes.allSatisfy({ !$0.overflow && $0.partialValue <= limit }), c.nHidden <= 1 << 20 else {
-      throw SCVIModelError.file("\(file): the config's sizes (nInput \(c.nInput), nHidden \(c.nHidden), nLatent \(c.nLatent), nLayers \(c.nLayers)) imply more weights than model.safetensors holds (\(stored) values)")
+    let sizes = [c.nInput, c.nHidden, c.nLatent, c.nLayers, c.nBatch, c.nLabels]
+    let fits = sizes.allSatisfy { (0...(1 << 32)).contains($0) } && impliedWeightsFit([
+      [c.nInput + c.nBatch + c.nLabels, c.nHidden],  // first encoder layer
+      [c.nHidden, c.nLatent, 2],  // mean and variance heads
+      [c.nLatent + c.nBatch + c.nLabels, c.nInput],  // decoder (linear or last)
+      [Swift.max(c.nLayers - 1, 0), c.nHidden, c.nHidden],  // hidden layers
+    ], weights: weights)
+    guard fits else {
+      let stored = weights.reduce(0) { $0 &+ $1.value.count }
+      throw SCVIModelError.file("\(file): the config's sizes (nInput \(c.nInput), nHidden \(c.nHidden), nLatent \(c.nLatent), nLayers \(c.nLayers)) imply more weights than the weights file holds (\(stored) values)")
     }
   }
 }

@@ -106,10 +106,12 @@ extension SCVIModel {
     case "LinearSCVI": kind = .ldvae
     default: throw fail("holds a \(modelName) model; only SCVI and LinearSCVI import as scvi/ldvae")
     }
-    func integer(_ name: String, _ fallback: Int) throws -> Int {
+    func size(_ name: String, _ fallback: Int) throws -> Int {
       guard let value = arguments[name] else { return fallback }
-      guard let number = value.number, number == number.rounded() else { throw fail("\(name) is not an integer") }
-      return Int(number)
+      guard let number = value.number.flatMap({ Int(exactly: $0) }), number > 0 else {
+        throw fail("\(name) is not a positive integer (\(value))")
+      }
+      return number
     }
     func choice<T: RawRepresentable>(_ name: String, _ fallback: T) throws -> T where T.RawValue == String {
       guard let value = arguments[name] else { return fallback }
@@ -117,10 +119,11 @@ extension SCVIModel {
       return parsed
     }
     var architecture = Architecture()
-    architecture.nHidden = try integer("n_hidden", 128)
-    architecture.nLatent = try integer("n_latent", 10)
-    architecture.nLayers = try integer("n_layers", 1)
+    architecture.nHidden = try size("n_hidden", 128)
+    architecture.nLatent = try size("n_latent", 10)
+    architecture.nLayers = try size("n_layers", 1)
     architecture.dropoutRate = arguments["dropout_rate"]?.number ?? 0.1
+    guard (0..<1).contains(architecture.dropoutRate) else { throw fail("dropout_rate \(architecture.dropoutRate) is not in [0, 1)") }
     architecture.dispersion = try choice("dispersion", Dispersion.gene)
     architecture.geneLikelihood = try choice("gene_likelihood", kind == .scvi ? GeneLikelihood.zinb : .nb)
     architecture.latentDistribution = try choice("latent_distribution", LatentDistribution.normal)
@@ -158,6 +161,9 @@ extension SCVIModel {
     // A batch or label key that scvi-tools filled by default ("_scvi_batch" of zeros) means none.
     if batchKey?.hasPrefix("_scvi") == true { batchKey = nil }
     if labelsKey?.hasPrefix("_scvi") == true { labelsKey = nil }
+    let config = architecture.config(kind: kind, nInput: geneNames.count, nBatch: batchCategories.count,
+                                     nLabels: labelCategories.count)
+    try SCVIModel.checkSizes(config, against: state, file: file.path)
     return ScviToolsFolder(
       modelName: modelName, kind: kind, architecture: architecture, geneNames: geneNames, layer: layer,
       batchKey: batchKey, labelsKey: labelsKey, batchCategories: batchCategories, labelCategories: labelCategories,
