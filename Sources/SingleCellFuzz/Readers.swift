@@ -19,7 +19,7 @@ enum FuzzReader: String, CaseIterable {
   case h5ad, h5adBacked = "h5ad-backed", tenxH5 = "10x-h5", tenxMTX = "10x-mtx", tenxMTXgz = "10x-mtx-gz", fasta, fastaNoIndex = "fasta-noindex"
   case peaks, meme, jaspar, pfm, safetensors, torch, pickle, scviModel = "scvi-model", scgptConfig = "scgpt-config"
   case trainingCheckpoint = "training-checkpoint"
-  case scviTools = "scvi-tools", scbassetScviTools = "scbasset-scvi-tools", scatlasvaeReference = "scatlasvae-reference"
+  case scviTools = "scvi-tools", scviToolsLegacy = "scvi-tools-legacy", scbassetScviTools = "scbasset-scvi-tools", scatlasvaeReference = "scatlasvae-reference"
   case atlasModel = "atlas-model", scbassetModel = "scbasset-model"
 
   /// The file names of a bundle's parts (nil: the input is one file named `single`).
@@ -31,6 +31,7 @@ enum FuzzReader: String, CaseIterable {
     case .scviModel: return ["model.json", "model.safetensors"]
     case .scgptConfig: return ["vocab.json", "args.json"]
     case .scviTools, .scbassetScviTools: return ["model.pt"]
+    case .scviToolsLegacy: return ["attr.pkl", "model_params.pt", "var_names.csv"]
     case .atlasModel: return ["model.json", "model.safetensors"]
     case .scbassetModel: return ["scbasset.json", "model.safetensors"]
     default: return nil
@@ -143,8 +144,8 @@ func read(_ reader: FuzzReader, _ path: String) throws -> String {
     ])
     let model = try SCVIModel.load(from: dir, adata: adata)
     return "\(model.kind) with \(saved.setup.geneNames.count) genes"
-  case .scviTools:
-    // As `scvi import` reads a scvi-tools folder: the folder, then the model on its genes.
+  case .scviTools, .scviToolsLegacy:
+    // As `scvi import` reads a scvi-tools folder (≥ 0.15: model.pt; older: the legacy trio): the folder, then the model on its genes.
     let dir = URL(fileURLWithPath: path)
     let folder = try SCVIModel.readScviToolsFolder(dir)
     let adata = try twoCells(genes: folder.geneNames, layer: folder.layer, columns: [

@@ -14,7 +14,8 @@ final class ReaderMutationTests: CLITestCase {
   static let inputsPerReader: [String: Int] = [
     "h5ad": 1200, "h5ad-backed": 400, "10x-h5": 500, "10x-mtx": 300, "10x-mtx-gz": 150, "fasta": 300, "fasta-noindex": 150,
     "peaks": 150, "meme": 200, "jaspar": 200, "pfm": 200, "safetensors": 400, "torch": 500, "pickle": 400,
-    "scvi-model": 250, "scgpt-config": 400, "training-checkpoint": 400, "scvi-tools": 250, "scbasset-scvi-tools": 250,
+    "scvi-model": 250, "scgpt-config": 400, "training-checkpoint": 400, "scvi-tools": 250, "scvi-tools-legacy": 250,
+    "scbasset-scvi-tools": 250,
     "scatlasvae-reference": 250, "atlas-model": 250, "scbasset-model": 250,
   ]
   static let memoryLimitMB = 3072
@@ -38,6 +39,7 @@ final class ReaderMutationTests: CLITestCase {
   func testScGPTVocabAndArgs() throws { try mutationRun("scgpt-config") }
   func testTrainingCheckpoint() throws { try mutationRun("training-checkpoint") }
   func testScviToolsFolder() throws { try mutationRun("scvi-tools") }
+  func testScviToolsLegacyFolder() throws { try mutationRun("scvi-tools-legacy") }
   func testSCBassetScviToolsFolder() throws { try mutationRun("scbasset-scvi-tools") }
   func testScAtlasVAEReferenceFile() throws { try mutationRun("scatlasvae-reference") }
   func testScAtlasVAEModelFolder() throws { try mutationRun("atlas-model") }
@@ -108,7 +110,8 @@ final class ReaderMutationTests: CLITestCase {
       // Readers of a folder: the folder's path or the name of the file in it.
       let folderFiles: [String: [String]] = [
         "10x-mtx": [], "10x-mtx-gz": [], "fasta": [], "scvi-model": [], "scgpt-config": ["vocab.json", "args.json"],
-        "scvi-tools": ["model.pt"], "scbasset-scvi-tools": ["model.pt"], "atlas-model": ["model.json", "model.safetensors"],
+        "scvi-tools": ["model.pt"], "scvi-tools-legacy": ["attr.pkl", "model_params.pt", "var_names.csv"],
+        "scbasset-scvi-tools": ["model.pt"], "atlas-model": ["model.json", "model.safetensors"],
         "scbasset-model": ["scbasset.json", "model.safetensors"],
       ]
       var unnamed: [String] = []
