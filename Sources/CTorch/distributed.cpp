@@ -9,6 +9,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/comm.hpp>
+#include <torch/csrc/distributed/c10d/logger.hpp>
 #include <torch/csrc/distributed/c10d/reducer.hpp>
 
 #include <algorithm>
@@ -29,7 +30,10 @@ struct CTProcessGroupImpl {
   bool nccl = false;  // shut down on free, as torch.distributed's destroy_process_group
 };
 struct CTReducerImpl {
-  std::unique_ptr<c10d::Reducer> reducer;
+  std::shared_ptr<c10d::Reducer> reducer;
+  // The Reducer reports through a Logger it only holds weakly (as DDP's Python side sets one):
+  // without it, a change in the set of unused parameters or an error path dereferences null.
+  std::shared_ptr<c10d::Logger> logger;
   bool find_unused = false;
 };
 
@@ -254,11 +258,13 @@ CTReducer ct_reducer(CTProcessGroup g, const CTTensor *parameters, int n, int64_
     auto [buckets, sizes] = c10d::compute_bucket_assignment_by_size(params, limits, sparse);
     std::reverse(buckets.begin(), buckets.end());
     std::vector<int64_t> caps(sizes.rbegin(), sizes.rend());
-    auto reducer = std::make_unique<c10d::Reducer>(
+    auto reducer = std::make_shared<c10d::Reducer>(
         params, buckets, group, sparse, bucket_cap_bytes, find_unused_parameters != 0,
         /*gradient_as_bucket_view=*/false, std::unordered_map<size_t, std::string>{}, first_bucket_cap_bytes,
         /*skip_all_reduce_unused_params=*/false, /*use_python_reducer=*/false, caps);
-    return new CTReducerImpl{std::move(reducer), find_unused_parameters != 0};
+    auto logger = std::make_shared<c10d::Logger>(reducer);
+    reducer->set_logger(logger);
+    return new CTReducerImpl{std::move(reducer), std::move(logger), find_unused_parameters != 0};
   })
 }
 

@@ -90,6 +90,7 @@ struct AtlasTrain: ParsableCommand {
   @Option(help: "Epochs between checkpoints.") var checkpointEvery = 10
   @Option(help: "Continue the run saved in this checkpoint (same input, options and --seed).") var resume: String?
   @OptionGroup var disk: BackedArguments
+  @OptionGroup(title: "Data-parallel training (docs/distributed.md)") var distributed: DistributedArguments
 
   func validate() throws {
     try disk.check(inputs: inputs)
@@ -98,7 +99,8 @@ struct AtlasTrain: ParsableCommand {
   }
 
   func run() throws {
-    let device = try global.apply()
+    guard let (device, group) = try distributed.start(global) else { return }
+    let rank = group?.rank ?? 0
     let opened = disk.backed ? try BackedInputs.open(inputs, layer: layer) : nil
     let adata = try opened?.metadata ?? AnnData.read(h5ad: inputs[0])
     var architecture = ScAtlasVAEConfig(nInput: adata.nVars, hiddenStacks: hidden, nLatent: nLatent)
@@ -120,14 +122,19 @@ struct AtlasTrain: ParsableCommand {
     }
     try model.to(device)
     var options = ScAtlasVAE.TrainingOptions(maxEpochs: maxEpochs, learningRate: lr, batchSize: batchSize, seed: global.seed,
-                                             progress: !quiet)
+                                             progress: !quiet && rank == 0)
     options.validationFraction = validationFraction
     options.klWarmupEpochs = klWarmupEpochs > 0 ? klWarmupEpochs : nil
     options.predictionLastEpochs = predLastNEpochs
     options.reduceLROnPlateau = lrSchedule
     options.streaming = disk.loaderOptions
     options.periodicCheckpoint = checkpoint.map { (URL(fileURLWithPath: $0), checkpointEvery) }
-    options.resume = try resume.map { try TrainingCheckpoint.read(URL(fileURLWithPath: $0)) }
+    options.resume = try resume.map { try DistributedArguments.readCheckpoint(URL(fileURLWithPath: $0), group: group) }
+    options.processGroup = group
+    guard rank == 0 else {  // only rank 0 writes outputs
+      try model.train(options)
+      return
+    }
     let outdir = URL(fileURLWithPath: output)
     try writeFolderAtomically(outdir) { staging in
       options.checkpoint = staging.appendingPathComponent("last-good.safetensors")
@@ -145,6 +152,10 @@ struct AtlasTrain: ParsableCommand {
       try writeAtomically(Data(model.history.csv().utf8), to: staging.appendingPathComponent("history.csv"))
       var metrics = try trainingMetrics(model, adata: result)
       metrics["backed"] = disk.backed
+      if let group {
+        metrics["ranks"] = group.worldSize
+        metrics["max_weight_difference_across_ranks"] = model.replicaDifference ?? 0
+      }
       try writeJSON(metrics, to: staging.appendingPathComponent("metrics.json"))
       if !disk.backed {
         for key in setup.batchKeys + setup.labelKeys + setup.labelKeys.map({ "predicted_\($0)" }) {

@@ -19,6 +19,32 @@ struct DistributedArguments: ParsableArguments {
   @Option(help: "Network interface Gloo uses between machines (default: $GLOO_SOCKET_IFNAME, else this host name's address).")
   var glooInterface: String?
 
+  /// This process's part of a training command: nil when `--nproc` started the local ranks
+  /// (and they have finished); otherwise the device (libtorch set up by `global`) and the job's
+  /// process group, nil for a single-process run.
+  func start(_ global: GlobalOptions) throws -> (device: Device, group: ProcessGroup?)? {
+    if let nproc {
+      try LocalLauncher.run(nproc: nproc)
+      return nil
+    }
+    LocalLauncher.followLauncher()
+    let job = try job()
+    let device = try device(try global.apply(), asked: global.device, in: job)
+    // c10d logs every connection retry with a backtrace; our errors carry its reason already.
+    if job != nil && ProcessInfo.processInfo.environment["TORCH_CPP_LOG_LEVEL"] == nil { Runtime.setLogLevel(.fatal) }
+    return (device, try processGroup(job, device: device))
+  }
+
+  /// A checkpoint to resume from: rank 0 reads the file and sends it to the other ranks, which
+  /// need not see the same file system.
+  static func readCheckpoint(_ url: URL, group: ProcessGroup?) throws -> TrainingCheckpoint {
+    guard let group else { return try TrainingCheckpoint.read(url) }
+    let local = group.rank == 0 ? (try? Data(contentsOf: url)).map { [UInt8]($0) } ?? [] : []
+    let bytes = try group.broadcast(bytes: local, from: 0)
+    guard !bytes.isEmpty else { throw ValidationError("--resume: rank 0 has no checkpoint at \(url.path)") }
+    return try TrainingCheckpoint.decode(Data(bytes), name: url.path)
+  }
+
   /// The job this process belongs to; nil for a single-process run.
   func job(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> DistributedOptions? {
     func integer(_ flag: Int?, _ name: String) throws -> Int? {

@@ -138,14 +138,8 @@ struct VAETrainArguments: ParsableArguments {
   func validate() throws { try disk.check(inputs: inputs) }
 
   func run(_ kind: SCVIModel.Kind, global: GlobalOptions) throws {
-    if let nproc = distributed.nproc { return try LocalLauncher.run(nproc: nproc) }
-    LocalLauncher.followLauncher()
-    let job = try distributed.job()
     if let checkpointEvery, checkpointEvery < 0 { throw ValidationError("--checkpoint-every must not be negative") }
-    let device = try distributed.device(try global.apply(), asked: global.device, in: job)
-    // c10d logs every connection retry with a backtrace; our errors carry its reason already.
-    if job != nil && ProcessInfo.processInfo.environment["TORCH_CPP_LOG_LEVEL"] == nil { Runtime.setLogLevel(.fatal) }
-    let group = try distributed.processGroup(job, device: device)
+    guard let (device, group) = try distributed.start(global) else { return }
     let rank = group?.rank ?? 0
     let outdir = URL(fileURLWithPath: output)
     let architecture = SCVIModel.Architecture(
@@ -174,7 +168,7 @@ struct VAETrainArguments: ParsableArguments {
     let checkpoint = outdir.appendingPathComponent("checkpoint.safetensors")
     let every = checkpointEvery ?? ((group?.worldSize ?? 1) > 1 ? 10 : 0)
     if every > 0 { options.periodicCheckpoint = (checkpoint, every) }
-    if resume { options.resume = try readCheckpoint(checkpoint, group: group) }
+    if resume { options.resume = try DistributedArguments.readCheckpoint(checkpoint, group: group) }
     if rank == 0 { try FileManager.default.createDirectory(at: outdir, withIntermediateDirectories: true) }
     let cpuBefore = processCPUSeconds()
     try model.train(options)
@@ -219,13 +213,6 @@ struct VAETrainArguments: ParsableArguments {
 
   /// The checkpoint to resume from: rank 0 reads it and sends its bytes to every rank, so
   /// ranks on other machines need no copy (and all fail alike when it is missing).
-  private func readCheckpoint(_ url: URL, group: ProcessGroup?) throws -> TrainingCheckpoint {
-    guard let group else { return try TrainingCheckpoint.read(url) }
-    let local = group.rank == 0 ? (try? Data(contentsOf: url)).map { [UInt8]($0) } ?? [] : []
-    let bytes = try group.broadcast(bytes: local, from: 0)
-    guard !bytes.isEmpty else { throw ValidationError("--resume: rank 0 has no checkpoint at \(url.path)") }
-    return try TrainingCheckpoint.decode(Data(bytes), name: url.path)
-  }
 
   private func trainingMetrics(_ model: SCVIModel, cells: Int) -> [String: Any] {
     var metrics: [String: Any] = [

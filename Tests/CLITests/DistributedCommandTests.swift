@@ -1,3 +1,4 @@
+import CellData
 import Foundation
 import XCTest
 
@@ -77,6 +78,49 @@ final class DistributedCommandTests: CLITestCase {
     XCTAssertTrue((2 * 400)...(2 * 450) ~= trained, "\(trained) cells in two epochs on rank 0")
     let history = try String(contentsOfFile: "\(out)/history.csv", encoding: .utf8)
     XCTAssertTrue(history.contains("elbo_validation"), history)
+  }
+
+  /// scAtlasVAE trains data-parallel through the same launcher and DDP: in memory (the label
+  /// head joins in the last epoch, unused before), streamed, and resumed from a checkpoint.
+  func testScAtlasVAETrainsWithTwoRanks() throws {
+    var cells = try AnnData.read(h5ad: counts)
+    try cells.obs.set("half", .categorical(Categorical((0..<700).map { $0 < 350 ? "first" : "second" })))
+    let input = scratch.appendingPathComponent("halves.h5ad").path
+    try cells.write(h5ad: input)
+    let out = scratch.appendingPathComponent("atlas-ddp").path, checkpoint = scratch.appendingPathComponent("atlas.ckpt").path
+    let common = ["atlas", "train", input, "-o", out, "--batch-key", "half", "--label-key", "bulk_labels", "--hidden", "16",
+                  "--n-latent", "4", "--pred-last-n-epochs", "1", "--lr", "3e-3", "--seed", "0", "--threads", "1", "--quiet",
+                  "--nproc", "2", "--checkpoint", checkpoint, "--checkpoint-every", "1"]
+    let run = try singlecell(common + ["--max-epochs", "2"])
+    XCTAssertEqual(run.status, 0, run.stderr)
+    var metrics = try json("\(out)/metrics.json")
+    XCTAssertEqual(metrics["ranks"] as? Int, 2)
+    XCTAssertEqual(metrics["max_weight_difference_across_ranks"] as? Double, 0, "both ranks hold the same weights")
+    XCTAssertNotNil(metrics["accuracy_bulk_labels"])
+    XCTAssertEqual(run.stdout.components(separatedBy: "wrote ").count - 1, 1, "only rank 0 reports writing: \(run.stdout)")
+    let twoEpochs = try String(contentsOfFile: "\(out)/history.csv", encoding: .utf8).split(separator: "\n")
+    XCTAssertTrue(twoEpochs[0].contains("prediction_loss_validation"), String(twoEpochs[0]))
+
+    let resumed = try singlecell(common + ["--max-epochs", "3", "--resume", checkpoint])
+    XCTAssertEqual(resumed.status, 0, resumed.stderr)
+    let threeEpochs = try String(contentsOfFile: "\(out)/history.csv", encoding: .utf8).split(separator: "\n")
+    XCTAssertEqual(threeEpochs.count, 4, "a header and three epochs")
+    XCTAssertEqual(Array(threeEpochs.prefix(3)), twoEpochs, "the resumed run keeps the first two epochs")
+    metrics = try json("\(out)/metrics.json")
+    XCTAssertEqual(metrics["max_weight_difference_across_ranks"] as? Double, 0)
+
+    let atlas = scratch.appendingPathComponent("atlas.h5ad").path
+    XCTAssertEqual(try singlecell(["simulate", "atlas", "--profiles", counts, "--cells", "1000", "--genes", "100",
+                                   "--batches", "2", "--seed", "0", "-o", atlas]).status, 0)
+    let backed = scratch.appendingPathComponent("atlas-backed-ddp").path
+    let streamed = try singlecell(["atlas", "train", atlas, "--backed", "--block-rows", "50", "--buffer-blocks", "2",
+                                   "--batch-key", "batch", "--hidden", "16", "--n-latent", "4", "--seed", "0", "--threads", "1",
+                                   "-o", backed, "--max-epochs", "2", "--nproc", "2", "--quiet"])
+    XCTAssertEqual(streamed.status, 0, streamed.stderr)
+    metrics = try json("\(backed)/metrics.json")
+    XCTAssertEqual(metrics["ranks"] as? Int, 2)
+    XCTAssertEqual(metrics["backed"] as? Bool, true)
+    XCTAssertEqual(metrics["max_weight_difference_across_ranks"] as? Double, 0)
   }
 
   func testAKilledRankStopsTheOtherWithAnError() throws {

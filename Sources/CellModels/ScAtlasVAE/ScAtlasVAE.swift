@@ -16,6 +16,9 @@ public final class ScAtlasVAE {
   public internal(set) var history = TrainingHistory()
   public internal(set) var trainSeconds = 0.0
   public internal(set) var epochSeconds: [Double] = []
+  /// After data-parallel training: the largest difference between any rank's parameters and
+  /// rank 0's (0 when the replicas stayed identical); nil otherwise.
+  public internal(set) var replicaDifference: Double?
   public internal(set) var split: DataSplit?
   var cells: AtlasCells
   /// Parameters training leaves unchanged (transfer with a frozen encoder), by identity.
@@ -110,6 +113,11 @@ public final class ScAtlasVAE {
     public var resume: TrainingCheckpoint?
     /// Block and buffer sizes when the cells stream from disk (the seed is `seed`).
     public var streaming = StreamingLoader.Options()
+    /// Data-parallel training over this group, as scVI's (torch DDP semantics): each rank trains
+    /// on its DistributedSampler shard of the training cells (streamed: its share of the blocks)
+    /// with `batchSize` cells per step, DDP's Reducer averages the gradients, and the epoch's
+    /// losses are summed over the ranks.
+    public var processGroup: ProcessGroup?
 
     public init(maxEpochs: Int? = nil, learningRate: Double = 5e-5, batchSize: Int = 128, seed: UInt64 = 0,
                 progress: Bool = false) {
@@ -144,6 +152,23 @@ public final class ScAtlasVAE {
                                seed: UInt32(truncatingIfNeeded: options.seed))
     let maxEpochs = options.maxEpochs ?? Self.defaultMaxEpochs(cells: pool.count)
     let weights = cells.classWeights(config: config, cells: pool)
+    let group = options.processGroup
+    // With a process group each rank trains on its shard: in memory a DistributedSampler shard
+    // of the training cells, reshuffled per epoch; streamed, its share of the blocks.
+    let sampler = try group.flatMap { g in
+      cells.isStreaming ? nil : try DistributedSampler(count: split.train.count, rank: g.rank, worldSize: g.worldSize, seed: options.seed)
+    }
+    var streaming = options.streaming, validationStreaming = options.streaming
+    streaming.seed = options.seed
+    validationStreaming.seed = options.seed
+    if let group, cells.isStreaming {
+      streaming.shard = .init(rank: group.rank, worldSize: group.worldSize)
+      validationStreaming.shard = .init(rank: group.rank, worldSize: group.worldSize, equalize: false)
+    }
+    let validationCells = group.flatMap { g in
+      cells.isStreaming ? nil
+        : DistributedSampler.evaluationShard(count: split.validation.count, rank: g.rank, worldSize: g.worldSize).map { split.validation[$0] }
+    } ?? split.validation
     let parameters = module.parameters.filter { !frozen.contains(ObjectIdentifier($0)) }
     let optimizer = AdamW(parameters, learningRate: options.learningRate, weightDecay: options.weightDecay)
     var prior = TrainingHistory()
@@ -162,10 +187,16 @@ public final class ScAtlasVAE {
                           threshold: options.lrThreshold, thresholdMode: .absolute, minLearningRate: options.lrMin),
         monitor: split.validation.isEmpty ? "train_loss" : "validation_loss")
     }
-    var trainerOptions = Trainer.Options(maxEpochs: maxEpochs, schedule: schedule, checkpoint: options.checkpoint,
-                                         progress: options.progress, label: "atlas")
-    if let (url, every) = options.periodicCheckpoint {
-      let info = ["model": "scatlasvae", "seed": String(options.seed), "batch_size": String(options.batchSize)]
+    // Wraps the network after it was moved and loaded: every rank starts from rank 0's state.
+    // Frozen or unused parts (a frozen encoder, the label heads before their epochs) get no
+    // gradient, so unused parameters are searched for.
+    let ddp = try group.map { try DistributedDataParallel(module, group: $0, parameters: parameters, findUnusedParameters: true) }
+    let rank = group?.rank ?? 0
+    var trainerOptions = Trainer.Options(maxEpochs: maxEpochs, schedule: schedule, checkpoint: rank == 0 ? options.checkpoint : nil,
+                                         progress: options.progress, label: group.map { "atlas (\($0.worldSize) ranks)" } ?? "atlas")
+    if let (url, every) = options.periodicCheckpoint, rank == 0 {
+      let info = ["model": "scatlasvae", "seed": String(options.seed), "batch_size": String(options.batchSize),
+                  "world_size": String(group?.worldSize ?? 1)]
       trainerOptions.onEpochEnd = try TrainingCheckpoint.periodicWriter(to: url, every: every, maxEpochs: maxEpochs) {
         [unowned self] epoch, history in
         TrainingCheckpoint(epochs: epoch + 1, step: 0, history: history, model: module.stateDict(),
@@ -173,8 +204,6 @@ public final class ScAtlasVAE {
       }
     }
     let trainer = try Trainer(options: trainerOptions)
-    var streaming = options.streaming
-    streaming.seed = options.seed
     let warmup = KLWarmup(epochs: options.klWarmupEpochs.map { Swift.min($0, maxEpochs) }, maxWeight: options.klWeight)
     defer { module.eval() }
     try trainer.fit(module, resuming: prior) { epoch in
@@ -182,26 +211,29 @@ public final class ScAtlasVAE {
       let withLabels = epoch >= maxEpochs - options.predictionLastEpochs
       module.train()
       if frozenEncoder { for block in module.encoderBlocks { block.eval() } }
-      var totals = AtlasEpochTotals()
-      try cells.forEachMinibatch(split.train, batchSize: options.batchSize, shuffle: true, epoch: epoch,
+      var totals = AtlasEpochTotals(labelHeads: !config.nLabels.isEmpty)
+      // A rank's shard comes shuffled by the sampler (the same permutation on every rank).
+      let shard = sampler.map { SCVIModel.withoutTinyLastBatch($0.shard(epoch: epoch), batchSize: options.batchSize).map { split.train[$0] } }
+      try cells.forEachMinibatch(shard ?? split.train, batchSize: options.batchSize, shuffle: shard == nil, epoch: epoch,
                                  streaming: streaming) { batch in
         let input = batch.to(device), n = input.x.size(0)
+        try ddp?.prepareForward()
         let terms = try module.losses(input, sample: true, classWeights: weights, computeMMD: options.mmdWeight > 0).losses
         let loss = objective(terms, options: options, klWeight: klWeight, withLabels: withLabels, cells: n)
         optimizer.zeroGrad()
-        loss.backward()
+        if let ddp { try ddp.backward(loss) } else { loss.backward() }
         optimizer.step()
         restoreKeptValues()
         totals.add(terms, loss: loss, cells: n)
       }
-      var metrics = totals.metrics(suffix: "train")
+      var metrics = try totals.metrics(suffix: "train", over: group)
       metrics["kl_weight"] = klWeight
       if !split.validation.isEmpty {
         module.eval()
-        var validation = AtlasEpochTotals()
+        var validation = AtlasEpochTotals(labelHeads: !config.nLabels.isEmpty)
         try withNoGrad {
-          try cells.forEachMinibatch(split.validation, batchSize: options.batchSize, shuffle: false,
-                                     streaming: streaming) { batch in
+          try cells.forEachMinibatch(validationCells, batchSize: options.batchSize, shuffle: false,
+                                     streaming: validationStreaming) { batch in
             let n = batch.x.size(0)
             let terms = try module.losses(batch.to(device), sample: true, classWeights: weights,
                                           computeMMD: options.mmdWeight > 0).losses
@@ -209,10 +241,11 @@ public final class ScAtlasVAE {
                                                   cells: n), cells: n)
           }
         }
-        metrics.merge(validation.metrics(suffix: "validation")) { $1 }
+        metrics.merge(try validation.metrics(suffix: "validation", over: group)) { $1 }
       }
       return metrics
     }
+    replicaDifference = try ddp?.maxParameterDifference()
     history = TrainingHistory(epochs: history.epochs + trainer.history.epochs)
     trainSeconds += trainer.seconds
     epochSeconds = trainer.epochSeconds
@@ -262,8 +295,15 @@ public final class ScAtlasVAE {
 
 /// Sums of the loss terms over an epoch, read once at its end.
 struct AtlasEpochTotals {
+  /// The terms summed, the same on every rank (a rank may have no validation cells).
+  let names: [String]
   private var sums: [String: Tensor] = [:]
   private var cells = 0
+
+  init(labelHeads: Bool) {
+    names = ["constraint_loss", "gate_loss", "kl_loss", "loss", "mmd_loss", "reconstruction_loss"]
+      + (labelHeads ? ["prediction_loss"] : [])
+  }
 
   mutating func add(_ terms: AtlasLosses, loss: Tensor, cells n: Int) {
     let count = Double(n)
@@ -279,11 +319,14 @@ struct AtlasEpochTotals {
     cells += n
   }
 
-  /// Per-cell means; `train_loss`/`validation_loss` for the objective and elbo = reconstruction + KL.
-  func metrics(suffix: String) -> EpochMetrics {
-    guard cells > 0 else { return [:] }
+  /// Per-cell means; `train_loss`/`validation_loss` for the objective and elbo = reconstruction + KL;
+  /// with a process group, of the sums over every rank (each rank has the same terms).
+  func metrics(suffix: String, over group: ProcessGroup? = nil) throws -> EpochMetrics {
+    var values = names.map { sums[$0]?.item() ?? 0 } + [Double(cells)]
+    if let group { values = try group.allReduce(values, .sum) }
+    guard let total = values.last, total > 0 else { return [:] }
     var metrics: EpochMetrics = [:]
-    for (name, sum) in sums { metrics["\(name)_\(suffix)"] = sum.item() / Double(cells) }
+    for (name, sum) in zip(names, values) { metrics["\(name)_\(suffix)"] = sum / total }
     metrics["\(suffix)_loss"] = metrics.removeValue(forKey: "loss_\(suffix)")
     metrics["elbo_\(suffix)"] = (metrics["reconstruction_loss_\(suffix)"] ?? 0) + (metrics["kl_loss_\(suffix)"] ?? 0)
     return metrics
