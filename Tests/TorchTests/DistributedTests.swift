@@ -84,6 +84,34 @@ final class DistributedTests: XCTestCase {
     }
   }
 
+  /// A parameter unused in the first steps and used later (scAtlasVAE's label heads): the
+  /// Reducer reports the changed set of unused parameters through its Logger (null before the
+  /// shim set one: a crash), and the late parameter gets the averaged gradient on both ranks.
+  func testDDPWithAParameterThatJoinsLater() throws {
+    let port = try freePort()
+    let (x, y) = Self.data(rows: 8)
+    let results = runRanks(2) { rank -> [[Float]] in
+      let group = try ProcessGroup(gloo: options(rank: rank, port: port))
+      let model = TinyNet()
+      let ddp = try DistributedDataParallel(model, group: group, parameters: model.parameters, findUnusedParameters: true)
+      let rows = Tensor((0..<4).map { Int64(2 * $0 + rank) })
+      let xs = x.indexSelect(dim: 0, index: rows), ys = y.indexSelect(dim: 0, index: rows)
+      let optimizer = Adam(model.parameters, learningRate: 0.05)
+      for step in 0..<4 {
+        try ddp.prepareForward()
+        // The first layer alone (its output's first 3 columns) in steps 0-1, the whole net after.
+        let output = step < 2 ? model.first(xs).narrow(dim: 1, start: 0, length: 3) : model(xs)
+        let loss = Functional.mseLoss(output, ys)
+        optimizer.zeroGrad()
+        try ddp.backward(loss)
+        optimizer.step()
+      }
+      return model.parameters.map { $0.toArray(Float.self) }
+    }
+    let runs = try results.map { try $0.get() }
+    XCTAssertEqual(runs[0], runs[1], "both ranks end with identical weights")
+  }
+
   func testMismatchedWorldSizesFailOnEveryRank() throws {
     let port = try freePort()
     let results = runRanks(2) { rank -> Int in
