@@ -211,9 +211,6 @@ struct VAETrainArguments: ParsableArguments {
     return (opened.metadata, model)
   }
 
-  /// The checkpoint to resume from: rank 0 reads it and sends its bytes to every rank, so
-  /// ranks on other machines need no copy (and all fail alike when it is missing).
-
   private func trainingMetrics(_ model: SCVIModel, cells: Int) -> [String: Any] {
     var metrics: [String: Any] = [
       "cells_trained": model.trainedCells,

@@ -169,7 +169,10 @@ func read(_ reader: FuzzReader, _ path: String) throws -> String {
     let setup = (try? Data(contentsOf: dir.appendingPathComponent(ScAtlasVAE.descriptionFile)))
       .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }?["setup"] as? [String: Any]
     let genes = setup?["geneNames"] as? [String] ?? []
-    let model = try ScAtlasVAE.load(from: dir, adata: try twoCells(genes: genes, layer: nil, columns: []), requireBatches: false)
+    let batch = (setup?["batchKey"] as? String, (setup?["batchCategories"] as? [String])?.first)
+    let labels = zip(setup?["labelKeys"] as? [String] ?? [], setup?["labelCategories"] as? [[String]] ?? []).map { ($0, $1.first) }
+    let cells = try twoCells(genes: genes, layer: nil, columns: [batch] + labels)
+    let model = try ScAtlasVAE.load(from: dir, adata: cells, requireBatches: false)
     return "scAtlasVAE with \(model.setup.geneNames.count) genes"
   case .trainingCheckpoint:
     // As `--resume` reads it (the random streams are checked by setting them, then restored).

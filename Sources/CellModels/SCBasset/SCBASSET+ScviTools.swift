@@ -42,12 +42,12 @@ extension SCBASSET {
     var layers = 0
     while state["model.encoder.layers.\(layers).conv.weight"] != nil { layers += 1 }
     guard layers >= 2, let last = state["model.encoder.layers.\(layers - 1).conv.weight"],
-      let dense = state["model.encoder.bottleneck.dense.weight"], last.size(0) > 0
+      let dense = state["model.encoder.bottleneck.dense.weight"], last.rank == 3, dense.rank == 2, last.size(0) > 0
     else { throw SCBassetError.checkpoint("the weights lack the convolutions or the bottleneck of scBasset") }
     let positions = dense.size(1) / last.size(0)
     let pooling = layers - 2 < 32 ? 3 << (layers - 2) : 0
     let (length, overflow) = positions.multipliedReportingOverflow(by: pooling)
-    guard pooling > 0, !overflow, length <= 1 << 32 else {
+    guard pooling > 0, !overflow, length <= maxModelDimension else {
       throw SCBassetError.checkpoint("\(layers) convolutions and a \(dense.size(1))-wide bottleneck give no valid sequence length")
     }
     return length

@@ -12,21 +12,25 @@ public enum SCBassetCheckpoint {
     state["stem.conv.weight"] != nil || state["cell_embedding"] != nil ? .scviTools : .multimolecule
   }
 
+  /// N and the rest of a scvi-tools key "tower.N.rest"; nil for another or a malformed key.
+  static func towerKey(_ key: String) -> (index: Int, rest: Substring)? {
+    let parts = key.split(separator: ".", maxSplits: 2, omittingEmptySubsequences: false)
+    guard parts.count == 3, parts[0] == "tower", let index = Int(parts[1]), (0..<maxModelDimension).contains(index) else { return nil }
+    return (index, parts[2])
+  }
+
   /// The state dict with multimolecule's (this package's) keys.
   public static func normalized(_ state: StateDict) throws -> StateDict {
     guard layout(of: state) == .scviTools else { return state }
-    let towerCount = Set(state.keys.compactMap { key -> Int? in
-      guard key.hasPrefix("tower.") else { return nil }
-      return Int(key.split(separator: ".")[1])
-    }).count
+    let towerCount = Set(state.keys.compactMap { towerKey($0)?.index }).count
     var out = StateDict()
     for (key, value) in state {
       var name = key
       if key.hasPrefix("stem.") {
         name = "model.encoder.layers.0." + key.dropFirst(5)
       } else if key.hasPrefix("tower.") {
-        let parts = key.split(separator: ".", maxSplits: 2)
-        name = "model.encoder.layers.\(Int(parts[1])! + 1).\(parts[2])"
+        guard let (index, rest) = towerKey(key) else { throw SCBassetError.checkpoint("unexpected key '\(key)' (tower.N.…)") }
+        name = "model.encoder.layers.\(index + 1).\(rest)"
       } else if key.hasPrefix("pre_bottleneck.") {
         name = "model.encoder.layers.\(towerCount + 1)." + key.dropFirst("pre_bottleneck.".count)
       } else if key.hasPrefix("bottleneck.") {
@@ -54,33 +58,41 @@ public enum SCBassetCheckpoint {
   public static func inferConfig(_ raw: StateDict, sequenceLength: Int = 1344) throws -> SCBassetConfig {
     let scvi = layout(of: raw) == .scviTools
     let state = try normalized(raw)
-    func shape(_ key: String) throws -> [Int] {
+    func shape(_ key: String, rank: Int) throws -> [Int] {
       guard let t = state[key] else { throw SCBassetError.checkpoint("missing key '\(key)'") }
+      guard t.rank == rank, t.shape.allSatisfy({ $0 <= maxModelDimension }) else {
+        throw SCBassetError.checkpoint("'\(key)' has shape \(t.shape), expected \(rank) dimensions of plausible size")
+      }
       return t.shape
+    }
+    guard (1...maxModelDimension).contains(sequenceLength) else {
+      throw SCBassetError.checkpoint("sequence length \(sequenceLength) is out of range")
     }
     var layerCount = 0
     while state["model.encoder.layers.\(layerCount).conv.weight"] != nil { layerCount += 1 }
     guard layerCount >= 2 else { throw SCBassetError.checkpoint("expected a stem, a tower and a pointwise convolution, found \(layerCount) conv layers") }
-    let stem = try shape("model.encoder.layers.0.conv.weight")
-    let decoder = try shape("sequence_head.decoder.weight")
+    let stem = try shape("model.encoder.layers.0.conv.weight", rank: 3)
+    let decoder = try shape("sequence_head.decoder.weight", rank: 2)
     var c = SCBassetConfig(numLabels: decoder[0])
     c.vocabSize = stem[1]
     c.stemChannels = stem[0]
     c.stemKernelSize = stem[2]
-    c.towerChannels = try (1..<(layerCount - 1)).map { try shape("model.encoder.layers.\($0).conv.weight")[0] }
-    if layerCount > 2 { c.towerKernelSize = try shape("model.encoder.layers.1.conv.weight")[2] }
-    c.pointwiseChannels = try shape("model.encoder.layers.\(layerCount - 1).conv.weight")[0]
+    c.towerChannels = try (1..<(layerCount - 1)).map { try shape("model.encoder.layers.\($0).conv.weight", rank: 3)[0] }
+    if layerCount > 2 { c.towerKernelSize = try shape("model.encoder.layers.1.conv.weight", rank: 3)[2] }
+    c.pointwiseChannels = try shape("model.encoder.layers.\(layerCount - 1).conv.weight", rank: 3)[0]
     c.bottleneckSize = decoder[1]
     c.sequenceLength = sequenceLength
     if scvi {
       c.pooling = .scviTools
       c.flatten = .channelMajor
     }
-    if let batch = state["batch_embedding.weight"] { c.nBatch = batch.size(0) }
-    let dense = try shape("model.encoder.bottleneck.dense.weight")
-    guard dense[1] == c.bottleneckInputSize else {
+    if state["batch_embedding.weight"] != nil { c.nBatch = try shape("batch_embedding.weight", rank: 2)[0] }
+    let dense = try shape("model.encoder.bottleneck.dense.weight", rank: 2)
+    // Every size is at most 2^32 here, so the pooled length cannot overflow; its product might.
+    let (inputs, overflow) = c.convOutputLength.multipliedReportingOverflow(by: c.pointwiseChannels)
+    guard !overflow, dense[1] == inputs else {
       throw SCBassetError.checkpoint(
-        "the bottleneck takes \(dense[1]) inputs (\(dense[1] / max(c.pointwiseChannels, 1)) positions × \(c.pointwiseChannels)), but \(sequenceLength) bp give \(c.bottleneckInputSize); give the model's sequence length")
+        "the bottleneck takes \(dense[1]) inputs (\(dense[1] / max(c.pointwiseChannels, 1)) positions × \(c.pointwiseChannels)), but \(sequenceLength) bp give \(overflow ? "too many" : String(inputs)); give the model's sequence length")
     }
     return c
   }
@@ -94,8 +106,8 @@ public enum SCBassetCheckpoint {
     try config.check(against: raw)
     let batchIDs = state["batch_ids"].map { $0.toArray(Int64.self).map(Int.init) }
     let network = try SCBassetNetwork(config, batchIDs: config.nBatch > 0 ? (batchIDs ?? []) : nil)
-    if let decoder = state["sequence_head.decoder.weight"], decoder.size(0) != config.numLabels {
-      throw SCBassetError.checkpoint("the checkpoint has \(decoder.size(0)) cells, the model \(config.numLabels)")
+    if let decoder = state["sequence_head.decoder.weight"], decoder.shape.first != config.numLabels {
+      throw SCBassetError.checkpoint("the checkpoint has \(decoder.shape.first ?? 0) cells, the model \(config.numLabels)")
     }
     // Checkpoints without counters (converted ones) keep ours.
     let own = network.stateDict()

@@ -151,20 +151,24 @@ public struct SCBassetConfig: Sendable, Codable, Equatable {
   public var bottleneckInputSize: Int { convOutputLength * pointwiseChannels }
 
   /// Checks a config that came with `weights` (from a file) before the network is built: sizes
-  /// in range, valid, and no more weights implied than `weights` hold (`impliedWeightsFit`).
+  /// in range, valid, and no more weights implied than `weights` hold (`impliedWeightsFit`; the
+  /// blocks are the network's convolutions and dense layers).
   func check(against weights: StateDict) throws {
     let sizes = [vocabSize, sequenceLength, stemChannels, stemKernelSize, stemPoolSize, towerKernelSize, towerPoolSize,
                  pointwiseChannels, bottleneckSize, numLabels, nBatch] + towerChannels
-    guard sizes.allSatisfy({ (0...(1 << 32)).contains($0) }) else { throw SCBassetError.checkpoint("a size of the config is out of range") }
+    guard sizes.allSatisfy({ (0...maxModelDimension).contains($0) }) else { throw SCBassetError.checkpoint("a size of the config is out of range") }
     try validate()
     let channels = [stemChannels] + towerChannels
-    let blocks = [[stemChannels, vocabSize, stemKernelSize], [pointwiseChannels, channels.last!],
-                  [bottleneckSize, convOutputLength, pointwiseChannels], [numLabels + nBatch, bottleneckSize]]
-      + zip(channels, towerChannels).map { [$0, $1, towerKernelSize] }
-    guard impliedWeightsFit(blocks, weights: weights) else {
-      throw SCBassetError.checkpoint("the config (\(sequenceLength) bp, \(channels.count) convolutions, \(numLabels) cells) implies more weights than the file holds")
+    let fits = impliedWeightsFit(sizes: sizes, blocks: {
+      [[stemChannels, vocabSize, stemKernelSize], [pointwiseChannels, channels.last!],
+       [bottleneckSize, convOutputLength, pointwiseChannels], [numLabels + nBatch, bottleneckSize]]
+        + zip(channels, towerChannels).map { [$0, $1, towerKernelSize] }
+    }, weights: weights)
+    guard fits else {
+      throw SCBassetError.checkpoint("the config (\(sequenceLength) bp, \(channels.count) convolutions, \(numLabels) cells) implies more weights than the file holds (\(weights.valueCount) values)")
     }
   }
+
 
   func validate() throws {
     func bad(_ m: String) -> SCBassetError { .invalidConfig(m) }

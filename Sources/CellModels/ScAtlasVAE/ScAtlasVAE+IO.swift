@@ -45,6 +45,7 @@ extension ScAtlasVAE {
     guard description.format == ScAtlasVAEModelFile.currentFormat else {
       throw SCVIModelError.file("\(jsonURL.path) has format '\(description.format)', expected '\(ScAtlasVAEModelFile.currentFormat)'")
     }
+    try description.setup.checkCategories(file: jsonURL.path)
     // The weights are read first, so that model.json's sizes are checked against them before
     // anything of those sizes is allocated.
     let module: ScAtlasVAENetwork
@@ -168,11 +169,14 @@ extension ScAtlasVAE {
     network.dropoutRate = config["dropout_rate"]?.number ?? 0.1
     network.totalVariational = totalVariational
     // rna_dropout is not saved: the dropout head's shape tells it.
-    if let head = state["px_rna_dropout_decoder.weight"] { network.rnaDropout = head.size(0) == 1 && genes.count > 1 ? .cell : .gene }
+    if let head = state["px_rna_dropout_decoder.weight"] { network.rnaDropout = head.shape.first == 1 && genes.count > 1 ? .cell : .gene }
     if case .bool(false)? = config["use_batch_norm"] { throw fail("models without batch norm are not supported") }
     if case .global(_, let name)? = config["activation_fn"], name != "ReLU" { throw fail("activation \(name) is not supported (only ReLU)") }
 
     try network.check(against: state, file: url.path)
+    let setup = ScAtlasVAESetup(batchKeys: batchKeys, batchCategories: batchCategories, labelKeys: labelKeys,
+                                labelCategories: labelCategories, unlabeled: unlabeled, geneNames: genes)
+    try setup.checkCategories(file: url.path)
     let module = try ScAtlasVAENetwork(config: network)
     do {
       try module.loadStateDict(state, strict: true)
@@ -180,8 +184,6 @@ extension ScAtlasVAE {
       throw fail("the weights do not fit the saved config: \(error)")
     }
     module.eval()
-    let setup = ScAtlasVAESetup(batchKeys: batchKeys, batchCategories: batchCategories, labelKeys: labelKeys,
-                                labelCategories: labelCategories, unlabeled: unlabeled, geneNames: genes)
     return (setup, module)
   }
 

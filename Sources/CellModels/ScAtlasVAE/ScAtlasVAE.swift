@@ -116,7 +116,7 @@ public final class ScAtlasVAE {
     /// Data-parallel training over this group, as scVI's (torch DDP semantics): each rank trains
     /// on its DistributedSampler shard of the training cells (streamed: its share of the blocks)
     /// with `batchSize` cells per step, DDP's Reducer averages the gradients, and the epoch's
-    /// losses are summed over the ranks.
+    /// metrics are per-cell means over every rank's cells.
     public var processGroup: ProcessGroup?
 
     public init(maxEpochs: Int? = nil, learningRate: Double = 5e-5, batchSize: Int = 128, seed: UInt64 = 0,

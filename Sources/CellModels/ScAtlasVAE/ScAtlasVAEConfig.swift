@@ -122,22 +122,24 @@ public struct ScAtlasVAEConfig: Sendable, Codable, Equatable {
   }
 
   /// Checks a config read from a file against the weights read with it, before the network
-  /// is built: valid sizes, and no more weights implied than the file holds (`impliedWeightsFit`).
+  /// is built: valid sizes, and no more weights implied than the file holds (`impliedWeightsFit`;
+  /// the blocks are parts of what `ScAtlasVAENetwork` builds).
   func check(against weights: StateDict, file: String) throws {
     do { try validate() } catch VAEError.invalidConfig(let message) { throw SCVIModelError.file("\(file): \(message)") }
     let sizes = [nInput, nLatent, nBatch, batchHiddenDim] + hiddenStacks + nAdditionalBatch + nLabels
-    let fits = sizes.allSatisfy { (0...(1 << 32)).contains($0) } && impliedWeightsFit(
-      zip([nInput + 1] + hiddenStacks, hiddenStacks).map { [$0, $1] }  // encoder
-        + [[hiddenStacks.last!, nLatent, 2], [hiddenStacks.last!, nInput, 4]]  // latent and expression heads
-        + [[nLatent + nBatch + (nLabels.first ?? 0) + nAdditionalBatch.reduce(0, +) + batchHiddenDim * (2 + nAdditionalBatch.count),
-            hiddenStacks.last!]]  // decoder (an upper bound for either covariate encoding)
-        + ([nBatch] + nAdditionalBatch + nLabels).map { [$0, Swift.max(batchHiddenDim, nLatent, nBatch)] },  // embeddings, label heads
-      weights: weights)
+    let fits = impliedWeightsFit(sizes: sizes, blocks: {
+      let hidden = hiddenStacks.last!, covariates = decoderCovariates.map(categoryCount)
+      return zip([nInput] + hiddenStacks, hiddenStacks).map { [$0, $1] }  // encoder
+        + [[hidden, nLatent, 2], [nLatent, hidden], [hidden, nInput, 2]]  // latent heads, decoder layer, rate and scale
+        + (covariateEncoding == .embedding ? covariates.map { [$0, batchHiddenDim] } : [[covariates.reduce(0, +), hidden]])
+        + nLabels.map { [nLatent, $0] }  // label heads
+        + [[nInput, dispersion == .geneBatch ? nBatch : 1]]  // px_rate
+    }, weights: weights)
     guard fits else {
-      let stored = weights.reduce(0) { $0 &+ $1.value.count }
-      throw SCVIModelError.file("\(file): the sizes (genes \(nInput), hidden \(hiddenStacks), latent \(nLatent), batch embedding \(batchHiddenDim)) imply more weights than the file holds (\(stored) values)")
+      throw SCVIModelError.file("\(file): the sizes (genes \(nInput), hidden \(hiddenStacks), latent \(nLatent), batches \(nBatch), batch embedding \(batchHiddenDim)) imply more weights than the file holds (\(weights.valueCount) values)")
     }
   }
+
 
   /// The embedding width per key: `batchHiddenDim`, or with one-hot codes the main batch
   /// count (the reference sets `batch_hidden_dim = n_batch` then).

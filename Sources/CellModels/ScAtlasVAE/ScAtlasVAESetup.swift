@@ -61,6 +61,16 @@ public struct ScAtlasVAESetup: Codable, Sendable, Equatable {
     geneNames = adata.varNames
   }
 
+  /// A saved setup's category lists name each category once (a damaged model file may not).
+  func checkCategories(file: String) throws {
+    let lists = [("batch", batchCategories)] + additionalBatchCategories.map { ("batch", $0) } + labelCategories.map { ("label", $0) }
+    for (what, categories) in lists {
+      do { _ = try SCVISetup.codeLookup(categories, what: what) } catch SCVIModelError.setup(let message) {
+        throw SCVIModelError.file("\(file): \(message)")
+      }
+    }
+  }
+
   /// A setup from saved keys and categories (no data needed).
   init(batchKeys: [String], batchCategories: [[String]], labelKeys: [String], labelCategories: [[String]],
        unlabeled: String, geneNames: [String], layer: String? = nil) {
@@ -181,7 +191,7 @@ struct AtlasCells {
     }
     labelCodes = try zip(setup.labelKeys, setup.labelCategories).map { key, categories in
       guard adata.obs[key] != nil else { return Array(repeating: -1, count: adata.nObs) }
-      let lookup = Dictionary(uniqueKeysWithValues: categories.enumerated().map { ($1, $0) })
+      let lookup = try SCVISetup.codeLookup(categories, what: "label")
       return try adata.obs.labels(key).map { $0.flatMap { lookup[$0] } ?? -1 }
     }
     if let key = setup.latentTargetKey, adata.obsm[key] != nil {

@@ -70,7 +70,7 @@ extension ScGPTGeneEmbedding {
   /// the cell's mean over all `genes` (a simple stand-in for scanpy's `score_genes`, which the
   /// reference uses). [cells × programs], from a cells × genes matrix whose columns are `genes`.
   public static func programActivity(_ logNormalized: [Double], nGenes: Int, genes: [String], programs: [[String]]) -> [[Double]] {
-    let column = Dictionary(uniqueKeysWithValues: genes.enumerated().map { ($1, $0) })
+    let column = Dictionary(genes.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
     let indices = programs.map { $0.compactMap { column[$0] } }
     return stride(from: 0, to: logNormalized.count, by: nGenes).map { start in
       let row = logNormalized[start..<(start + nGenes)]

@@ -305,7 +305,7 @@ public enum ScGPTTasks {
       throw ScGPTError.checkpoint("the model takes batch labels but args.json has no 'batch_key' and 'batches'")
     }
     let labels = try obsColumn(adata, key, what: "batch")
-    let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+    let index = try SCVISetup.codeLookup(names, what: "batch")  // args.json's list: a duplicate is an error
     let batches = try labels.enumerated().map { cell, label -> Int in
       guard let label, let i = index[label] else {
         throw ScGPTError.invalidInput(

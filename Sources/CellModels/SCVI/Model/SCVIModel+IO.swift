@@ -109,19 +109,22 @@ extension SCVIModel {
     return description
   }
 
-  /// The weight matrices the config implies must fit in what the weights file holds (with
-  /// slack): a size field never allocates much more than the file (`impliedWeightsFit`).
+  /// The weights the config implies must fit in what the weights file holds (with slack): a
+  /// size field never allocates much more than the file (`impliedWeightsFit`; the blocks are
+  /// parts every scVI and LDVAE network has).
   static func checkSizes(_ c: VAEConfig, against weights: StateDict, file: String) throws {
-    let sizes = [c.nInput, c.nHidden, c.nLatent, c.nLayers, c.nBatch, c.nLabels]
-    let fits = sizes.allSatisfy { (0...(1 << 32)).contains($0) } && impliedWeightsFit([
-      [c.nInput + c.nBatch + c.nLabels, c.nHidden],  // first encoder layer
-      [c.nHidden, c.nLatent, 2],  // mean and variance heads
-      [c.nLatent + c.nBatch + c.nLabels, c.nInput],  // decoder (linear or last)
-      [Swift.max(c.nLayers - 1, 0), c.nHidden, c.nHidden],  // hidden layers
-    ], weights: weights)
+    let fits = c.nLayers <= 1_000 && impliedWeightsFit(sizes: [c.nInput, c.nHidden, c.nLatent, c.nLayers, c.nBatch, c.nLabels], blocks: {
+      [
+        [c.nInput, c.nHidden],  // the encoder's first layer
+        [c.nLayers - 1, c.nHidden, c.nHidden],  // its further layers
+        [c.nHidden, c.nLatent, 2],  // mean and variance heads
+        [c.nBatch, Swift.min(c.nHidden, c.nInput)],  // the decoder's batch inputs
+        [c.nInput, c.dispersion == .geneBatch ? c.nBatch : c.dispersion == .geneLabel ? c.nLabels : 1],  // dispersion
+      ]
+    }, weights: weights)
     guard fits else {
-      let stored = weights.reduce(0) { $0 &+ $1.value.count }
-      throw SCVIModelError.file("\(file): the config's sizes (nInput \(c.nInput), nHidden \(c.nHidden), nLatent \(c.nLatent), nLayers \(c.nLayers)) imply more weights than the weights file holds (\(stored) values)")
+      throw SCVIModelError.file("\(file): the config's sizes (nInput \(c.nInput), nHidden \(c.nHidden), nLatent \(c.nLatent), nLayers \(c.nLayers), nBatch \(c.nBatch), nLabels \(c.nLabels)) imply more weights than the weights file holds (\(weights.valueCount) values)")
     }
   }
+
 }

@@ -49,6 +49,17 @@ public struct SCVISetup: Codable, Sendable, Equatable {
     return Set(labels.compactMap { $0 }).sorted()
   }
 
+  /// Each category's code; a category named twice (a damaged model file) is an error.
+  static func codeLookup(_ categories: [String], what: String) throws -> [String: Int] {
+    var lookup: [String: Int] = [:]
+    for (code, category) in categories.enumerated() {
+      guard lookup.updateValue(code, forKey: category) == nil else {
+        throw SCVIModelError.setup("the model's \(what) categories name '\(category)' twice")
+      }
+    }
+    return lookup
+  }
+
   /// Each cell's code in `categories` for the obs column `key`; 0 for every cell without a key.
   /// A missing column, a missing value or an unknown category is an error naming the cell.
   static func codes(_ adata: AnnData, key: String?, categories: [String], what: String) throws -> [Int] {
@@ -56,12 +67,7 @@ public struct SCVISetup: Codable, Sendable, Equatable {
     guard adata.obs[key] != nil else {
       throw SCVIModelError.setup("no obs column '\(key)' for the \(what) (obs columns: \(adata.obs.columnNames.joined(separator: ", ")))")
     }
-    var lookup: [String: Int] = [:]
-    for (code, category) in categories.enumerated() {
-      guard lookup.updateValue(code, forKey: category) == nil else {
-        throw SCVIModelError.setup("the model's \(what) categories name '\(category)' twice")  // a damaged model.json
-      }
-    }
+    let lookup = try codeLookup(categories, what: what)
     return try adata.obs.labels(key).enumerated().map { cell, label in
       guard let label, let code = lookup[label] else {
         throw SCVIModelError.setup(
