@@ -169,7 +169,6 @@ public struct SCBassetConfig: Sendable, Codable, Equatable {
     }
   }
 
-
   func validate() throws {
     func bad(_ m: String) -> SCBassetError { .invalidConfig(m) }
     guard vocabSize == 4 || vocabSize == 5 else { throw bad("vocab_size must be 4 (ACGT) or 5 (ACGTN), got \(vocabSize)") }

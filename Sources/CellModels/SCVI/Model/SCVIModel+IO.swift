@@ -126,5 +126,4 @@ extension SCVIModel {
       throw SCVIModelError.file("\(file): the config's sizes (nInput \(c.nInput), nHidden \(c.nHidden), nLatent \(c.nLatent), nLayers \(c.nLayers), nBatch \(c.nBatch), nLabels \(c.nLabels)) imply more weights than the weights file holds (\(weights.valueCount) values)")
     }
   }
-
 }
