@@ -145,7 +145,8 @@ func read(_ reader: FuzzReader, _ path: String) throws -> String {
     let model = try SCVIModel.load(from: dir, adata: adata)
     return "\(model.kind) with \(saved.setup.geneNames.count) genes"
   case .scviTools, .scviToolsLegacy:
-    // As `scvi import` reads a scvi-tools folder (≥ 0.15: model.pt; older: the legacy trio): the folder, then the model on its genes.
+    // As `scvi import` reads a scvi-tools folder (≥ 0.15: model.pt; older: the legacy trio):
+    // the folder, then the model on its genes.
     let dir = URL(fileURLWithPath: path)
     let folder = try SCVIModel.readScviToolsFolder(dir)
     let adata = try twoCells(genes: folder.geneNames, layer: folder.layer, columns: [
