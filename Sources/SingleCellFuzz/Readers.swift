@@ -164,15 +164,11 @@ func read(_ reader: FuzzReader, _ path: String) throws -> String {
     let (setup, module) = try ScAtlasVAE.readReferenceFile(URL(fileURLWithPath: path))
     return "scAtlasVAE with \(setup.geneNames.count) genes, \(module.parameters.count) parameters"
   case .atlasModel:
-    // As `atlas embed`/`predict` load a folder, on two cells of its genes (as far as model.json
-    // names them; the folder's own checks come first either way).
+    // As `atlas embed`/`predict` load a folder, on two cells of its genes, batches and labels.
     let dir = URL(fileURLWithPath: path)
-    let setup = (try? Data(contentsOf: dir.appendingPathComponent(ScAtlasVAE.descriptionFile)))
-      .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }?["setup"] as? [String: Any]
-    let genes = setup?["geneNames"] as? [String] ?? []
-    let batch = (setup?["batchKey"] as? String, (setup?["batchCategories"] as? [String])?.first)
-    let labels = zip(setup?["labelKeys"] as? [String] ?? [], setup?["labelCategories"] as? [[String]] ?? []).map { ($0, $1.first) }
-    let cells = try twoCells(genes: genes, layer: nil, columns: [batch] + labels)
+    let setup = try ScAtlasVAE.readSetup(from: dir)
+    let labels = zip(setup.labelKeys, setup.labelCategories).map { ($0, $1.first) }
+    let cells = try twoCells(genes: setup.geneNames, layer: nil, columns: [(setup.batchKey, setup.batchCategories.first)] + labels)
     let model = try ScAtlasVAE.load(from: dir, adata: cells, requireBatches: false)
     return "scAtlasVAE with \(model.setup.geneNames.count) genes"
   case .trainingCheckpoint:

@@ -29,11 +29,11 @@ final class DataParallelTrainingTests: XCTestCase {
   }
 
   func testTinyLastBatchIsDroppedFromAShard() {
-    XCTAssertEqual(SCVIModel.withoutTinyLastBatch(Array(0..<11), batchSize: 4), Array(0..<11), "a last batch of 3 stays")
-    XCTAssertEqual(SCVIModel.withoutTinyLastBatch(Array(0..<10), batchSize: 4), Array(0..<8))
-    XCTAssertEqual(SCVIModel.withoutTinyLastBatch(Array(0..<9), batchSize: 4), Array(0..<8))
-    XCTAssertEqual(SCVIModel.withoutTinyLastBatch(Array(0..<8), batchSize: 4), Array(0..<8))
-    XCTAssertEqual(SCVIModel.withoutTinyLastBatch(Array(0..<2), batchSize: 4), Array(0..<2), "a single batch stays")
+    XCTAssertEqual(DataParallelShards.withoutTinyLastBatch(Array(0..<11), batchSize: 4), Array(0..<11), "a last batch of 3 stays")
+    XCTAssertEqual(DataParallelShards.withoutTinyLastBatch(Array(0..<10), batchSize: 4), Array(0..<8))
+    XCTAssertEqual(DataParallelShards.withoutTinyLastBatch(Array(0..<9), batchSize: 4), Array(0..<8))
+    XCTAssertEqual(DataParallelShards.withoutTinyLastBatch(Array(0..<8), batchSize: 4), Array(0..<8))
+    XCTAssertEqual(DataParallelShards.withoutTinyLastBatch(Array(0..<2), batchSize: 4), Array(0..<2), "a single batch stays")
   }
 
   func testAdamStateDictResumesTheSameTrajectory() throws {

@@ -154,9 +154,6 @@ public struct SCBassetConfig: Sendable, Codable, Equatable {
   /// in range, valid, and no more weights implied than `weights` hold (`impliedWeightsFit`; the
   /// blocks are the network's convolutions and dense layers).
   func check(against weights: StateDict) throws {
-    let sizes = [vocabSize, sequenceLength, stemChannels, stemKernelSize, stemPoolSize, towerKernelSize, towerPoolSize,
-                 pointwiseChannels, bottleneckSize, numLabels, nBatch] + towerChannels
-    guard sizes.allSatisfy({ (0...maxModelDimension).contains($0) }) else { throw SCBassetError.checkpoint("a size of the config is out of range") }
     try validate()
     let channels = [stemChannels] + towerChannels
     let fits = impliedWeightsFit(sizes: sizes, blocks: {
@@ -169,8 +166,16 @@ public struct SCBassetConfig: Sendable, Codable, Equatable {
     }
   }
 
+  /// The sizes of the config, each at most `maxModelDimension` in a valid one.
+  private var sizes: [Int] {
+    [vocabSize, sequenceLength, stemChannels, stemKernelSize, stemPoolSize, towerKernelSize, towerPoolSize,
+     pointwiseChannels, bottleneckSize, numLabels, nBatch] + towerChannels
+  }
+
   func validate() throws {
     func bad(_ m: String) -> SCBassetError { .invalidConfig(m) }
+    // First, so that the lengths below cannot overflow.
+    guard sizes.allSatisfy({ $0 <= maxModelDimension }) else { throw bad("a size of the config is beyond \(maxModelDimension)") }
     guard vocabSize == 4 || vocabSize == 5 else { throw bad("vocab_size must be 4 (ACGT) or 5 (ACGTN), got \(vocabSize)") }
     guard sequenceLength > 0 else { throw bad("sequence_length must be positive, got \(sequenceLength)") }
     let widths = [stemChannels, pointwiseChannels, bottleneckSize, numLabels] + towerChannels

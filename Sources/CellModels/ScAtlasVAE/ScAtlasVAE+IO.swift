@@ -29,10 +29,12 @@ extension ScAtlasVAE {
     try writeAtomically(try encoder.encode(description), to: dir.appendingPathComponent(Self.descriptionFile))
   }
 
-  /// The config, setup and weights of a saved model folder, without data.
-  static func readFolder(_ dir: URL) throws -> (description: ScAtlasVAEModelFile, module: ScAtlasVAENetwork) {
+  /// The setup (genes, keys, categories) of a saved model folder, from its model.json alone.
+  public static func readSetup(from dir: URL) throws -> ScAtlasVAESetup { try readDescription(dir).setup }
+
+  /// model.json of a saved folder, its format and category lists checked.
+  static func readDescription(_ dir: URL) throws -> ScAtlasVAEModelFile {
     let jsonURL = dir.appendingPathComponent(descriptionFile)
-    let weightsURL = dir.appendingPathComponent(weightsFile)
     guard FileManager.default.fileExists(atPath: jsonURL.path) else {
       throw SCVIModelError.file("\(jsonURL.path) does not exist (is \(dir.path) a model folder written by atlas train?)")
     }
@@ -46,6 +48,14 @@ extension ScAtlasVAE {
       throw SCVIModelError.file("\(jsonURL.path) has format '\(description.format)', expected '\(ScAtlasVAEModelFile.currentFormat)'")
     }
     try description.setup.checkCategories(file: jsonURL.path)
+    return description
+  }
+
+  /// The config, setup and weights of a saved model folder, without data.
+  static func readFolder(_ dir: URL) throws -> (description: ScAtlasVAEModelFile, module: ScAtlasVAENetwork) {
+    let jsonURL = dir.appendingPathComponent(descriptionFile)
+    let weightsURL = dir.appendingPathComponent(weightsFile)
+    let description = try readDescription(dir)
     // The weights are read first, so that model.json's sizes are checked against them before
     // anything of those sizes is allocated.
     let module: ScAtlasVAENetwork

@@ -153,22 +153,10 @@ public final class ScAtlasVAE {
     let maxEpochs = options.maxEpochs ?? Self.defaultMaxEpochs(cells: pool.count)
     let weights = cells.classWeights(config: config, cells: pool)
     let group = options.processGroup
-    // With a process group each rank trains on its shard: in memory a DistributedSampler shard
-    // of the training cells, reshuffled per epoch; streamed, its share of the blocks.
-    let sampler = try group.flatMap { g in
-      cells.isStreaming ? nil : try DistributedSampler(count: split.train.count, rank: g.rank, worldSize: g.worldSize, seed: options.seed)
-    }
-    var streaming = options.streaming, validationStreaming = options.streaming
+    var streaming = options.streaming
     streaming.seed = options.seed
-    validationStreaming.seed = options.seed
-    if let group, cells.isStreaming {
-      streaming.shard = .init(rank: group.rank, worldSize: group.worldSize)
-      validationStreaming.shard = .init(rank: group.rank, worldSize: group.worldSize, equalize: false)
-    }
-    let validationCells = group.flatMap { g in
-      cells.isStreaming ? nil
-        : DistributedSampler.evaluationShard(count: split.validation.count, rank: g.rank, worldSize: g.worldSize).map { split.validation[$0] }
-    } ?? split.validation
+    let shards = try DataParallelShards(group: group, streamed: cells.isStreaming, split: split, batchSize: options.batchSize,
+                                        seed: options.seed, streaming: streaming)
     let parameters = module.parameters.filter { !frozen.contains(ObjectIdentifier($0)) }
     let optimizer = AdamW(parameters, learningRate: options.learningRate, weightDecay: options.weightDecay)
     var prior = TrainingHistory()
@@ -212,10 +200,9 @@ public final class ScAtlasVAE {
       module.train()
       if frozenEncoder { for block in module.encoderBlocks { block.eval() } }
       var totals = AtlasEpochTotals(labelHeads: !config.nLabels.isEmpty)
-      // A rank's shard comes shuffled by the sampler (the same permutation on every rank).
-      let shard = sampler.map { SCVIModel.withoutTinyLastBatch($0.shard(epoch: epoch), batchSize: options.batchSize).map { split.train[$0] } }
+      let shard = shards.trainingCells(epoch: epoch)  // already shuffled by the sampler
       try cells.forEachMinibatch(shard ?? split.train, batchSize: options.batchSize, shuffle: shard == nil, epoch: epoch,
-                                 streaming: streaming) { batch in
+                                 streaming: shards.trainStreaming) { batch in
         let input = batch.to(device), n = input.x.size(0)
         try ddp?.prepareForward()
         let terms = try module.losses(input, sample: true, classWeights: weights, computeMMD: options.mmdWeight > 0).losses
@@ -232,8 +219,8 @@ public final class ScAtlasVAE {
         module.eval()
         var validation = AtlasEpochTotals(labelHeads: !config.nLabels.isEmpty)
         try withNoGrad {
-          try cells.forEachMinibatch(validationCells, batchSize: options.batchSize, shuffle: false,
-                                     streaming: validationStreaming) { batch in
+          try cells.forEachMinibatch(shards.validation, batchSize: options.batchSize, shuffle: false,
+                                     streaming: shards.validationStreaming) { batch in
             let n = batch.x.size(0)
             let terms = try module.losses(batch.to(device), sample: true, classWeights: weights,
                                           computeMMD: options.mmdWeight > 0).losses

@@ -47,3 +47,50 @@ public struct DistributedSampler: Sendable, Equatable {
     Array(stride(from: rank, to: count, by: worldSize))
   }
 }
+
+/// What one rank of a data-parallel run trains and validates on, the same rule for every model:
+/// in memory a DistributedSampler shard of the training cells, reshuffled per epoch, and an
+/// evaluation shard of the validation cells; streamed, its share of the row blocks
+/// (`StreamingLoader.Shard`). Without a group, every cell, as a single process.
+struct DataParallelShards {
+  /// This rank's validation cells (all of them when streamed: the loader shards the blocks).
+  let validation: [Int]
+  let trainStreaming: StreamingLoader.Options
+  let validationStreaming: StreamingLoader.Options
+  private let sampler: DistributedSampler?
+  private let train: [Int]
+  private let batchSize: Int
+
+  init(group: ProcessGroup?, streamed: Bool, split: DataSplit, batchSize: Int, seed: UInt64,
+       streaming: StreamingLoader.Options) throws {
+    train = split.train
+    self.batchSize = batchSize
+    var trainStreaming = streaming, validationStreaming = streaming
+    if let group, streamed {
+      trainStreaming.shard = .init(rank: group.rank, worldSize: group.worldSize)
+      validationStreaming.shard = .init(rank: group.rank, worldSize: group.worldSize, equalize: false)
+    }
+    self.trainStreaming = trainStreaming
+    self.validationStreaming = validationStreaming
+    sampler = try group.flatMap { g in
+      streamed ? nil : try DistributedSampler(count: split.train.count, rank: g.rank, worldSize: g.worldSize, seed: seed)
+    }
+    validation = group.flatMap { g in
+      streamed ? nil
+        : DistributedSampler.evaluationShard(count: split.validation.count, rank: g.rank, worldSize: g.worldSize).map { split.validation[$0] }
+    } ?? split.validation
+  }
+
+  /// This rank's training cells for `epoch`, in the sampler's order (the same permutation on
+  /// every rank); nil when the rank trains on the whole training split (no group, or streamed).
+  func trainingCells(epoch: Int) -> [Int]? {
+    sampler.map { Self.withoutTinyLastBatch($0.shard(epoch: epoch), batchSize: batchSize).map { train[$0] } }
+  }
+
+  /// A shard without a last minibatch of 1 or 2 cells (which breaks batch norm), as DataSplit's
+  /// rule does for single-process training; every rank drops the same count.
+  static func withoutTinyLastBatch(_ shard: [Int], batchSize: Int) -> [Int] {
+    let remainder = shard.count % batchSize
+    return shard.count > batchSize && remainder > 0 && remainder < 3 ? Array(shard.dropLast(remainder)) : shard
+  }
+}

@@ -191,24 +191,12 @@ public final class SCVIModel {
                                      batchSize: options.batchSize, seed: UInt32(truncatingIfNeeded: options.seed))
     let maxEpochs = options.maxEpochs ?? Self.defaultMaxEpochs(cells: cellCount)
     let group = options.processGroup
-    // With a process group each rank trains on its shard: in memory a DistributedSampler shard
-    // of the cells, reshuffled per epoch; streamed, its share of the blocks (StreamingLoader.Shard).
-    let sampler = try group.flatMap { g in
-      isStreaming ? nil : try DistributedSampler(count: split.train.count, rank: g.rank, worldSize: g.worldSize, seed: options.seed)
-    }
-    var trainStreaming = options.streaming, validationStreaming = options.streaming
-    if let group, isStreaming {
-      trainStreaming.shard = .init(rank: group.rank, worldSize: group.worldSize)
-      validationStreaming.shard = .init(rank: group.rank, worldSize: group.worldSize, equalize: false)
-    }
+    let shards = try DataParallelShards(group: group, streamed: isStreaming, split: split, batchSize: options.batchSize,
+                                        seed: options.seed, streaming: options.streaming)
     let trainLoader = try setupMinibatches(split.train, batchSize: options.batchSize, shuffle: true, seed: options.seed,
-                                           streaming: trainStreaming)
-    let validationCells = group.flatMap { g in
-      isStreaming ? nil
-        : DistributedSampler.evaluationShard(count: split.validation.count, rank: g.rank, worldSize: g.worldSize).map { split.validation[$0] }
-    } ?? split.validation
+                                           streaming: shards.trainStreaming)
     let validationLoader = split.validation.isEmpty ? nil
-      : try setupMinibatches(validationCells, batchSize: options.batchSize, shuffle: false, streaming: validationStreaming)
+      : try setupMinibatches(shards.validation, batchSize: options.batchSize, shuffle: false, streaming: shards.validationStreaming)
     if options.earlyStopping && validationLoader == nil && !options.earlyStoppingMonitor.hasSuffix("_train") {
       throw TrainingError.invalidOptions("early stopping on \(options.earlyStoppingMonitor) needs validation cells (trainSize < 1)")
     }
@@ -252,10 +240,8 @@ public final class SCVIModel {
     try trainer.fit(module, resuming: prior) { epoch in
       module.train()
       var totals = EpochTotals()
-      let source: MinibatchSource = try sampler.map { sampler in
-        try cells.loader(Self.withoutTinyLastBatch(sampler.shard(epoch: epoch), batchSize: options.batchSize).map { split.train[$0] },
-                         batchSize: options.batchSize)
-      } ?? trainLoader
+      let source: MinibatchSource = try shards.trainingCells(epoch: epoch).map { try cells.loader($0, batchSize: options.batchSize) }
+        ?? trainLoader
       let batches = try source.pass(epoch: epoch)
       while let batch = try batches.next() {
         let klWeight = warmup.weight(epoch: epoch, step: step)
@@ -329,13 +315,6 @@ public final class SCVIModel {
       return ["loss_\(suffix)": sums[0] / n, "elbo_\(suffix)": rec + kl,
               "reconstruction_loss_\(suffix)": rec, "kl_local_\(suffix)": kl]
     }
-  }
-
-  /// A shard without a last minibatch of 1 or 2 cells (which breaks batch norm), as DataSplit's
-  /// rule does for single-process training; every rank drops the same count.
-  static func withoutTinyLastBatch(_ shard: [Int], batchSize: Int) -> [Int] {
-    let remainder = shard.count % batchSize
-    return shard.count > batchSize && remainder > 0 && remainder < 3 ? Array(shard.dropLast(remainder)) : shard
   }
 
   private func checkpointInfo(_ options: TrainingOptions) -> [String: String] {
