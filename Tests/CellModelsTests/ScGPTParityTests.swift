@@ -85,6 +85,42 @@ final class ScGPTParityTests: XCTestCase {
     assertClose(out.lossCCE!, ScGPTFixtures.io("loss.cce"), "CCE")
   }
 
+  /// Parameter gradients of each term the integration adds to gep + gepc + ecs
+  /// (make_term_gradients_fixture.py): the discriminator's cross-entropy through the gradient
+  /// reversal, the two zero-probability NLLs, and the tutorial's whole loss.
+  func testIntegrationTermGradientsMatchReference() throws {
+    let expected = try Safetensors.read(ScGPTFixtures.url("term_gradients.safetensors")).tensors
+    let io = ScGPTFixtures.io
+    let (target, positions) = (io["in.target_values"]!, io["in.masked_positions"]!)
+    for term in ["dab", "nzlp", "mvc_nzlp", "tutorial_integration"] {
+      let network = try ScGPTFixtures.model().network
+      let batch = ScGPTFixtures.batch(labels: "in.mixed.batch_labels")
+      let out = try network.forward(batch, heads: [.mvc, .ecs])
+      let parts = [
+        "gep": ScGPTLosses.maskedMSE(out.mlmOutput, target, mask: positions),
+        "gepc": ScGPTLosses.maskedMSE(out.mvcOutput!, target, mask: positions),
+        "nzlp": ScGPTLosses.negLogBernoulli(out.mlmZeroProbs!, target, mask: positions),
+        "mvc_nzlp": ScGPTLosses.negLogBernoulli(out.mvcZeroProbs!, target, mask: positions),
+        "dab": ScGPTLosses.crossEntropy(out.dabOutput!, batch.batchLabels!),
+      ]
+      let loss = term == "tutorial_integration"
+        ? parts["gep"]! + parts["nzlp"]! + parts["gepc"]! + parts["mvc_nzlp"]! + 10 * out.lossECS! + parts["dab"]!
+        : parts[term]!
+      assertClose(loss.reshape([1]), expected["\(term).loss"]!, "\(term) loss")
+      loss.backward()
+      let parameters = Dictionary(uniqueKeysWithValues: network.namedParameters())
+      for (key, gradient) in expected where key.hasPrefix("\(term).") && key != "\(term).loss" {
+        let name = String(key.dropFirst(term.count + 1))
+        let grad = parameters[name]!.grad ?? Tensor.zeros(gradient.shape)
+        if gradient.abs().max().item() == 0 {
+          XCTAssertEqual(grad.abs().max().item(), 0, "\(term) must not reach \(name)")
+        } else {
+          assertClose(grad, gradient, "\(term): gradient of \(name)")
+        }
+      }
+    }
+  }
+
   /// The first cell's batch picks the DSBN layer for the whole minibatch; the batch embedding
   /// stays per cell.
   func testMixedBatchLabelsFollowReference() throws {
