@@ -129,6 +129,26 @@ final class DistributedTests: XCTestCase {
     XCTAssertLessThan(Date().timeIntervalSince(start), 10, "a mismatch stops both ranks before the timeout")
   }
 
+  /// Gloo writes to a dead peer's socket with writev: that must fail with EPIPE, not end the
+  /// process by SIGPIPE (a killed rank once took the other down without its error message).
+  func testJoiningAGroupMakesWritesToADeadPeerFailInsteadOfKilling() throws {
+    var sockets: [Int32] = [0, 0]
+    XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &sockets), 0)
+    close(sockets[1])
+    var single = options(rank: 0, port: try freePort())
+    single.worldSize = 1
+    _ = try ProcessGroup(gloo: single)
+    var current = sigaction()
+    sigaction(SIGPIPE, nil, &current)
+    let ignored = unsafeBitCast(current.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
+    XCTAssertTrue(ignored, "SIGPIPE is ignored once a group exists")
+    guard ignored else { return }  // the write below would end the test process
+    var iov = iovec(iov_base: UnsafeMutableRawPointer(mutating: ("x" as StaticString).utf8Start), iov_len: 1)
+    XCTAssertEqual(writev(sockets[0], &iov, 1), -1)
+    XCTAssertEqual(errno, EPIPE)
+    close(sockets[0])
+  }
+
   func testNobodyAtTheMasterIsAClearErrorAfterTheTimeout() throws {
     let port = try freePort()
     let start = Date()

@@ -47,7 +47,13 @@ public final class ProcessGroup {
 
   /// Joins the job: rank 0 hosts the rendezvous, every rank checks that the others agree on
   /// the world size and that no rank is taken twice, then the Gloo group connects.
+  ///
+  /// Sets SIGPIPE to be ignored, process-wide: Gloo writes to its sockets with `writev`, which
+  /// raises SIGPIPE when the peer has died, and SIGPIPE's default ends the process without a
+  /// word. torch.distributed runs under Python, which ignores SIGPIPE from the start; with it
+  /// ignored here too, the write fails with EPIPE and the collective throws.
   public init(gloo options: DistributedOptions) throws {
+    signal(SIGPIPE, SIG_IGN)
     let (rank, size) = (options.rank, options.worldSize)
     guard size >= 1 else { throw DistributedError("the world size must be at least 1, got \(size)") }
     guard rank >= 0 && rank < size else { throw DistributedError("rank \(rank) is outside 0..<\(size) (world size \(size))") }
