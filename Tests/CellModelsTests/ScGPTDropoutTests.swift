@@ -53,7 +53,7 @@ final class ScGPTDropoutTests: XCTestCase {
   /// Training's gradients under dropout: cross-entropy of the classifier (cell i → class i mod 5),
   /// every dropout at 0.2, our fast masks: the mean gradient of a few parameters points the same
   /// way as torch's with the same size, and the mean squared gradient norm (what clipping sees)
-  /// is the same.
+  /// and the loss's mean and spread over passes are the same.
   func testTrainModeGradientsMatchReferenceStatistics() throws {
     let saved = Runtime.dropoutMasks
     Runtime.dropoutMasks = .fast
@@ -68,11 +68,13 @@ final class ScGPTDropoutTests: XCTestCase {
     let batch = ScGPTFixtures.batch("B")
     let classes = Tensor((0..<batch.geneIds.size(0)).map { Int64($0 % 5) })
     var sums = names.map { Tensor.zeros(parameters[$0]!.shape, dtype: .float64) }
-    var norm2 = 0.0
+    var norm2 = 0.0, losses: [Double] = []
     for _ in 0..<passes {
       network.zeroGrad()
       let out = try network.forward(batch, heads: [.cls])
-      Functional.crossEntropy(out.clsOutput!, classes).backward()
+      let loss = Functional.crossEntropy(out.clsOutput!, classes)
+      loss.backward()
+      losses.append(loss.item())
       for (i, name) in names.enumerated() { sums[i] = sums[i] + parameters[name]!.grad!.to(.float64) }
       norm2 += network.parameters.compactMap(\.grad).reduce(0) { $0 + $1.to(.float64).pow(2).sum().item() }
     }
@@ -87,5 +89,15 @@ final class ScGPTDropoutTests: XCTestCase {
     let normRatio = norm2 / Double(passes) / Self.stats["grad.norm2"]!.item()
     if ProcessInfo.processInfo.environment["SCGPT_PARITY_VERBOSE"] != nil { print("mean squared gradient norm ratio \(normRatio)") }
     XCTAssertEqual(normRatio, 1, accuracy: 0.08, "mean squared gradient norm ratio \(normRatio)")
+    // The loss's spread over passes sums up how the masks of different elements co-vary.
+    let reference = Self.stats["grad.loss"]!.toArray(Float.self).map(Double.init)
+    func meanAndSD(_ x: [Double]) -> (Double, Double) {
+      let mean = x.reduce(0, +) / Double(x.count)
+      return (mean, (x.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(x.count - 1)).squareRoot())
+    }
+    let (ours, theirs) = (meanAndSD(losses), meanAndSD(reference))
+    if ProcessInfo.processInfo.environment["SCGPT_PARITY_VERBOSE"] != nil { print("loss mean and sd \(ours) against \(theirs)") }
+    XCTAssertEqual(ours.0, theirs.0, accuracy: 4 * (ours.1 * ours.1 / Double(passes) + theirs.1 * theirs.1 / Double(reference.count)).squareRoot())
+    XCTAssertEqual(ours.1 / theirs.1, 1, accuracy: 0.15, "loss spread ratio")
   }
 }
