@@ -135,11 +135,12 @@ public final class ScGPTNetwork: Module {
     dsbn = config.batchNormalization == .domainSpecific
       ? DomainSpecificBatchNorm1d(d, numDomains: config.numBatchLabels!) : nil
     bn = config.batchNormalization == .single ? BatchNorm1d(d, eps: 6.1e-5) : nil
-    transformerEncoder = TransformerEncoder((0..<config.nLayers).map { _ in
+    // As the reference (torch's TransformerEncoder deep-copies one layer): all layers start equal.
+    transformerEncoder = try TransformerEncoder(copiesOf: {
       TransformerEncoderLayer(
         dModel: d, nHead: config.nHead, dimFeedforward: config.dHid, dropout: config.dropout, batchFirst: true,
         normFirst: config.preNorm, attentionDropout: config.attentionDropout)
-    })
+    }, count: config.nLayers)
     decoder = config.perturbationPadId != nil
       ? AffineExprDecoder(d, explicitZeroProb: config.explicitZeroProb, activation: config.decoderActivation,
                           adaptiveBias: config.decoderAdaptiveBias)

@@ -11,6 +11,19 @@ public final class TransformerEncoder: Module {
     if let norm { registerModule("norm", norm) }
   }
 
+  /// torch.nn.TransformerEncoder(layer, count): `count` copies of one layer, so that every layer
+  /// starts from the same weights (torch deep-copies the layer it is given).
+  public convenience init(copiesOf makeLayer: () -> TransformerEncoderLayer, count: Int, norm: LayerNorm? = nil) throws {
+    let first = makeLayer()
+    let weights = first.stateDict()
+    let rest = try (1..<max(count, 1)).map { _ in
+      let layer = makeLayer()
+      try layer.loadStateDict(weights)
+      return layer
+    }
+    self.init(count > 0 ? [first] + rest : [], norm: norm)
+  }
+
   /// `srcKeyPaddingMask` [N, L]: true at positions that may not be attended (padding).
   public func callAsFunction(_ src: Tensor, mask: Tensor? = nil, srcKeyPaddingMask: Tensor? = nil) -> Tensor {
     var x = src
