@@ -74,6 +74,29 @@ final class ScGPTNetworkTests: XCTestCase {
     XCTAssertEqual(bn.stateDict()["bn.num_batches_tracked"]?.dtype, .int64)
   }
 
+  /// The reference pads every cell to the data set's longest and its batch norm counts that
+  /// padding; `normalizationLength` gives the same statistics without running the extra tokens
+  /// through the transformer.
+  func testNormalizationLengthCountsPaddingAsTheReferencesLongerMinibatches() throws {
+    for style in [ScGPTConfig.BatchNormalization.domainSpecific, .single] {
+      let c = smallConfig { $0.batchNormalization = style; $0.numBatchLabels = 2; $0.dropout = 0 }
+      let network = try ScGPTNetwork(c)
+      network.train()
+      let short = batch(labels: true)
+      let extra = 3
+      let ids = Tensor.cat([short.geneIds, Tensor.full([2, extra], Double(c.padTokenId), dtype: .int64)], dim: 1)
+      let long = ScGPTBatch(geneIds: ids, values: Tensor.cat([short.values, Tensor.full([2, extra], c.padValue)], dim: 1),
+                            paddingMask: ids.eq(Double(c.padTokenId)), batchLabels: short.batchLabels)
+      var counted = short
+      counted.normalizationLength = 4 + extra
+      let expected = try network.encode(long).narrow(dim: 1, start: 0, length: 4)
+      assertClose(try network.encode(counted), expected, "\(style): statistics over the longer padding", tolerance: 1e-5)
+      XCTAssertGreaterThan(maxRelativeError(try network.encode(short), expected), 1e-3, "\(style): the padding matters")
+      network.eval()  // running statistics: the length is ignored
+      XCTAssertEqual(try network.encode(counted).toArray(Float.self), try network.encode(short).toArray(Float.self))
+    }
+  }
+
   func testMVCStyles() throws {
     for style in ScGPTConfig.MVCStyle.allCases {
       for labels in [false, true] {

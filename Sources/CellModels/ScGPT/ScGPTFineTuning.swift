@@ -243,6 +243,12 @@ public final class ScGPTFineTuner {
     }
     let cells = tokens.padded(rows)
     let batchLabels = network.config.needsBatchLabels ? batches.map { b in rows.map { b[$0] } } : nil
+    let normalizationLength = batch.normalizationLength
+    func networkBatch(_ values: [[Float]]? = nil, labels: [Int]? = nil) throws -> ScGPTBatch {
+      var b = try ScGPTBatch(cells, values: values, batchLabels: labels).to(device)
+      b.normalizationLength = normalizationLength
+      return b
+    }
     var names: [String] = [], values: [Tensor] = []
     func add(_ name: String, _ value: Tensor) {
       names.append(name)
@@ -250,8 +256,7 @@ public final class ScGPTFineTuner {
     }
     switch objective {
     case .annotation:
-      let batch = try ScGPTBatch(cells, batchLabels: batchLabels).to(device)
-      let out = try network.forward(batch, heads: [.cls])
+      let out = try network.forward(networkBatch(labels: batchLabels), heads: [.cls])
       let labels = Tensor(rows.map { Int64(cellTypes![$0]) }).to(device)
       add("cls", ScGPTLosses.crossEntropy(out.clsOutput!, labels))
     case .generative, .generativeAndMasked:
@@ -271,10 +276,9 @@ public final class ScGPTFineTuner {
         add("gen_second", ScGPTLosses.maskedMSE(again.genPreds, gen.values, mask: valid))
       }
       if objective == .generativeAndMasked {
-        let cells = tokens.padded(rows)
         let masked = ScGPTTokenizer.randomMaskValue(
           cells.values, maskRatio: options.maskRatio, maskValue: options.maskValue, padValue: tokens.padValue, random: &random)
-        let batch = try ScGPTBatch(cells, values: masked).to(device)
+        let batch = try networkBatch(masked)
         let out = try network.forward(batch, heads: network.mvcDecoder != nil ? [.mvc] : [])
         let target = cells.valueTensor.to(device), positions = batch.values.eq(Double(options.maskValue))
         add("gep", ScGPTLosses.maskedMSE(out.mlmOutput, target, mask: positions))
@@ -283,7 +287,7 @@ public final class ScGPTFineTuner {
     case .integration, .pretraining:
       let masked = ScGPTTokenizer.randomMaskValue(
         cells.values, maskRatio: options.maskRatio, maskValue: options.maskValue, padValue: tokens.padValue, random: &random)
-      let batch = try ScGPTBatch(cells, values: masked, batchLabels: batchLabels).to(device)
+      let batch = try networkBatch(masked, labels: batchLabels)
       var heads: ScGPTHeads = []
       if network.mvcDecoder != nil { heads.insert(.mvc) }
       if objective == .integration && options.ecsWeight > 0 { heads.insert(.ecs) }
@@ -397,8 +401,10 @@ extension ScGPTBatch {
   /// The batch on `device`.
   public func to(_ device: Device) -> ScGPTBatch {
     guard device != .cpu else { return self }
-    return ScGPTBatch(geneIds: geneIds.to(device), values: values.to(device), paddingMask: paddingMask.to(device),
-                      batchLabels: batchLabels?.to(device), modalityTypes: modalityTypes?.to(device),
-                      perturbationFlags: perturbationFlags?.to(device))
+    var moved = ScGPTBatch(geneIds: geneIds.to(device), values: values.to(device), paddingMask: paddingMask.to(device),
+                           batchLabels: batchLabels?.to(device), modalityTypes: modalityTypes?.to(device),
+                           perturbationFlags: perturbationFlags?.to(device))
+    moved.normalizationLength = normalizationLength
+    return moved
   }
 }

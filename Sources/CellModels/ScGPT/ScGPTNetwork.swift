@@ -15,6 +15,13 @@ public struct ScGPTBatch {
   /// int64 [B, L] perturbation flags: 0 not perturbed, 1 perturbed, the pad id (2) at padding
   /// (needed by the perturbation model).
   public var perturbationFlags: Tensor?
+  /// In training, batch norm (DSBN or BN) takes its statistics as if every cell were padded to
+  /// this many tokens: the reference pads each cell to the data set's longest and its batch norm
+  /// counts the padding, which changes what it removes (scGPT integration's batch correction
+  /// after 3 epochs: 0.24 padded to the longest, 0.14 to the minibatch's longest). The extra
+  /// `<pad>` tokens are embedded and normalised, then dropped before the transformer, which would
+  /// mask them. nil: the minibatch's own padding.
+  public var normalizationLength: Int?
 
   public init(geneIds: Tensor, values: Tensor, paddingMask: Tensor, batchLabels: Tensor? = nil, modalityTypes: Tensor? = nil,
               perturbationFlags: Tensor? = nil) {
@@ -184,12 +191,26 @@ public final class ScGPTNetwork: Module {
     return (genes, genes * batch.values.unsqueeze(dim: 2))
   }
 
+  /// Input embeddings [B, count, d] of `count` `<pad>` tokens per cell.
+  private func paddingEmbeddings(cells: Int, count: Int, device: Device) -> Tensor {
+    let shape = [cells, count]
+    let ids = Tensor.full(shape, Double(config.padTokenId), dtype: .int64, device: device)
+    let pads = ScGPTBatch(geneIds: ids, values: Tensor.full(shape, config.padValue, device: device),
+                          paddingMask: Tensor.ones(shape, dtype: .bool, device: device),
+                          perturbationFlags: config.perturbationPadId.map { Tensor.full(shape, Double($0), dtype: .int64, device: device) })
+    return inputEmbeddings(pads).total
+  }
+
   /// Batch normalisation (if any) and the transformer over input embeddings [B, L, d].
   /// `zeroPaddedOutputs` sets the outputs at padded positions to 0, as torch's own transformer
   /// does on its inference fast path (eval mode under no_grad; the reference's `embed_data`).
   /// `throughLayers` stops after that many transformer layers (default: all).
   public func transform(_ total: Tensor, _ batch: ScGPTBatch, zeroPaddedOutputs: Bool = false, throughLayers: Int? = nil) throws -> Tensor {
     var x = total
+    let length = x.size(1)
+    if isTraining, dsbn != nil || bn != nil, let n = batch.normalizationLength, n > length {
+      x = Tensor.cat([x, paddingEmbeddings(cells: x.size(0), count: n - length, device: x.device)], dim: 1)
+    }
     if let dsbn {
       // As the reference: the first cell's label picks the BatchNorm for the whole minibatch.
       let domain = Int(batch.batchLabels![0].item())
@@ -197,6 +218,7 @@ public final class ScGPTNetwork: Module {
     } else if let bn {
       x = bn(x.permute([0, 2, 1])).permute([0, 2, 1])
     }
+    if x.size(1) > length { x = x.narrow(dim: 1, start: 0, length: length) }
     var output = x
     if let n = throughLayers {
       for layer in transformerEncoder.layers.modules.prefix(n) { output = layer(output, srcKeyPaddingMask: batch.paddingMask) }

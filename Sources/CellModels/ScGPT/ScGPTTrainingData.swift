@@ -6,12 +6,16 @@ public struct ScGPTMinibatch {
   public var rows: [Int]
   public var cellTypes: [Int]?
   public var batches: [Int]?
+  /// Batch norm's statistics as if padded to this many tokens (`ScGPTBatch.normalizationLength`).
+  public var normalizationLength: Int?
 
-  public init(tokens: ScGPTCellTokens, rows: [Int], cellTypes: [Int]? = nil, batches: [Int]? = nil) {
+  public init(tokens: ScGPTCellTokens, rows: [Int], cellTypes: [Int]? = nil, batches: [Int]? = nil,
+              normalizationLength: Int? = nil) {
     self.tokens = tokens
     self.rows = rows
     self.cellTypes = cellTypes
     self.batches = batches
+    self.normalizationLength = normalizationLength
   }
 }
 
@@ -61,8 +65,10 @@ struct ScGPTTokenMinibatches: ScGPTTrainingData {
   }
 
   func forEachTrainingMinibatch(epoch: Int, skipping: Int, _ body: (ScGPTMinibatch) throws -> Void) throws {
+    // The reference pads every training cell to the longest one; batch norm counts that padding.
+    let longest = trainingCells.lazy.map { tokens.ids[$0].count }.max()
     for rows in minibatches(epoch: epoch).dropFirst(skipping) {
-      try body(ScGPTMinibatch(tokens: tokens, rows: rows, cellTypes: cellTypes, batches: batches))
+      try body(ScGPTMinibatch(tokens: tokens, rows: rows, cellTypes: cellTypes, batches: batches, normalizationLength: longest))
     }
   }
 
