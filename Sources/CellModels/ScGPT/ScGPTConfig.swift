@@ -67,8 +67,11 @@ public struct ScGPTConfig: Equatable, Sendable {
   public var numModalities: Int?
   /// The modality vocabulary's `<pad>` id (the modality embedding's padding index).
   public var modalityPadId = 0
-  /// Pre-norm layers. The reference's torch path ignores `pre_norm` (always post-norm); its
-  /// flash layers honour it. Official checkpoints are post-norm.
+  /// Pre-norm layers, as torch's `norm_first` (x + attn(norm1(x))). The reference's torch path
+  /// ignores `pre_norm` (always post-norm); its flash layers honour it differently, normalising
+  /// the residual stream itself (x = norm1(x); x = x + attn(x)), so a pre-norm checkpoint trained
+  /// with flash-attention does not give the reference's outputs here. Official checkpoints are
+  /// post-norm.
   public var preNorm = false
   /// The perturbation model (the reference's `TransformerGenerator`): a perturbation-flag
   /// embedding (`pert_encoder`, 3 flags: 0 not perturbed, 1 perturbed, this id the padding) added
