@@ -44,7 +44,7 @@ final class ScGPTDropoutTests: XCTestCase {
           // The means agree within their standard errors (mean squared z near 1).
           let z2 = ((mean - refMean).pow(2) / (variance / Double(passes) + refVariance / referencePasses + 1e-12)).mean().item()
           XCTAssertLessThan(z2, 1.5, "\(what): mean squared z of the means \(z2)")
-          if ProcessInfo.processInfo.environment["SCGPT_PARITY_VERBOSE"] != nil { print("\(what): variance ratio \(ratio), mean z² \(z2)") }
+          parityLog("\(what): variance ratio \(ratio), mean z² \(z2)")
         }
       }
     }
@@ -82,12 +82,12 @@ final class ScGPTDropoutTests: XCTestCase {
       let mean = sums[i] / Double(passes), reference = Self.stats["grad.\(name)"]!.to(.float64)
       let cosine = (mean * reference).sum().item() / (mean.norm().item() * reference.norm().item())
       let sizeRatio = mean.norm().item() / reference.norm().item()
-      if ProcessInfo.processInfo.environment["SCGPT_PARITY_VERBOSE"] != nil { print("\(name): cosine \(cosine), size ratio \(sizeRatio)") }
+      parityLog("\(name): cosine \(cosine), size ratio \(sizeRatio)")
       XCTAssertGreaterThan(cosine, 0.95, "\(name): mean gradient cosine \(cosine)")
       XCTAssertEqual(sizeRatio, 1, accuracy: 0.1, "\(name): mean gradient size ratio \(sizeRatio)")
     }
     let normRatio = norm2 / Double(passes) / Self.stats["grad.norm2"]!.item()
-    if ProcessInfo.processInfo.environment["SCGPT_PARITY_VERBOSE"] != nil { print("mean squared gradient norm ratio \(normRatio)") }
+    parityLog("mean squared gradient norm ratio \(normRatio)")
     XCTAssertEqual(normRatio, 1, accuracy: 0.08, "mean squared gradient norm ratio \(normRatio)")
     // The loss's spread over passes sums up how the masks of different elements co-vary.
     let reference = Self.stats["grad.loss"]!.toArray(Float.self).map(Double.init)
@@ -96,7 +96,7 @@ final class ScGPTDropoutTests: XCTestCase {
       return (mean, (x.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(x.count - 1)).squareRoot())
     }
     let (ours, theirs) = (meanAndSD(losses), meanAndSD(reference))
-    if ProcessInfo.processInfo.environment["SCGPT_PARITY_VERBOSE"] != nil { print("loss mean and sd \(ours) against \(theirs)") }
+    parityLog("loss mean and sd \(ours) against \(theirs)")
     XCTAssertEqual(ours.0, theirs.0, accuracy: 4 * (ours.1 * ours.1 / Double(passes) + theirs.1 * theirs.1 / Double(reference.count)).squareRoot())
     XCTAssertEqual(ours.1 / theirs.1, 1, accuracy: 0.15, "loss spread ratio")
   }

@@ -46,9 +46,14 @@ func maxRelativeError(_ a: Tensor, _ b: Tensor) -> Double {
   return (x - y).abs().max().item() / max(y.abs().max().item(), 1e-30)
 }
 
+/// Prints `message` when SCGPT_PARITY_VERBOSE is set (the figures behind the parity checks).
+func parityLog(_ message: @autoclosure () -> String) {
+  if ProcessInfo.processInfo.environment["SCGPT_PARITY_VERBOSE"] != nil { print(message()) }
+}
+
 func assertClose(_ a: Tensor, _ b: Tensor, _ what: String, tolerance: Double = 1e-4, file: StaticString = #filePath, line: UInt = #line) {
   let e = maxRelativeError(a, b)
-  if ProcessInfo.processInfo.environment["SCGPT_PARITY_VERBOSE"] != nil { print("scGPT parity \(what): \(e)") }
+  parityLog("scGPT parity \(what): \(e)")
   XCTAssertLessThan(e, tolerance, "\(what): relative error \(e)", file: file, line: line)
 }
 

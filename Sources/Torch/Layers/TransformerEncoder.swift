@@ -14,14 +14,12 @@ public final class TransformerEncoder: Module {
   /// torch.nn.TransformerEncoder(layer, count): `count` copies of one layer, so that every layer
   /// starts from the same weights (torch deep-copies the layer it is given).
   public convenience init(copiesOf makeLayer: () -> TransformerEncoderLayer, count: Int, norm: LayerNorm? = nil) throws {
-    let first = makeLayer()
-    let weights = first.stateDict()
-    let rest = try (1..<max(count, 1)).map { _ in
-      let layer = makeLayer()
-      try layer.loadStateDict(weights)
-      return layer
+    let layers = (0..<count).map { _ in makeLayer() }
+    if let first = layers.first {
+      let weights = first.stateDict()
+      for layer in layers.dropFirst() { try layer.loadStateDict(weights) }
     }
-    self.init(count > 0 ? [first] + rest : [], norm: norm)
+    self.init(layers, norm: norm)
   }
 
   /// `srcKeyPaddingMask` [N, L]: true at positions that may not be attended (padding).
