@@ -108,6 +108,19 @@ struct DistributedArguments: ParsableArguments {
   }
 }
 
+/// A training verb's output folder in a data-parallel job: rank 0 runs `body` with a staging
+/// folder that replaces `outdir` when `body` succeeds (`writeFolderAtomically`); the other ranks
+/// run it with nil, to train alongside and write nothing. Returns whether this rank wrote.
+@discardableResult
+func writeFolderOnRankZero(_ outdir: URL, group: ProcessGroup?, _ body: (URL?) throws -> Void) throws -> Bool {
+  guard (group?.rank ?? 0) == 0 else {
+    try body(nil)
+    return false
+  }
+  try writeFolderAtomically(outdir) { try body($0) }
+  return true
+}
+
 /// `--nproc N`: runs this same command as N local ranks (this binary, the same arguments
 /// without --nproc, and RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK set), waits
 /// for them, and stops the others as soon as one fails.

@@ -27,9 +27,15 @@ struct ScGPTTrainingArguments: ParsableArguments {
   @Option(help: "New model: dropout on attention probabilities (0 keeps attention fused and memory-efficient on CPU; the reference uses --dropout).")
   var attentionDropout = 0.0
   @OptionGroup var arithmetic: PrecisionArguments
+  @OptionGroup(title: "Data-parallel training (docs/distributed.md)") var distributed: DistributedArguments
 
-  func options(_ training: ScGPTTrainingOptions, seed: UInt64, device: Device) throws -> ScGPTTaskOptions {
+  /// This process's part of the run: nil when `--nproc` started the local ranks (and they have
+  /// finished); otherwise the device and the job's process group (nil for one process).
+  func start(_ global: GlobalOptions) throws -> (device: Device, group: ProcessGroup?)? { try distributed.start(global) }
+
+  func options(_ training: ScGPTTrainingOptions, seed: UInt64, device: Device, group: ProcessGroup?) throws -> ScGPTTaskOptions {
     var training = training
+    training.processGroup = group
     training.precision = arithmetic.dtype
     if let epochs { training.epochs = epochs }
     if let batchSize { training.batchSize = batchSize }
@@ -77,6 +83,10 @@ private func writeTaskOutputs(_ model: ScGPTModelFolder, _ result: ScGPTTraining
     "train_step_seconds": result.stepSeconds.reduce(0, +), "tokens_per_second": result.tokensPerSecond,
   ]
   if !rates.isEmpty { metrics["median_step_tokens_per_second"] = rates[rates.count / 2] }
+  if let difference = result.replicaDifference {  // data-parallel: tokens and rates above are rank 0's
+    metrics["ranks"] = result.ranks
+    metrics["max_weight_difference_across_ranks"] = difference
+  }
   for key in ["train_loss", "validation_loss"] { if let v = result.history.last(key) { metrics[key] = v } }
   metrics.merge(extra) { $1 }
   try writeJSON(metrics, to: folder.appendingPathComponent("metrics.json"))
@@ -147,14 +157,15 @@ struct ScGPTAnnotateCommand: ParsableCommand {
   @OptionGroup var training: ScGPTTrainingArguments
 
   func run() throws {
-    let device = try global.apply()
+    guard let (device, group) = try training.start(global) else { return }
     let adata = try AnnData.read(h5ad: input)
     var queryData = try query.map { try AnnData.read(h5ad: $0) }
-    var options = try training.options(.annotation, seed: global.seed, device: device)
+    var options = try training.options(.annotation, seed: global.seed, device: device, group: group)
     options.batchKey = batchKey
     let outdir = URL(fileURLWithPath: output)
-    try writeFolderAtomically(outdir) { staging in
+    let wrote = try writeFolderOnRankZero(outdir, group: group) { staging in
       let model = try ScGPTTasks.annotate(adata, labelKey: labelKey, unlabeled: unlabeled, options: options)
+      guard let staging else { return }
       if model.skippedCells > 0 { warn("\(model.skippedCells) cells without a label in '\(labelKey)' were left out") }
       if model.unknownGenes > 0 { warn("\(model.unknownGenes) genes are not in the pretrained vocabulary and were left out") }
       var metrics: [String: Any] = [:]
@@ -169,7 +180,7 @@ struct ScGPTAnnotateCommand: ParsableCommand {
         print(String(format: "query accuracy %.4f, macro-F1 %.4f", a, f))
       }
     }
-    print("wrote \(outdir.path)")
+    if wrote { print("wrote \(outdir.path)") }
   }
 }
 
@@ -199,7 +210,7 @@ struct ScGPTIntegrateCommand: ParsableCommand {
   @OptionGroup var training: ScGPTTrainingArguments
 
   func run() throws {
-    let device = try global.apply()
+    guard let (device, group) = try training.start(global) else { return }
     var adata = try AnnData.read(h5ad: input)
     if let labelKey { _ = try adata.obsLabels(labelKey) }
     var defaults = ScGPTTrainingOptions.integration
@@ -207,11 +218,12 @@ struct ScGPTIntegrateCommand: ParsableCommand {
     defaults.maskRatio = maskRatio
     defaults.ecsWeight = ecsWeight
     defaults.dabWeight = dabWeight
-    var options = try training.options(defaults, seed: global.seed, device: device)
+    var options = try training.options(defaults, seed: global.seed, device: device, group: group)
     options.batchKey = batchKey
     let outdir = URL(fileURLWithPath: output)
-    try writeFolderAtomically(outdir) { staging in
+    let wrote = try writeFolderOnRankZero(outdir, group: group) { staging in
       let model = try ScGPTTasks.integrate(adata, options: options, dab: dabWeight > 0)
+      guard let staging else { return }
       if model.unknownGenes > 0 { warn("\(model.unknownGenes) genes are not in the pretrained vocabulary and were left out") }
       let metrics = try embedAndScore(model, into: &adata, batchKey: batchKey, labelKey: labelKey, plots: staging, seed: global.seed,
                                       precision: options.training.precision)
@@ -221,7 +233,7 @@ struct ScGPTIntegrateCommand: ParsableCommand {
         print(String(format: "bio conservation %.4f, batch correction %.4f", b, c))
       }
     }
-    print("wrote \(outdir.path)")
+    if wrote { print("wrote \(outdir.path)") }
   }
 }
 
@@ -277,22 +289,26 @@ struct ScGPTMultiomicCommand: ParsableCommand {
   @OptionGroup var training: ScGPTTrainingArguments
 
   func run() throws {
-    let device = try global.apply()
+    guard let (device, group) = try training.start(global) else { return }
     var adata = try AnnData.read(h5ad: input)
     if let labelKey { _ = try adata.obsLabels(labelKey) }
     var defaults = ScGPTTrainingOptions.integration
     defaults.epochs = 15
     defaults.dabWeight = dabWeight
-    var options = try training.options(defaults, seed: global.seed, device: device)
+    var options = try training.options(defaults, seed: global.seed, device: device, group: group)
     options.batchKey = batchKey
     let outdir = URL(fileURLWithPath: output)
-    try writeFolderAtomically(outdir) { staging in
+    let wrote = try writeFolderOnRankZero(outdir, group: group) { staging in
       let model = try ScGPTTasks.multiomic(adata, featureKey: featureKey, modality: modality, options: options, dab: dabWeight > 0)
-      var metrics = try embedAndScore(model, into: &adata, batchKey: batchKey, labelKey: labelKey, plots: staging, seed: global.seed,
-                                      precision: options.training.precision)
+      var rnaOnly: ScGPTTaskModel?
       if compareRna {
         Runtime.seed(global.seed)
-        let rna = try ScGPTTasks.integrate(adata, options: options, dab: dabWeight > 0)
+        rnaOnly = try ScGPTTasks.integrate(adata, options: options, dab: dabWeight > 0)
+      }
+      guard let staging else { return }
+      var metrics = try embedAndScore(model, into: &adata, batchKey: batchKey, labelKey: labelKey, plots: staging, seed: global.seed,
+                                      precision: options.training.precision)
+      if let rna = rnaOnly {
         var copy = adata
         metrics["rna_only"] = try embedAndScore(rna, into: &copy, batchKey: batchKey, labelKey: labelKey, plots: nil, seed: global.seed,
                                                  precision: options.training.precision)
@@ -308,7 +324,7 @@ struct ScGPTMultiomicCommand: ParsableCommand {
         print(String(format: "RNA alone: bio conservation %.4f, batch correction %.4f", b, c))
       }
     }
-    print("wrote \(outdir.path)")
+    if wrote { print("wrote \(outdir.path)") }
   }
 }
 
@@ -402,7 +418,7 @@ struct ScGPTTrainCommand: ParsableCommand {
   }
 
   func run() throws {
-    let device = try global.apply()
+    guard let (device, group) = try training.start(global) else { return }
     var defaults = ScGPTTrainingOptions.integration
     defaults.epochs = 15
     defaults.maskRatio = maskRatio
@@ -415,8 +431,9 @@ struct ScGPTTrainCommand: ParsableCommand {
     defaults.resumeFrom = resume.map { URL(fileURLWithPath: $0) }
     let objectives: [String: ScGPTObjective] = ["masked": .pretraining, "generative": .generative, "both": .generativeAndMasked]
     guard let chosen = objectives[objective] else { throw ValidationError("--objective must be masked, generative or both, not '\(objective)'") }
-    var options = try training.options(defaults, seed: global.seed, device: device)
+    var options = try training.options(defaults, seed: global.seed, device: device, group: group)
     let outdir = URL(fileURLWithPath: output)
+    let wrote: Bool
     if disk.backed {
       if inputs.count > 1 && training.geneCol != nil {
         throw ValidationError("--gene-col with several --backed inputs: the files are aligned by var names")
@@ -428,8 +445,9 @@ struct ScGPTTrainCommand: ParsableCommand {
         return try opened.metadata.var.labels(column).map { $0 ?? "" }
       } ?? opened.metadata.varNames
       options.streaming = disk.loaderOptions
-      try writeFolderAtomically(outdir) { staging in
+      wrote = try writeFolderOnRankZero(outdir, group: group) { staging in
         let run = try ScGPTTasks.pretrain(streaming: source, genes: genes, options: options, objective: chosen)
+        guard let staging else { return }
         if run.unknownGenes > 0 { warn("\(run.unknownGenes) genes are not in the vocabulary and were left out") }
         if run.data.emptyCells > 0 { warn("\(run.data.emptyCells) cell passes were left out: those cells express no vocabulary gene") }
         try writeTaskOutputs(run.folder, run.result, to: staging, metrics: [
@@ -438,12 +456,13 @@ struct ScGPTTrainCommand: ParsableCommand {
       }
     } else {
       let adata = try AnnData.read(h5ad: inputs[0])
-      try writeFolderAtomically(outdir) { staging in
+      wrote = try writeFolderOnRankZero(outdir, group: group) { staging in
         let model = try ScGPTTasks.pretrain(adata, options: options, objective: chosen)
+        guard let staging else { return }
         if model.unknownGenes > 0 { warn("\(model.unknownGenes) genes are not in the vocabulary and were left out") }
         try writeTaskOutputs(model, to: staging, metrics: ["backed": false])
       }
     }
-    print("wrote \(outdir.path)")
+    if wrote { print("wrote \(outdir.path)") }
   }
 }

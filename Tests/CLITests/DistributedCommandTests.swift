@@ -123,6 +123,59 @@ final class DistributedCommandTests: CLITestCase {
     XCTAssertEqual(metrics["max_weight_difference_across_ranks"] as? Double, 0)
   }
 
+  /// scGPT pretraining with two ranks: each takes half of an epoch's minibatches, both end with
+  /// the same weights, and a run stopped at a step resumes into the uninterrupted one. Then
+  /// `annotate` trains with two ranks too.
+  func testScGPTTrainsWithTwoRanksAndResumes() throws {
+    func path(_ name: String) -> String { scratch.appendingPathComponent(name).path }
+    // 700 cells, 630 in training: 20 minibatches of 32 per epoch, 10 per rank.
+    let common = ["scgpt", "train", counts, "--n-hvg", "100", "--epochs", "2", "--batch-size", "32", "--d-model", "16",
+                  "--nheads", "2", "--d-hid", "16", "--nlayers", "1", "--max-length", "32", "--lr", "1e-3", "--seed", "0",
+                  "--threads", "1", "--nproc", "2"]
+    let whole = try singlecell(common + ["-o", path("whole")])
+    XCTAssertEqual(whole.status, 0, whole.stderr)
+    let metrics = try json(path("whole") + "/metrics.json")
+    XCTAssertEqual(metrics["ranks"] as? Int, 2)
+    XCTAssertEqual(metrics["max_weight_difference_across_ranks"] as? Double, 0, "both ranks hold the same weights")
+    XCTAssertEqual(metrics["steps"] as? Int, 20, "10 steps per epoch on each rank")
+    XCTAssertEqual(whole.stdout.components(separatedBy: "wrote ").count - 1, 1, "only rank 0 reports writing: \(whole.stdout)")
+
+    let checkpoint = path("run.ckpt")
+    let part = try singlecell(common + ["-o", path("part"), "--max-steps", "13", "--checkpoint", checkpoint])
+    XCTAssertEqual(part.status, 0, part.stderr)
+    let resumed = try singlecell(common + ["-o", path("resumed"), "--resume", checkpoint])
+    XCTAssertEqual(resumed.status, 0, resumed.stderr)
+    let expected = try String(contentsOfFile: path("whole") + "/history.csv", encoding: .utf8).split(separator: "\n")
+    let got = try String(contentsOfFile: path("resumed") + "/history.csv", encoding: .utf8).split(separator: "\n")
+    XCTAssertEqual(got.count, 3, "a header and two epochs")
+    XCTAssertEqual(got.first, expected.first)
+    for (a, b) in zip(expected.dropFirst(), got.dropFirst()) {
+      for (x, y) in zip(a.split(separator: ","), b.split(separator: ",")) {
+        XCTAssertEqual(Double(x)!, Double(y)!, accuracy: abs(Double(x)!) * 1e-5, "\(a) against \(b)")
+      }
+    }
+    let resumedMetrics = try json(path("resumed") + "/metrics.json"), partMetrics = try json(path("part") + "/metrics.json")
+    XCTAssertEqual(resumedMetrics["max_weight_difference_across_ranks"] as? Double, 0)
+    let tokens = try [metrics, partMetrics, resumedMetrics].map { try XCTUnwrap($0["tokens"] as? Int) }
+    XCTAssertEqual(tokens[1] + tokens[2], tokens[0], "the resumed run takes only the steps after the checkpoint's 13")
+
+    let streamed = try singlecell(common + ["-o", path("backed"), "--backed", "--block-rows", "50", "--buffer-blocks", "2"])
+    XCTAssertEqual(streamed.status, 0, streamed.stderr)
+    let backed = try json(path("backed") + "/metrics.json")
+    XCTAssertEqual(backed["ranks"] as? Int, 2)
+    XCTAssertEqual(backed["max_weight_difference_across_ranks"] as? Double, 0)
+    let steps = try XCTUnwrap(backed["steps"] as? Int)
+    XCTAssertTrue((18...20).contains(steps), "each rank streams about half of the blocks: \(steps) steps in two epochs")
+
+    let annotated = try singlecell(["scgpt", "annotate", counts, "--label-key", "bulk_labels", "-o", path("annotate"),
+                                    "--n-hvg", "100", "--epochs", "1", "--d-model", "16", "--nheads", "2", "--d-hid", "16",
+                                    "--nlayers", "1", "--seed", "0", "--threads", "1", "--nproc", "2"])
+    XCTAssertEqual(annotated.status, 0, annotated.stderr)
+    let annotation = try json(path("annotate") + "/metrics.json")
+    XCTAssertEqual(annotation["ranks"] as? Int, 2)
+    XCTAssertEqual(annotation["max_weight_difference_across_ranks"] as? Double, 0)
+  }
+
   func testAKilledRankStopsTheOtherWithAnError() throws {
     let port = try freePort()
     let (rank0, log0) = try start(rank: 0, port: port, timeout: 5)
@@ -293,19 +346,5 @@ final class DistributedCommandTests: CLITestCase {
       return pid
     }
     return nil
-  }
-
-  func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let ok = withUnsafeMutablePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    guard ok else { throw POSIXError(.EADDRINUSE) }
-    return Int(UInt16(bigEndian: address.sin_port))
   }
 }

@@ -20,6 +20,11 @@ public struct ScGPTTrainingResult {
   /// and its seconds (forward, backward, update; no validation).
   public var stepTokens: [Int] = []
   public var stepSeconds: [Double] = []
+  /// Data-parallel: the largest difference between a rank's final weights and rank 0's (0
+  /// when the replicas stayed in sync); nil for a single process.
+  public var replicaDifference: Double?
+  /// Processes that trained (1 without a process group).
+  public var ranks = 1
 
   /// Tokens per second of training over this run's steps.
   public var tokensPerSecond: Double {
@@ -33,7 +38,9 @@ public struct ScGPTTrainingResult {
 /// epoch kept. Minibatches are padded to their own longest cell; with domain-specific batch
 /// norm every minibatch comes from one batch (the reference's `per_seq_batch_sample`), in
 /// training and in evaluation. Checkpoints taken at any step resume exactly: each step draws
-/// its masks, splits and dropout from its own seeded stream, each epoch its order.
+/// its masks, splits and dropout from its own seeded stream, each epoch its order. With
+/// `options.processGroup` it trains data-parallel (DDP): the ranks share each epoch's
+/// minibatches, draw their own masks, and end with identical weights.
 public final class ScGPTFineTuner {
   public let network: ScGPTNetwork
   public let objective: ScGPTObjective
@@ -75,10 +82,11 @@ public final class ScGPTFineTuner {
     return try fit(ScGPTTokenMinibatches(
       tokens: tokens, trainingCells: Array(order.dropFirst(nValidation)), validationCells: Array(order.prefix(nValidation)),
       cellTypes: cellTypes, batches: batches, groupByBatch: groupsMatter, batchSize: options.batchSize,
-      lengthBuckets: options.lengthBuckets, seed: options.seed))
+      lengthBuckets: options.lengthBuckets, seed: options.seed, rank: options.processGroup?.rank ?? 0,
+      worldSize: options.processGroup?.worldSize ?? 1))
   }
 
-  /// Trains on the minibatches of `data`.
+  /// Trains on the minibatches of `data` (data-parallel: this rank's share of them).
   @discardableResult
   public func fit(_ data: ScGPTTrainingData) throws -> ScGPTTrainingResult {
     guard data.trainingCount > 0 else { throw ScGPTError.invalidInput("no cells left to train on") }
@@ -91,17 +99,27 @@ public final class ScGPTFineTuner {
     let stepsPerEpoch = data.stepsPerEpoch
     // The schedule spans the epochs; max steps only stop early (so a stopped run is the start of a whole one).
     let totalSteps = options.epochs * stepsPerEpoch
+    let group = options.processGroup
+    let rank = group?.rank ?? 0, worldSize = group?.worldSize ?? 1
     var run = RunState()
     var prior = TrainingHistory()
-    if let url = options.resumeFrom { (prior, run) = try resume(url, optimizer: optimizer, stepsPerEpoch: stepsPerEpoch) }
-    let trainer = try Trainer(options: Trainer.Options(maxEpochs: options.epochs, progress: options.progress,
-                                                       label: "scGPT \(objective.rawValue)"))
-    var meter = ThroughputMeter(label: "scGPT \(objective.rawValue)", totalSteps: totalSteps, enabled: options.progress)
+    if let url = options.resumeFrom {
+      (prior, run) = try resume(url, optimizer: optimizer, stepsPerEpoch: stepsPerEpoch)
+      if rank != 0 { run.sums = run.sums.zeroed() }  // the saved sums are every rank's: counted once, on rank 0
+    }
+    // After loading: every rank starts from rank 0's weights. Heads a step leaves out get no gradient.
+    let ddp = try group.map { try DistributedDataParallel(network, group: $0, parameters: parameters, findUnusedParameters: true) }
+    let label = "scGPT \(objective.rawValue)" + (group.map { " (\($0.worldSize) ranks)" } ?? "")
+    let trainer = try Trainer(options: Trainer.Options(maxEpochs: options.epochs, progress: options.progress && rank == 0, label: label))
+    var meter = ThroughputMeter(label: label, totalSteps: totalSteps, enabled: options.progress && rank == 0)
     var result = ScGPTTrainingResult(history: TrainingHistory(), epochSeconds: [], bestEpoch: 0,
                                      trainingCells: data.trainingCells, validationCells: data.validationCells)
-    func save() throws {
+    func save() throws {  // collective with several ranks: each calls it at the same steps
       guard let url = options.checkpoint else { return }
-      try checkpoint(run, history: TrainingHistory(epochs: prior.epochs + trainer.history.epochs),
+      var state = run
+      state.sums = try run.sums.reduced(over: group)
+      guard rank == 0 else { return }
+      try checkpoint(state, history: TrainingHistory(epochs: prior.epochs + trainer.history.epochs),
                      optimizer: optimizer).write(to: url)
     }
 
@@ -114,14 +132,16 @@ public final class ScGPTFineTuner {
           let start = Date()
           optimizer.learningRate = options.schedule.learningRate(
             base: options.learningRate, gamma: options.scheduleGamma, step: run.step, epoch: epoch, total: totalSteps)
-          var random = ScGPTRandom.derived(options.seed, stream: .step, index: run.step)
-          Runtime.seed(ScGPTRandom.derivedSeed(options.seed, stream: .step, index: run.step))
+          let stream = run.step * worldSize + rank  // each rank its own masks and dropout
+          var random = ScGPTRandom.derived(options.seed, stream: .step, index: stream)
+          Runtime.seed(ScGPTRandom.derivedSeed(options.seed, stream: .step, index: stream))
+          try ddp?.prepareForward()
           let terms = try Autocast.run(on: device, dtype: options.precision) {
             try losses(batch, step: run.step, random: &random, device: device)
           }
           let total = terms.values.dropFirst().reduce(terms.values[0], +)
           optimizer.zeroGrad()
-          try withTorchErrors { total.backward() }
+          if let ddp { try ddp.backward(total) } else { try withTorchErrors { total.backward() } }
           _ = clipGradNorm(parameters, maxNorm: options.maxGradNorm)
           optimizer.step()
           run.sums.add(terms, total: total, cells: batch.rows.count)
@@ -140,11 +160,11 @@ public final class ScGPTFineTuner {
         trainer.stopAfterCurrentEpoch(reason: "max_steps")
         stopped = true
       }
-      var metrics = run.sums.metrics(prefix: "train")
+      var metrics = try run.sums.reduced(over: group).metrics(prefix: "train")
       if data.validationCount > 0 {
         network.eval()
         var validation = Sums()
-        var random = ScGPTRandom.derived(options.seed, stream: .validation, index: 0)
+        var random = ScGPTRandom.derived(options.seed, stream: .validation, index: rank)
         try withNoGrad {
           try data.forEachValidationMinibatch { batch in
             let terms = try Autocast.run(on: device, dtype: options.precision) {
@@ -153,7 +173,7 @@ public final class ScGPTFineTuner {
             validation.add(terms, total: terms.values.dropFirst().reduce(terms.values[0], +), cells: batch.rows.count)
           }
         }
-        metrics.merge(validation.metrics(prefix: "validation")) { $1 }
+        metrics.merge(try validation.reduced(over: group).metrics(prefix: "validation")) { $1 }
         metrics["validation_loss"] = metrics[
           objective == .annotation ? "validation_cls" : objective.isGenerative ? "validation_gen" : "validation_gep"]
       }
@@ -170,6 +190,8 @@ public final class ScGPTFineTuner {
     if trainer.stopReason != "max_steps" { try save() }
     if let best = run.best { try network.loadStateDict(best.state) }
     network.eval()
+    result.replicaDifference = try ddp?.maxParameterDifference()
+    result.ranks = worldSize
     meter.finish()
     result.history = TrainingHistory(epochs: prior.epochs + trainer.history.epochs)
     result.epochSeconds = trainer.epochSeconds
@@ -394,6 +416,17 @@ private struct Sums: Codable {
     var out: EpochMetrics = ["\(prefix)_loss": total / Double(max(cells, 1))]
     for (name, sum) in terms { out["\(prefix)_\(name)"] = sum / Double(max(cells, 1)) }
     return out
+  }
+
+  /// The same terms with nothing counted yet.
+  func zeroed() -> Sums { Sums(terms: terms.mapValues { _ in 0 }) }
+
+  /// The sums over every rank of `group` (collective; every rank holds the same term names).
+  func reduced(over group: ProcessGroup?) throws -> Sums {
+    guard let group, group.worldSize > 1 else { return self }
+    let names = terms.keys.sorted()
+    let values = try group.allReduce([total, Double(cells)] + names.map { terms[$0]! }, .sum)
+    return Sums(terms: Dictionary(uniqueKeysWithValues: zip(names, values.dropFirst(2))), total: values[0], cells: Int(values[1]))
   }
 }
 

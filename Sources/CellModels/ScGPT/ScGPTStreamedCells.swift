@@ -27,6 +27,7 @@ public final class ScGPTStreamedCells: ScGPTTrainingData {
   private let clsId: Int
   private let padValue: Float
   private let seed: UInt32
+  private let shard: StreamingLoader.Shard?
   private let training: StreamingLoader
   private let validation: StreamingLoader?
 
@@ -35,9 +36,11 @@ public final class ScGPTStreamedCells: ScGPTTrainingData {
   ///   - validationFraction: share of the cells (by the seed, as in memory) held out.
   ///   - streaming: how rows are read (block size, buffer, read-ahead); batch size, shuffling
   ///     and seed are this run's.
+  ///   - shard: data-parallel: this rank's share of the row blocks (every rank the same number
+  ///     of training minibatches; each validation block read by one rank).
   public init(source: RowBlockSource, geneIds: [Int?], vocab: GeneVocab, maxLength: Int, nBins: Int = 51, padValue: Float,
               batchSize: Int, validationFraction: Double, seed: UInt32,
-              streaming: StreamingLoader.Options = StreamingLoader.Options()) throws {
+              streaming: StreamingLoader.Options = StreamingLoader.Options(), shard: StreamingLoader.Shard? = nil) throws {
     guard geneIds.count == source.nCols else { throw ScGPTError.invalidInput("\(geneIds.count) gene ids for \(source.nCols) genes") }
     guard geneIds.contains(where: { $0 != nil }) else { throw ScGPTError.invalidInput("none of the data's genes is in the vocabulary") }
     guard maxLength > 1 else { throw ScGPTError.invalidInput("max length \(maxLength) is too short (<cls> and at least one gene)") }
@@ -53,9 +56,11 @@ public final class ScGPTStreamedCells: ScGPTTrainingData {
     options.batchSize = batchSize
     options.shuffle = true
     options.seed = UInt64(seed)
+    options.shard = shard.map { .init(rank: $0.rank, worldSize: $0.worldSize, equalize: true) }
     training = try StreamingLoader(source: source, cells: trainingCells, options: options)
     var inOrder = options
     inOrder.shuffle = false
+    inOrder.shard = shard.map { .init(rank: $0.rank, worldSize: $0.worldSize, equalize: false) }
     validation = validationCells.isEmpty ? nil : try StreamingLoader(source: source, cells: validationCells, options: inOrder)
     self.source = source
     self.geneIds = geneIds.map { $0 ?? -1 }
@@ -65,6 +70,7 @@ public final class ScGPTStreamedCells: ScGPTTrainingData {
     self.clsId = clsId
     self.padValue = padValue
     self.seed = seed
+    self.shard = shard
   }
 
   public var stepsPerEpoch: Int { training.batchCount }
@@ -75,14 +81,20 @@ public final class ScGPTStreamedCells: ScGPTTrainingData {
     while let batch = try stream.next() {
       defer { index += 1 }
       guard index >= skipping else { continue }
-      var random = ScGPTRandom.derived(seed, stream: .streamedTokens, index: epoch * stepsPerEpoch + index)
-      if let cells = tokens(batch.x, random: &random) { try body(cells) }
+      let pass = epoch * stepsPerEpoch + index
+      var random = ScGPTRandom.derived(seed, stream: .streamedTokens, index: pass * (shard?.worldSize ?? 1) + (shard?.rank ?? 0))
+      if let cells = tokens(batch.x, random: &random) {
+        try body(cells)
+      } else if let shard, shard.worldSize > 1 {
+        // The other ranks would wait for this step's gradients.
+        throw ScGPTError.invalidInput("rank \(shard.rank): a minibatch of \(batch.x.size(0)) cells in which no cell expresses a vocabulary gene; data-parallel ranks must all take the step: filter such cells out first")
+      }
     }
   }
 
   public func forEachValidationMinibatch(_ body: (ScGPTMinibatch) throws -> Void) throws {
     guard let validation else { return }
-    var random = ScGPTRandom.derived(seed, stream: .streamedTokens, index: -1)
+    var random = ScGPTRandom.derived(seed, stream: .streamedTokens, index: -1 - (shard?.rank ?? 0))
     try validation.forEachBatch { batch in
       if let cells = tokens(batch.x, random: &random) { try body(cells) }
     }

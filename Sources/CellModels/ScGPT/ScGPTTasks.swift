@@ -193,7 +193,8 @@ public enum ScGPTTasks {
     let data = try ScGPTStreamedCells(
       source: source, geneIds: geneIds, vocab: folder.vocab, maxLength: maxLength, nBins: options.nBins,
       padValue: Float(folder.network.config.padValue), batchSize: options.training.batchSize,
-      validationFraction: options.training.validationFraction, seed: options.training.seed, streaming: options.streaming)
+      validationFraction: options.training.validationFraction, seed: options.training.seed, streaming: options.streaming,
+      shard: options.training.processGroup.map { StreamingLoader.Shard(rank: $0.rank, worldSize: $0.worldSize) })
     try withTorchErrors { folder.network.to(options.device) }
     let result = try ScGPTFineTuner(network: folder.network, objective: objective, options: options.training).fit(data)
     folder.args["task"] = objective.rawValue

@@ -53,8 +53,12 @@ struct ScGPTTokenMinibatches: ScGPTTrainingData {
   let batchSize: Int
   let lengthBuckets: Bool
   let seed: UInt32
+  /// Data-parallel: this rank takes every worldSize-th minibatch from rank (training: the
+  /// list padded with its first minibatches, so every rank takes the same number of steps).
+  var rank = 0
+  var worldSize = 1
 
-  var stepsPerEpoch: Int { minibatches(epoch: 0).count }
+  var stepsPerEpoch: Int { (minibatches(epoch: 0).count + worldSize - 1) / worldSize }
 
   func minibatches(epoch: Int) -> [[Int]] {
     var random = ScGPTRandom.derived(seed, stream: .epochOrder, index: epoch)
@@ -67,13 +71,15 @@ struct ScGPTTokenMinibatches: ScGPTTrainingData {
   func forEachTrainingMinibatch(epoch: Int, skipping: Int, _ body: (ScGPTMinibatch) throws -> Void) throws {
     // The reference pads every training cell to the longest one; batch norm counts that padding.
     let longest = trainingCells.lazy.map { tokens.ids[$0].count }.max()
-    for rows in minibatches(epoch: epoch).dropFirst(skipping) {
+    let mine = DistributedSampler.strided(minibatches(epoch: epoch), rank: rank, worldSize: worldSize, padded: true)
+    for rows in mine.dropFirst(skipping) {
       try body(ScGPTMinibatch(tokens: tokens, rows: rows, cellTypes: cellTypes, batches: batches, normalizationLength: longest))
     }
   }
 
   func forEachValidationMinibatch(_ body: (ScGPTMinibatch) throws -> Void) throws {
-    for rows in ScGPTSampling.inOrder(validationCells, groups: groupByBatch ? batches : nil, batchSize: batchSize, lengths: tokens.lengths) {
+    let all = ScGPTSampling.inOrder(validationCells, groups: groupByBatch ? batches : nil, batchSize: batchSize, lengths: tokens.lengths)
+    for rows in DistributedSampler.strided(all, rank: rank, worldSize: worldSize, padded: false) {
       try body(ScGPTMinibatch(tokens: tokens, rows: rows, cellTypes: cellTypes, batches: batches))
     }
   }

@@ -96,6 +96,11 @@ public struct ScGPTTrainingOptions: Sendable {
   /// A progress line on standard error: per epoch, and every few seconds the step, loss and
   /// tokens per second.
   public var progress = false
+  /// Data-parallel training over this group (docs/distributed.md), as torch DDP: each rank
+  /// trains on its share of every epoch's minibatches (`batchSize` cells each, so one step sees
+  /// world size × `batchSize` cells), the gradients are averaged over the ranks, and the epoch's
+  /// metrics are per-cell means over every rank's cells. Rank 0 writes the checkpoints.
+  public var processGroup: ProcessGroup?
 
   public init() {}
 

@@ -35,16 +35,25 @@ public struct DistributedSampler: Sendable, Equatable {
       var rng = NumpyRandomState(seed: UInt32(truncatingIfNeeded: seed &+ UInt64(epoch)))
       order = rng.permutation(count)
     }
-    let total = shardSize * worldSize
-    var padded = order
-    while padded.count < total { padded += order.prefix(total - padded.count) }
-    return Array(stride(from: rank, to: total, by: worldSize).map { padded[$0] })
+    return Self.strided(order, rank: rank, worldSize: worldSize, padded: true)
   }
 
   /// This rank's positions of a held-out set: every world-size-th from rank, unpadded, so
   /// sums over the ranks count each item once.
   public static func evaluationShard(count: Int, rank: Int, worldSize: Int) -> [Int] {
-    Array(stride(from: rank, to: count, by: worldSize))
+    strided(Array(0..<count), rank: rank, worldSize: worldSize, padded: false)
+  }
+
+  /// Items rank, rank + worldSize, … of `items`. `padded`: the list is first padded to a
+  /// multiple of worldSize by repeating its first items, so every rank gets ⌈count / worldSize⌉
+  /// (for training: every rank runs the same number of steps).
+  public static func strided<T>(_ items: [T], rank: Int, worldSize: Int, padded: Bool) -> [T] {
+    var all = items
+    if padded && !items.isEmpty {
+      let total = (items.count + worldSize - 1) / worldSize * worldSize
+      while all.count < total { all += items.prefix(total - all.count) }
+    }
+    return stride(from: rank, to: all.count, by: worldSize).map { all[$0] }
   }
 }
 

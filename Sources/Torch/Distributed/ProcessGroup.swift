@@ -35,8 +35,9 @@ public struct DistributedOptions: Sendable, Equatable {
 /// A group of processes (ranks) that run collectives together, on torch.distributed's Gloo
 /// backend (CPU tensors) and, with `init(nccl:device:)`, its NCCL backend (CUDA tensors).
 /// Every rank must call the same collectives in the same order; one that fails (another rank
-/// died, hung past the timeout, or the network broke) throws.
-public final class ProcessGroup {
+/// died, hung past the timeout, or the network broke) throws. Sendable: its properties are
+/// constants and c10d's process groups may be called from any thread (as torch's).
+public final class ProcessGroup: @unchecked Sendable {
   public enum ReduceOp: Sendable { case sum, average, max, min }
 
   public let rank: Int
