@@ -41,9 +41,11 @@ struct SCBassetTrainCommand: ParsableCommand {
   @Flag(help: "Print a progress line per epoch.") var progress = false
   @Option(help: ArgumentHelp("Network config JSON (multimolecule ScBassetConfig names).", visibility: .hidden))
   var networkConfig: String?
+  @OptionGroup(title: "Data-parallel training (docs/distributed.md)") var distributed: DistributedArguments
 
   func run() throws {
-    let device = try global.apply()
+    guard let (device, group) = try distributed.start(global) else { return }
+    let rank = group?.rank ?? 0
     let out = URL(fileURLWithPath: output)
     var cells = try AnnData.read(h5ad: input, requireX: true)
     if let fasta {
@@ -72,8 +74,10 @@ struct SCBassetTrainCommand: ParsableCommand {
     options.device = device
     options.progress = progress || isatty(STDERR_FILENO) != 0
     options.checkpoint = out.appendingPathComponent("diverged.safetensors")
-    try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+    options.processGroup = group
+    if rank == 0 { try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true) }
     let history = try model.train(options)
+    guard rank == 0 else { return }  // only rank 0 writes outputs
     try model.save(to: out)
 
     let latent = model.latentRepresentation()
@@ -91,6 +95,10 @@ struct SCBassetTrainCommand: ParsableCommand {
       "seconds_per_epoch": epochSeconds,
       "cells": cells.nObs, "peaks": cells.nVars, "sequence_length": model.config.sequenceLength,
     ]
+    if let group {
+      metrics["ranks"] = group.worldSize
+      metrics["max_weight_difference_across_ranks"] = model.replicaDifference ?? 0
+    }
     if let heldOut {
       metrics["validation_auroc"] = heldOut.flat
       metrics["validation_auroc_per_cell_mean"] = heldOut.meanPerCell

@@ -176,6 +176,22 @@ final class DistributedCommandTests: CLITestCase {
     XCTAssertEqual(annotation["max_weight_difference_across_ranks"] as? Double, 0)
   }
 
+  func testSCBassetTrainsWithTwoRanks() throws {
+    let atac = scratch.appendingPathComponent("atac.h5ad").path, out = scratch.appendingPathComponent("scbasset").path
+    let simulate = try singlecell(["scbasset", "simulate", "--genome", Self.repository.appendingPathComponent("data/atac/hg19_chr22_20-21Mb.fa").path,
+                                   "--motifs", Self.repository.appendingPathComponent("data/atac/motifs.jaspar").path,
+                                   "--cells", "40", "--peaks", "120", "-o", atac])
+    XCTAssertEqual(simulate.status, 0, simulate.stderr)
+    let run = try singlecell(["scbasset", "train", atac, "-o", out, "--max-epochs", "2", "--batch-size", "16",
+                              "--no-early-stopping", "--threads", "1", "--nproc", "2"])
+    XCTAssertEqual(run.status, 0, run.stderr)
+    let metrics = try json("\(out)/metrics.json")
+    XCTAssertEqual(metrics["ranks"] as? Int, 2)
+    XCTAssertEqual(metrics["max_weight_difference_across_ranks"] as? Double, 0, "both ranks hold the same weights")
+    XCTAssertEqual(metrics["epochs"] as? Int, 2)
+    XCTAssertEqual(run.stdout.components(separatedBy: "wrote ").count - 1, 1, "only rank 0 reports writing: \(run.stdout)")
+  }
+
   func testAKilledRankStopsTheOtherWithAnError() throws {
     let port = try freePort()
     let (rank0, log0) = try start(rank: 0, port: port, timeout: 5)

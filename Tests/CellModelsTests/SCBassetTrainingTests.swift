@@ -24,12 +24,12 @@ final class SCBassetTrainedFixture {
   /// The simulated set, shrunk for CI: 120 cells, 2,000 peaks of 96 bp with 96-bp windows, and a
   /// cleaner signal than the default (3 sites per peak, effect 5, baseline SD 0.3, 10–30 % of
   /// peaks open per cell).
-  static func simulation() throws -> SimulatedATAC {
+  static func simulation(cells: Int = 120, peaks: Int = 2000) throws -> SimulatedATAC {
     let genome = try SimulatedATAC.loadGenome(try FastaFile(path: repositoryFile("data/atac/hg19_chr22_20-21Mb.fa").path, writeIndex: false))
     let motifs = try MotifReader.read(path: repositoryFile("data/atac/motifs.jaspar").path)
     var c = SimulatedATAC.Configuration.small
-    c.cellCount = 120
-    c.peakCount = 2000
+    c.cellCount = cells
+    c.peakCount = peaks
     c.peakWidth = 96
     c.seqLen = 96
     c.plantRadius = 32

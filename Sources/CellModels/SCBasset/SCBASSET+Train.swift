@@ -23,6 +23,11 @@ public struct SCBassetTrainingOptions {
   public var progress = false
   /// Where the last good state goes if training diverges.
   public var checkpoint: URL?
+  /// Data-parallel training over this group (docs/distributed.md), as scVI's: each rank trains
+  /// on its DistributedSampler shard of the training regions, DDP averages the gradients, and
+  /// the epoch's metrics (loss, AUROC) are region-weighted means over every rank's minibatches.
+  /// Rank 0 writes the last good state.
+  public var processGroup: ProcessGroup?
 
   public init(maxEpochs: Int = 1000) { self.maxEpochs = maxEpochs }
 }
@@ -44,18 +49,30 @@ extension SCBASSET {
     self.split = split
     device = options.device
     network.to(device)
+    let group = options.processGroup, rank = group?.rank ?? 0
+    let shards = try DataParallelShards(group: group, streamed: false, split: split, batchSize: options.batchSize,
+                                        seed: options.seed ?? UInt64(options.splitSeed), streaming: StreamingLoader.Options())
+    let ddp = try group.map { try DistributedDataParallel(network, group: $0, findUnusedParameters: true) }
     let optimizer = Adam(network.parameters, learningRate: options.learningRate, betas: (0.95, 0.9995))
     let stopping = options.earlyStopping
       ? EarlyStopping(monitor: options.earlyStoppingMonitor, mode: options.earlyStoppingMonitor.contains("loss") ? .min : .max,
                       patience: options.patience, minDelta: options.minDelta)
       : nil
+    let label = group.map { "scbasset (\($0.worldSize) ranks)" } ?? "scbasset"
     let trainer = try Trainer(options: .init(maxEpochs: options.maxEpochs, earlyStopping: stopping,
-                                             checkpoint: options.checkpoint, progress: options.progress, label: "scbasset"))
-    let trained = try trainer.fit(network) { _ in
+                                             checkpoint: rank == 0 ? options.checkpoint : nil,
+                                             progress: options.progress && rank == 0, label: label))
+    let trained = try trainer.fit(network) { epoch in
       let start = Date()
-      var metrics = try withTorchErrors { try trainEpoch(data, regions: split.train, optimizer: optimizer, batchSize: options.batchSize) }
+      let shard = shards.trainingCells(epoch: epoch)  // already shuffled by the sampler
+      let train = try withTorchErrors {
+        try trainEpoch(data, regions: shard ?? split.train, shuffle: shard == nil, optimizer: optimizer, ddp: ddp,
+                       batchSize: options.batchSize)
+      }.reduced(over: group)
+      var metrics: EpochMetrics = ["train_loss": train.loss, "auroc_train": train.auroc]
       if !split.validation.isEmpty {
-        let validation = try withTorchErrors { evaluateLoss(data, regions: split.validation, batchSize: options.batchSize) }
+        let validation = try withTorchErrors { evaluateLoss(data, regions: shards.validation, batchSize: options.batchSize) }
+          .reduced(over: group)
         metrics["validation_loss"] = validation.loss
         metrics["auroc_validation"] = validation.auroc
       }
@@ -64,25 +81,28 @@ extension SCBASSET {
     }
     history = TrainingHistory(epochs: history.epochs + trained.epochs)
     network.eval()
+    replicaDifference = try ddp?.maxParameterDifference()
     return trained
   }
 
-  private func trainEpoch(_ data: SCBassetData, regions: [Int], optimizer: Adam, batchSize: Int) throws -> EpochMetrics {
+  private func trainEpoch(_ data: SCBassetData, regions: [Int], shuffle: Bool, optimizer: Adam, ddp: DistributedDataParallel?,
+                          batchSize: Int) throws -> SCBassetEpochMetrics {
     network.train()
     var metrics = SCBassetEpochMetrics()
-    for batch in minibatchPositions(regions, batchSize: batchSize, shuffle: true) {
+    for batch in minibatchPositions(regions, batchSize: batchSize, shuffle: shuffle) {
       let (codes, target) = data.batch(batch, device: device)
+      try ddp?.prepareForward()
       let logits = network(codes: codes)
       let loss = network.loss(logits: logits, target: target)
       optimizer.zeroGrad()
-      loss.backward()
+      if let ddp { try ddp.backward(loss) } else { loss.backward() }
       optimizer.step()
       metrics.add(loss: loss.item(), logits: logits, target: target, size: batch.count)
     }
-    return ["train_loss": metrics.loss, "auroc_train": metrics.auroc]
+    return metrics
   }
 
-  private func evaluateLoss(_ data: SCBassetData, regions: [Int], batchSize: Int) -> (loss: Double, auroc: Double) {
+  private func evaluateLoss(_ data: SCBassetData, regions: [Int], batchSize: Int) -> SCBassetEpochMetrics {
     network.eval()
     defer { network.train() }
     return withNoGrad {
@@ -93,7 +113,7 @@ extension SCBASSET {
         metrics.add(loss: network.loss(logits: logits, target: target).item(), logits: logits, target: target,
                     size: batch.count)
       }
-      return (metrics.loss, metrics.auroc)
+      return metrics
     }
   }
 }

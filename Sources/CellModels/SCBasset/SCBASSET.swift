@@ -20,6 +20,9 @@ public final class SCBASSET {
   public internal(set) var history = TrainingHistory()
   public internal(set) var split: DataSplit?
   public internal(set) var device: Device = .cpu
+  /// After data-parallel training: the largest difference between a rank's weights and rank
+  /// 0's (0 when the replicas stayed in sync).
+  public internal(set) var replicaDifference: Double?
   /// The data set up on; nil for a model loaded without data.
   var data: SCBassetData?
 

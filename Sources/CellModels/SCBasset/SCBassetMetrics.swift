@@ -38,4 +38,11 @@ struct SCBassetEpochMetrics {
 
   var loss: Double { lossSum / count }
   var auroc: Double { aurocWeight > 0 ? aurocSum / aurocWeight : 0.5 }
+
+  /// The sums over every rank of `group` (collective).
+  func reduced(over group: ProcessGroup?) throws -> SCBassetEpochMetrics {
+    guard let group, group.worldSize > 1 else { return self }
+    let sums = try group.allReduce([lossSum, aurocSum, aurocWeight, count], .sum)
+    return SCBassetEpochMetrics(lossSum: sums[0], aurocSum: sums[1], aurocWeight: sums[2], count: sums[3])
+  }
 }
