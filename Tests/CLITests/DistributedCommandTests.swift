@@ -158,6 +158,10 @@ final class DistributedCommandTests: CLITestCase {
     XCTAssertEqual(resumedMetrics["max_weight_difference_across_ranks"] as? Double, 0)
     let tokens = try [metrics, partMetrics, resumedMetrics].map { try XCTUnwrap($0["tokens"] as? Int) }
     XCTAssertEqual(tokens[1] + tokens[2], tokens[0], "the resumed run takes only the steps after the checkpoint's 13")
+    let alone = try singlecell(common.dropLast(2) + ["-o", path("alone"), "--resume", checkpoint])
+    XCTAssertNotEqual(alone.status, 0, "a checkpoint of two ranks does not resume in one process")
+    XCTAssertTrue(alone.stderr.contains("world_size 2"), alone.stderr)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: path("alone")))
 
     let streamed = try singlecell(common + ["-o", path("backed"), "--backed", "--block-rows", "50", "--buffer-blocks", "2"])
     XCTAssertEqual(streamed.status, 0, streamed.stderr)

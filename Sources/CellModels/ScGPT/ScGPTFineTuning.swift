@@ -214,8 +214,10 @@ public final class ScGPTFineTuner {
   private struct StopAtMaxSteps: Error {}
 
   /// Settings a resumed run must share with the checkpoint's.
+  /// (A checkpoint from before data-parallel training has no world size: it was one process.)
   private var checkpointInfo: [String: String] {
-    ["model": "scgpt", "objective": objective.rawValue, "seed": String(options.seed), "batch_size": String(options.batchSize)]
+    ["model": "scgpt", "objective": objective.rawValue, "seed": String(options.seed), "batch_size": String(options.batchSize),
+     "world_size": String(options.processGroup?.worldSize ?? 1)]
   }
 
   /// A checkpoint of `run` (the history holds the completed epochs; the running
@@ -234,7 +236,7 @@ public final class ScGPTFineTuner {
 
   private func resume(_ url: URL, optimizer: Adam, stepsPerEpoch: Int) throws -> (TrainingHistory, RunState) {
     let saved = try TrainingCheckpoint.read(url)
-    for (key, value) in checkpointInfo where saved.info[key] != value {
+    for (key, value) in checkpointInfo where saved.info[key] ?? (key == "world_size" ? "1" : nil) != value {
       throw ScGPTError.invalidInput("\(url.path) was trained with \(key) \(saved.info[key] ?? "(none)"), this run has \(value): resume with the same settings and data")
     }
     guard let epochStep = saved.info["epoch_step"].flatMap(Int.init), let sumsJSON = saved.info["epoch_sums"],
