@@ -29,10 +29,6 @@ struct ScGPTTrainingArguments: ParsableArguments {
   @OptionGroup var arithmetic: PrecisionArguments
   @OptionGroup(title: "Data-parallel training (docs/distributed.md)") var distributed: DistributedArguments
 
-  /// This process's part of the run: nil when `--nproc` started the local ranks (and they have
-  /// finished); otherwise the device and the job's process group (nil for one process).
-  func start(_ global: GlobalOptions) throws -> (device: Device, group: ProcessGroup?)? { try distributed.start(global) }
-
   func options(_ training: ScGPTTrainingOptions, seed: UInt64, device: Device, group: ProcessGroup?) throws -> ScGPTTaskOptions {
     var training = training
     training.processGroup = group
@@ -157,7 +153,7 @@ struct ScGPTAnnotateCommand: ParsableCommand {
   @OptionGroup var training: ScGPTTrainingArguments
 
   func run() throws {
-    guard let (device, group) = try training.start(global) else { return }
+    guard let (device, group) = try training.distributed.start(global) else { return }
     let adata = try AnnData.read(h5ad: input)
     var queryData = try query.map { try AnnData.read(h5ad: $0) }
     var options = try training.options(.annotation, seed: global.seed, device: device, group: group)
@@ -210,7 +206,7 @@ struct ScGPTIntegrateCommand: ParsableCommand {
   @OptionGroup var training: ScGPTTrainingArguments
 
   func run() throws {
-    guard let (device, group) = try training.start(global) else { return }
+    guard let (device, group) = try training.distributed.start(global) else { return }
     var adata = try AnnData.read(h5ad: input)
     if let labelKey { _ = try adata.obsLabels(labelKey) }
     var defaults = ScGPTTrainingOptions.integration
@@ -289,7 +285,7 @@ struct ScGPTMultiomicCommand: ParsableCommand {
   @OptionGroup var training: ScGPTTrainingArguments
 
   func run() throws {
-    guard let (device, group) = try training.start(global) else { return }
+    guard let (device, group) = try training.distributed.start(global) else { return }
     var adata = try AnnData.read(h5ad: input)
     if let labelKey { _ = try adata.obsLabels(labelKey) }
     var defaults = ScGPTTrainingOptions.integration
@@ -418,7 +414,7 @@ struct ScGPTTrainCommand: ParsableCommand {
   }
 
   func run() throws {
-    guard let (device, group) = try training.start(global) else { return }
+    guard let (device, group) = try training.distributed.start(global) else { return }
     var defaults = ScGPTTrainingOptions.integration
     defaults.epochs = 15
     defaults.maskRatio = maskRatio
