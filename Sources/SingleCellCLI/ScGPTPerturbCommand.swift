@@ -42,9 +42,10 @@ struct ScGPTPerturbCommand: ParsableCommand {
   @Option(help: "New model: feed-forward width.") var dHid = 128
   @Option(help: "New model: transformer layers.") var nlayers = 4
   @Option(help: "New model: dropout (the tutorial's 0).") var dropout = 0.0
+  @OptionGroup(title: "Data-parallel training (docs/distributed.md)") var distributed: DistributedArguments
 
   func run() throws {
-    let device = try global.apply()
+    guard let (device, group) = try distributed.start(global) else { return }
     let data = try PerturbSeqData(try AnnData.read(h5ad: input), conditionKey: conditionKey, geneColumn: geneCol, layer: layer,
                                   normalize: normalize)
     let requested = try list(predict).map { try PerturbSeqData.canonical(PerturbSeqData.parse($0)) }
@@ -69,11 +70,13 @@ struct ScGPTPerturbCommand: ParsableCommand {
     options.pretrained = model.map { URL(fileURLWithPath: $0) }
     options.device = device
     options.training.precision = arithmetic.dtype
-    print("\(data.cellCount) cells (\(data.controlCells.count) controls) × \(data.geneCount) genes, \(data.perturbationConditions.count) perturbation conditions")
+    options.training.processGroup = group
+    if (group?.rank ?? 0) == 0 { print("\(data.cellCount) cells (\(data.controlCells.count) controls) × \(data.geneCount) genes, \(data.perturbationConditions.count) perturbation conditions") }
 
     let outdir = URL(fileURLWithPath: output)
-    try writeFolderAtomically(outdir) { staging in
+    let wrote = try writeFolderOnRankZero(outdir, group: group) { staging in
       let trained = try ScGPTPerturbation.train(data, options: options)
+      guard let staging else { return }
       if trained.unknownGenes > 0 { warn("\(trained.unknownGenes) genes are not in the pretrained vocabulary (they enter as <pad>)") }
       let evaluation = try ScGPTPerturbation.evaluate(trained, data: data, seed: options.training.seed,
                                                       precision: options.training.precision)
@@ -88,6 +91,10 @@ struct ScGPTPerturbCommand: ParsableCommand {
         "epoch_seconds": trained.result.epochSeconds, "train_conditions": trained.trainConditions, "test_conditions": trained.testConditions,
         "scgpt": means(evaluation.model),
       ]
+      if let difference = trained.result.replicaDifference {
+        metrics["ranks"] = trained.result.ranks
+        metrics["max_weight_difference_across_ranks"] = difference
+      }
       for (name, m) in evaluation.baselines { metrics[name.replacingOccurrences(of: " ", with: "_")] = means(m) }
       try writeJSON(metrics, to: staging.appendingPathComponent("metrics.json"))
 
@@ -113,7 +120,7 @@ struct ScGPTPerturbCommand: ParsableCommand {
         print(name.padding(toLength: 16, withPad: " ", startingAt: 0) + m.mean.values.map { String(format: "%8.4f", $0) }.joined(separator: "  "))
       }
     }
-    print("wrote \(outdir.path)")
+    if wrote { print("wrote \(outdir.path)") }
   }
 
   private func list(_ text: String?) -> [String] {

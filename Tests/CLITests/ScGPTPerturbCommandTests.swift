@@ -43,6 +43,17 @@ final class ScGPTPerturbCommandTests: CLITestCase {
     XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/perturbation.png"))
     XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model/best_model.pt"))
 
+    // Data-parallel: two ranks, each its own gene subsets (120 genes, 64 per minibatch).
+    let ranks = scratch.appendingPathComponent("perturb-ddp").path
+    let parallel = try singlecell(["scgpt", "perturb", sim, "-o", ranks, "--epochs", "2", "--d-model", "16", "--nheads", "2",
+                                   "--d-hid", "16", "--nlayers", "1", "--batch-size", "32", "--max-length", "64", "--threads", "1",
+                                   "--nproc", "2"])
+    XCTAssertEqual(parallel.status, 0, parallel.stderr)
+    let ddp = try json(ranks + "/metrics.json")
+    XCTAssertEqual(ddp["ranks"] as? Int, 2)
+    XCTAssertEqual(ddp["max_weight_difference_across_ranks"] as? Double, 0, "both ranks hold the same weights")
+    XCTAssertEqual(parallel.stdout.components(separatedBy: "wrote ").count - 1, 1, "only rank 0 writes: \(parallel.stdout)")
+
     // Bad input: an unknown gene, a condition that does not parse; the output folder is left alone.
     for (bad, message) in [("NOTAGENE+ctrl", "unknown perturbation gene 'NOTAGENE'"), ("\(genes[0])++", "does not parse")] {
       let failed = try singlecell(["scgpt", "perturb", sim, "-o", out, "--epochs", "1", "--d-model", "16", "--nheads", "2",

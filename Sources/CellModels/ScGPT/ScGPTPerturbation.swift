@@ -119,43 +119,63 @@ public enum ScGPTPerturbation {
 
     let parameters = network.parameters
     let optimizer = Adam(parameters, learningRate: options.training.learningRate, eps: 1e-8)
+    // Data-parallel: every rank shuffles alike (`random` advances the same on each) and takes
+    // every world-size-th minibatch; its genes and dropout come from its own streams.
+    let group = options.training.processGroup, rank = group?.rank ?? 0, worldSize = group?.worldSize ?? 1
+    let seed = options.training.seed
+    let ddp = try group.map { try DistributedDataParallel(network, group: $0, parameters: parameters, findUnusedParameters: true) }
+    if group != nil { Runtime.seed(ScGPTRandom.derivedSeed(seed, stream: .step, index: -1 - rank)) }
     let trainer = try Trainer(options: Trainer.Options(
       maxEpochs: options.training.epochs, schedule: .step(StepLR(optimizer, stepSize: 1, gamma: options.training.scheduleGamma)),
-      progress: options.training.progress, label: "scGPT perturbation"))
+      progress: options.training.progress && rank == 0,
+      label: "scGPT perturbation" + (group.map { " (\($0.worldSize) ranks)" } ?? "")))
     var best: (epoch: Int, loss: Double, state: StateDict)?
     let batchSize = options.training.batchSize
+    var step = 0
     try trainer.fit(network) { epoch in
       network.train()
-      var sum = 0.0
+      var sums = [0.0, 0.0]  // loss × cells, cells
       let shuffled = training.shuffledBy(&random)
-      for start in stride(from: 0, to: shuffled.count, by: batchSize) {
-        let rows = Array(shuffled[start..<min(start + batchSize, shuffled.count)])
-        let genes = genesFor(rows, data: data, maxLength: options.maxLength, random: &random)
+      let minibatches = stride(from: 0, to: shuffled.count, by: batchSize).map { Array(shuffled[$0..<min($0 + batchSize, shuffled.count)]) }
+      for rows in DistributedSampler.strided(minibatches, rank: rank, worldSize: worldSize, padded: true) {
+        let genes: [Int]
+        if group == nil {
+          genes = genesFor(rows, data: data, maxLength: options.maxLength, random: &random)
+        } else {
+          var own = ScGPTRandom.derived(seed, stream: .step, index: step * worldSize + rank)
+          genes = genesFor(rows, data: data, maxLength: options.maxLength, random: &own)
+        }
+        step += 1
         let (batch, target) = try minibatch(data, rows: rows, inputs: rows.map { pairs[$0] }, genes: genes, ids: ids, device: options.device)
+        try ddp?.prepareForward()
         let loss = try withTorchErrors {
           let output = try Autocast.run(on: options.device, dtype: options.training.precision) { try network.forward(batch).mlmOutput }
           return Functional.mseLoss(output.fullPrecision, target!)
         }
         optimizer.zeroGrad()
-        try withTorchErrors { loss.backward() }
+        if let ddp { try ddp.backward(loss) } else { try withTorchErrors { loss.backward() } }
         _ = clipGradNorm(parameters, maxNorm: options.training.maxGradNorm)
         optimizer.step()
-        sum += loss.item() * Double(rows.count)
+        sums[0] += loss.item() * Double(rows.count)
+        sums[1] += Double(rows.count)
       }
-      var metrics: EpochMetrics = ["train_loss": sum / Double(training.count)]
+      if let group { sums = try group.allReduce(sums, .sum) }
+      var metrics: EpochMetrics = ["train_loss": sums[0] / sums[1]]
       if !validation.isEmpty {
         network.eval()
-        var validationSum = 0.0
+        var held = [0.0, 0.0]
         try withNoGrad {
-          for start in stride(from: 0, to: validation.count, by: batchSize) {
-            let rows = Array(validation[start..<min(start + batchSize, validation.count)])
+          let minibatches = stride(from: 0, to: validation.count, by: batchSize).map { Array(validation[$0..<min($0 + batchSize, validation.count)]) }
+          for rows in DistributedSampler.strided(minibatches, rank: rank, worldSize: worldSize, padded: false) {
             let (batch, target) = try minibatch(data, rows: rows, inputs: rows.map { pairs[$0] }, genes: Array(0..<data.geneCount),
                                                 ids: ids, device: options.device)
             let output = try Autocast.run(on: options.device, dtype: options.training.precision) { try network.forward(batch).mlmOutput }
-            validationSum += Functional.mseLoss(output.fullPrecision, target!).item() * Double(rows.count)
+            held[0] += Functional.mseLoss(output.fullPrecision, target!).item() * Double(rows.count)
+            held[1] += Double(rows.count)
           }
         }
-        metrics["validation_loss"] = validationSum / Double(validation.count)
+        if let group { held = try group.allReduce(held, .sum) }
+        metrics["validation_loss"] = held[0] / held[1]
       }
       let score = metrics["validation_loss"] ?? metrics["train_loss"]!
       if score.isFinite, score < (best?.loss ?? .infinity) {
@@ -165,14 +185,17 @@ public enum ScGPTPerturbation {
     }
     if let best { try network.loadStateDict(best.state) }
     network.eval()
+    let replicaDifference = try ddp?.maxParameterDifference()
     folder.args["task"] = "perturbation"
     folder.args["genes"] = data.genes
     folder.args["train_conditions"] = train
     folder.args["test_conditions"] = test
     folder.args["max_length"] = options.maxLength
-    let result = ScGPTTrainingResult(
+    var result = ScGPTTrainingResult(
       history: trainer.history, epochSeconds: trainer.epochSeconds, bestEpoch: best?.epoch ?? options.training.epochs - 1,
       trainingCells: training, validationCells: validation)
+    result.replicaDifference = replicaDifference
+    result.ranks = worldSize
     return ScGPTPerturbationModel(folder: folder, result: result, trainConditions: train, testConditions: test,
                                   unknownGenes: ids.filter { $0 == padId }.count)
   }
