@@ -129,7 +129,7 @@ struct AtlasTrain: ParsableCommand {
     options.reduceLROnPlateau = lrSchedule
     options.streaming = disk.loaderOptions
     options.periodicCheckpoint = checkpoint.map { (URL(fileURLWithPath: $0), checkpointEvery) }
-    options.resume = try resume.map { try DistributedArguments.readCheckpoint(URL(fileURLWithPath: $0), group: group) }
+    options.resume = try resume.map { try TrainingCheckpoint.read(URL(fileURLWithPath: $0), group: group) }
     options.processGroup = group
     guard rank == 0 else {  // only rank 0 writes outputs
       try model.train(options)

@@ -35,16 +35,6 @@ struct DistributedArguments: ParsableArguments {
     return (device, try processGroup(job, device: device))
   }
 
-  /// A checkpoint to resume from: rank 0 reads the file and sends it to the other ranks, which
-  /// need not see the same file system.
-  static func readCheckpoint(_ url: URL, group: ProcessGroup?) throws -> TrainingCheckpoint {
-    guard let group else { return try TrainingCheckpoint.read(url) }
-    let local = group.rank == 0 ? (try? Data(contentsOf: url)).map { [UInt8]($0) } ?? [] : []
-    let bytes = try group.broadcast(bytes: local, from: 0)
-    guard !bytes.isEmpty else { throw ValidationError("--resume: rank 0 has no checkpoint at \(url.path)") }
-    return try TrainingCheckpoint.decode(Data(bytes), name: url.path)
-  }
-
   /// The job this process belongs to; nil for a single-process run.
   func job(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> DistributedOptions? {
     func integer(_ flag: Int?, _ name: String) throws -> Int? {

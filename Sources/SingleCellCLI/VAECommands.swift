@@ -168,7 +168,7 @@ struct VAETrainArguments: ParsableArguments {
     let checkpoint = outdir.appendingPathComponent("checkpoint.safetensors")
     let every = checkpointEvery ?? ((group?.worldSize ?? 1) > 1 ? 10 : 0)
     if every > 0 { options.periodicCheckpoint = (checkpoint, every) }
-    if resume { options.resume = try DistributedArguments.readCheckpoint(checkpoint, group: group) }
+    if resume { options.resume = try TrainingCheckpoint.read(checkpoint, group: group) }
     if rank == 0 { try FileManager.default.createDirectory(at: outdir, withIntermediateDirectories: true) }
     let cpuBefore = processCPUSeconds()
     try model.train(options)

@@ -235,7 +235,7 @@ public final class ScGPTFineTuner {
   }
 
   private func resume(_ url: URL, optimizer: Adam, stepsPerEpoch: Int) throws -> (TrainingHistory, RunState) {
-    let saved = try TrainingCheckpoint.read(url)
+    let saved = try TrainingCheckpoint.read(url, group: options.processGroup)  // rank 0 reads, the others receive
     for (key, value) in checkpointInfo where saved.info[key] ?? (key == "world_size" ? "1" : nil) != value {
       throw ScGPTError.invalidInput("\(url.path) was trained with \(key) \(saved.info[key] ?? "(none)"), this run has \(value): resume with the same settings and data")
     }

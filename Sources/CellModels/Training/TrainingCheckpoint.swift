@@ -51,6 +51,16 @@ public struct TrainingCheckpoint {
     return try decode(data, name: url.path)
   }
 
+  /// The checkpoint at `url` as read by rank 0 of `group` and sent to every rank (collective), so
+  /// the other ranks need not see the same file system; without a group, this process reads it.
+  public static func read(_ url: URL, group: ProcessGroup?) throws -> TrainingCheckpoint {
+    guard let group, group.worldSize > 1 else { return try read(url) }
+    let local = group.rank == 0 ? (try? Data(contentsOf: url)).map { [UInt8]($0) } ?? [] : []
+    let bytes = try group.broadcast(bytes: local, from: 0)
+    guard !bytes.isEmpty else { throw TrainingError.invalidOptions("rank 0 cannot read the checkpoint \(url.path)") }
+    return try decode(Data(bytes), name: url.path)
+  }
+
   public static func decode(_ data: Data, name: String = "checkpoint") throws -> TrainingCheckpoint {
     let (tensors, metadata) = try Safetensors.decode(data, name: name)
     guard metadata["format"] == "swift-singlecell training checkpoint 1",
