@@ -152,10 +152,7 @@ struct AtlasTrain: ParsableCommand {
       try writeAtomically(Data(model.history.csv().utf8), to: staging.appendingPathComponent("history.csv"))
       var metrics = try trainingMetrics(model, adata: result)
       metrics["backed"] = disk.backed
-      if let group {
-        metrics["ranks"] = group.worldSize
-        metrics["max_weight_difference_across_ranks"] = model.replicaDifference ?? 0
-      }
+      metrics.merge(dataParallelMetrics(ranks: group?.worldSize, replicaDifference: model.replicaDifference)) { $1 }
       try writeJSON(metrics, to: staging.appendingPathComponent("metrics.json"))
       if !disk.backed {
         for key in setup.batchKeys + setup.labelKeys + setup.labelKeys.map({ "predicted_\($0)" }) {

@@ -98,6 +98,13 @@ struct DistributedArguments: ParsableArguments {
   }
 }
 
+/// metrics.json's entries for a data-parallel run (none for a single process): the ranks, and
+/// the largest difference between a rank's final weights and rank 0's (0 when in sync).
+func dataParallelMetrics(ranks: Int?, replicaDifference: Double?) -> [String: Any] {
+  guard let ranks else { return [:] }
+  return ["ranks": ranks, "max_weight_difference_across_ranks": replicaDifference ?? 0]
+}
+
 /// A training verb's output folder in a data-parallel job: rank 0 runs `body` with a staging
 /// folder that replaces `outdir` when `body` succeeds (`writeFolderAtomically`); the other ranks
 /// run it with nil, to train alongside and write nothing. Returns whether this rank wrote.

@@ -95,10 +95,7 @@ struct SCBassetTrainCommand: ParsableCommand {
       "seconds_per_epoch": epochSeconds,
       "cells": cells.nObs, "peaks": cells.nVars, "sequence_length": model.config.sequenceLength,
     ]
-    if let group {
-      metrics["ranks"] = group.worldSize
-      metrics["max_weight_difference_across_ranks"] = model.replicaDifference ?? 0
-    }
+    metrics.merge(dataParallelMetrics(ranks: group?.worldSize, replicaDifference: model.replicaDifference)) { $1 }
     if let heldOut {
       metrics["validation_auroc"] = heldOut.flat
       metrics["validation_auroc_per_cell_mean"] = heldOut.meanPerCell

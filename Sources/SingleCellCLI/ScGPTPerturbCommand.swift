@@ -91,10 +91,7 @@ struct ScGPTPerturbCommand: ParsableCommand {
         "epoch_seconds": trained.result.epochSeconds, "train_conditions": trained.trainConditions, "test_conditions": trained.testConditions,
         "scgpt": means(evaluation.model),
       ]
-      if let difference = trained.result.replicaDifference {
-        metrics["ranks"] = trained.result.ranks
-        metrics["max_weight_difference_across_ranks"] = difference
-      }
+      metrics.merge(dataParallelMetrics(ranks: trained.result.ranks, replicaDifference: trained.result.replicaDifference)) { $1 }
       for (name, m) in evaluation.baselines { metrics[name.replacingOccurrences(of: " ", with: "_")] = means(m) }
       try writeJSON(metrics, to: staging.appendingPathComponent("metrics.json"))
 

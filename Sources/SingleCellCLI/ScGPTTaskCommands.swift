@@ -79,10 +79,8 @@ private func writeTaskOutputs(_ model: ScGPTModelFolder, _ result: ScGPTTraining
     "train_step_seconds": result.stepSeconds.reduce(0, +), "tokens_per_second": result.tokensPerSecond,
   ]
   if !rates.isEmpty { metrics["median_step_tokens_per_second"] = rates[rates.count / 2] }
-  if let difference = result.replicaDifference {  // data-parallel: tokens and rates above are rank 0's
-    metrics["ranks"] = result.ranks
-    metrics["max_weight_difference_across_ranks"] = difference
-  }
+  // Data-parallel: the tokens and rates above are rank 0's.
+  metrics.merge(dataParallelMetrics(ranks: result.ranks, replicaDifference: result.replicaDifference)) { $1 }
   for key in ["train_loss", "validation_loss"] { if let v = result.history.last(key) { metrics[key] = v } }
   metrics.merge(extra) { $1 }
   try writeJSON(metrics, to: folder.appendingPathComponent("metrics.json"))

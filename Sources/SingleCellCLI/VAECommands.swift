@@ -193,10 +193,7 @@ struct VAETrainArguments: ParsableArguments {
     // other load on the machine than wall-clock time.
     metrics["train_cpu_seconds"] = trainCPUSeconds
     metrics["trained_cells_per_cpu_second"] = Double(model.trainedCells) / max(trainCPUSeconds, 1e-9)
-    if let group {
-      metrics["ranks"] = group.worldSize
-      metrics["max_weight_difference_across_ranks"] = model.replicaDifference ?? 0
-    }
+    metrics.merge(dataParallelMetrics(ranks: group?.worldSize, replicaDifference: model.replicaDifference)) { $1 }
     try writeJSON(metrics, to: outdir.appendingPathComponent("metrics.json"))
     print("wrote \(outdir.path): \(model.history.epochs.count) epochs in \(String(format: "%.1f", model.trainSeconds)) s")
   }

@@ -23,8 +23,8 @@ public struct ScGPTTrainingResult {
   /// Data-parallel: the largest difference between a rank's final weights and rank 0's (0
   /// when the replicas stayed in sync); nil for a single process.
   public var replicaDifference: Double?
-  /// Processes that trained (1 without a process group).
-  public var ranks = 1
+  /// Data-parallel: the processes that trained; nil for a single process.
+  public var ranks: Int?
 
   /// Tokens per second of training over this run's steps.
   public var tokensPerSecond: Double {
@@ -191,7 +191,7 @@ public final class ScGPTFineTuner {
     if let best = run.best { try network.loadStateDict(best.state) }
     network.eval()
     result.replicaDifference = try ddp?.maxParameterDifference()
-    result.ranks = worldSize
+    result.ranks = group?.worldSize
     meter.finish()
     result.history = TrainingHistory(epochs: prior.epochs + trainer.history.epochs)
     result.epochSeconds = trainer.epochSeconds
@@ -214,7 +214,6 @@ public final class ScGPTFineTuner {
   private struct StopAtMaxSteps: Error {}
 
   /// Settings a resumed run must share with the checkpoint's.
-  /// (A checkpoint from before data-parallel training has no world size: it was one process.)
   private var checkpointInfo: [String: String] {
     ["model": "scgpt", "objective": objective.rawValue, "seed": String(options.seed), "batch_size": String(options.batchSize),
      "world_size": String(options.processGroup?.worldSize ?? 1)]
@@ -236,7 +235,8 @@ public final class ScGPTFineTuner {
 
   private func resume(_ url: URL, optimizer: Adam, stepsPerEpoch: Int) throws -> (TrainingHistory, RunState) {
     let saved = try TrainingCheckpoint.read(url, group: options.processGroup)  // rank 0 reads, the others receive
-    for (key, value) in checkpointInfo where saved.info[key] ?? (key == "world_size" ? "1" : nil) != value {
+    let older = ["world_size": "1"]  // what a checkpoint from before data-parallel training leaves out
+    for (key, value) in checkpointInfo where (saved.info[key] ?? older[key]) != value {
       throw ScGPTError.invalidInput("\(url.path) was trained with \(key) \(saved.info[key] ?? "(none)"), this run has \(value): resume with the same settings and data")
     }
     guard let epochStep = saved.info["epoch_step"].flatMap(Int.init), let sumsJSON = saved.info["epoch_sums"],

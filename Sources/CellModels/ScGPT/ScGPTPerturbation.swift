@@ -193,7 +193,7 @@ public enum ScGPTPerturbation {
       history: trainer.history, epochSeconds: trainer.epochSeconds, bestEpoch: best?.epoch ?? options.training.epochs - 1,
       trainingCells: training, validationCells: validation)
     result.replicaDifference = replicaDifference
-    result.ranks = worldSize
+    result.ranks = group?.worldSize
     return ScGPTPerturbationModel(folder: folder, result: result, trainConditions: train, testConditions: test,
                                   unknownGenes: ids.filter { $0 == padId }.count)
   }
