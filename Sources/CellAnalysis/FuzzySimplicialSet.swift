@@ -89,7 +89,7 @@ public enum FuzzySimplicialSet {
     var transposed = [[(Int, Float)]](repeating: [], count: n)
     for i in 0..<n { for (j, v) in rows[i] { transposed[j].append((i, v)) } }
     let mix = Float(setOpMixRatio)
-    var indices: [Int] = [], values: [Float] = [], indptr = [0]
+    var indices: [Int32] = [], values: [Float] = [], indptr = [0]
     indices.reserveCapacity(2 * n * k)
     values.reserveCapacity(2 * n * k)
     for i in 0..<n {
@@ -112,7 +112,7 @@ public enum FuzzySimplicialSet {
         let union = (x + y) - product
         let value = setOpMixRatio == 1 ? union : mix * union + (1 - mix) * product
         if value != 0 {
-          indices.append(column)
+          indices.append(Int32(column))
           values.append(value)
         }
       }

@@ -59,12 +59,12 @@ public enum Neighbors {
     /// scanpy's obsp["distances"]: CSR float32 with the k − 1 neighbours of each row (self
     /// left out), in neighbour order.
     public func distanceMatrix() -> SparseMatrix {
-      var idx: [Int] = [], values: [Float] = []
+      var idx: [Int32] = [], values: [Float] = []
       idx.reserveCapacity(n * (k - 1))
       values.reserveCapacity(n * (k - 1))
       for i in 0..<n {
         for j in 1..<k {
-          idx.append(indices[i * k + j])
+          idx.append(Int32(indices[i * k + j]))
           values.append(Float(distances[i * k + j]))
         }
       }

@@ -24,7 +24,7 @@ public struct WeightedGraph: Sendable, Equatable {
     let csr = matrix.format == .csr ? matrix : matrix.switchedFormat()
     guard let values = csr.data.doubles else { throw CellDataError("graph weights are not numeric") }
     if let bad = values.first(where: { !$0.isFinite }) { throw CellDataError("graph has a non-finite weight (\(bad))") }
-    self.init(n: csr.nRows, indptr: csr.indptr, indices: csr.indices, weights: values)
+    self.init(n: csr.nRows, indptr: csr.indptr, indices: csr.indices.map(Int.init), weights: values)
   }
 
   public var edgeCount: Int { indices.count }

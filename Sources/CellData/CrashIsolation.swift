@@ -81,7 +81,8 @@ enum CrashIsolation {
       limit = CrashIsolation.readingBudget(fileBytes: CrashIsolation.fileBytes(file))
     }
 
-    /// About 16 bytes per stored number: the values as read, the indices as Int, the matrix.
+    /// 16 bytes per stored number: a bound on the values and indices as read and what the caller
+    /// builds from them.
     func count(elements: Int) throws {
       bytes = bytes.addingReportingOverflow(elements.multipliedReportingOverflow(by: 16).partialValue).partialValue
       guard elements >= 0, bytes <= limit else {

@@ -27,16 +27,16 @@ extension AnnData {
     case .dense(let dense): csr = try SparseMatrix.csr(from: dense)
     case .sparse(let sparse): csr = sparse.format == .csr ? sparse : sparse.switchedFormat()
     }
-    var indptr = [0], indices = [Int](), values = [Double]()
+    var indptr = [0], indices = [Int32](), values = [Double]()
     let column = Dictionary(uniqueKeysWithValues: sources.enumerated().compactMap { target, source in source.map { ($0, target) } })
     guard let data = csr.data.doubles else { throw CellDataError("the query's counts are not numeric") }
     for row in 0..<csr.nRows {
       var entries: [(Int, Double)] = []
       for k in csr.indptr[row]..<csr.indptr[row + 1] {
-        if let target = column[csr.indices[k]] { entries.append((target, data[k])) }
+        if let target = column[Int(csr.indices[k])] { entries.append((target, data[k])) }
       }
       entries.sort { $0.0 < $1.0 }
-      indices += entries.map(\.0)
+      indices += entries.map { Int32($0.0) }
       values += entries.map(\.1)
       indptr.append(indices.count)
     }

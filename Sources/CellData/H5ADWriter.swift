@@ -46,7 +46,7 @@ struct H5ADWriter {
       try g.attributes.write("shape", integers: [s.nRows, s.nCols])
       try g.write("data", s.data, shape: [s.data.count])
       let wide = s.indexType == .int64 || s.nnz > Int(Int32.max)
-      let indices: ArrayData = wide ? .int64(s.indices.map(Int64.init)) : .int32(s.indices.map(Int32.init))
+      let indices: ArrayData = wide ? .int64(s.indices.map(Int64.init)) : .int32(s.indices)
       let indptr: ArrayData = wide ? .int64(s.indptr.map(Int64.init)) : .int32(s.indptr.map(Int32.init))
       try g.write("indices", indices, shape: [s.nnz])
       try g.write("indptr", indptr, shape: [s.indptr.count])

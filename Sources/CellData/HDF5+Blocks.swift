@@ -14,6 +14,7 @@ extension Float: H5NativeNumber { static var h5MemoryType: hid_t { chdf5_native_
 extension Double: H5NativeNumber { static var h5MemoryType: hid_t { chdf5_native_double() } }
 extension Int32: H5NativeNumber { static var h5MemoryType: hid_t { chdf5_native_int32() } }
 extension Int64: H5NativeNumber { static var h5MemoryType: hid_t { chdf5_native_int64() } }
+extension Int: H5NativeNumber { static var h5MemoryType: hid_t { MemoryLayout<Int>.size == 8 ? chdf5_native_int64() : chdf5_native_int32() } }
 
 /// The on-disk number type of a dataset written by blocks (`H5ADBlockWriter`).
 public enum StoredNumberType: String, Sendable, CaseIterable {
@@ -135,16 +136,17 @@ extension H5Dataset {
     return try readBlock(Float.self, start: [0], count: shape)
   }
 
-  /// The whole dataset as `Int`, converted by libhdf5 from whichever integer type is stored,
-  /// straight into the result (no stored-type copy to widen: sparse indices are the largest
-  /// arrays of a file); nil when it does not hold integers.
-  func readIntegers() throws -> [Int]? {
+  /// The whole dataset as `T` (`Int` by default), converted by libhdf5 from whichever integer
+  /// type is stored, straight into the result (no stored-type copy to convert: sparse indices
+  /// are the largest arrays of a file; a value beyond `T`'s range saturates); nil when it does
+  /// not hold integers.
+  func readIntegers<T: H5NativeNumber & FixedWidthInteger>(as _: T.Type = Int.self) throws -> [T]? {
     guard let kind = try? numberKind(), kind.isInteger else { return nil }
     let count = try checkedShape().reduce(1, *)
     var failed = false
-    let values = [Int](unsafeUninitializedCapacity: count) { buffer, initialized in
+    let values = [T](unsafeUninitializedCapacity: count) { buffer, initialized in
       var fault: Int32 = 0
-      if count > 0, chdf5_safe_dread(id, chdf5_native_int64(), buffer.baseAddress!, &fault) < 0 { failed = true }
+      if count > 0, chdf5_safe_dread(id, T.h5MemoryType, buffer.baseAddress!, &fault) < 0 { failed = true }
       initialized = count
     }
     if failed { throw CellDataError("\(file): \(path): cannot read: \(hdf5ErrorMessage())") }

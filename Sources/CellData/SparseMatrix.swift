@@ -1,6 +1,7 @@
 /// A compressed sparse matrix (scipy's csr_matrix or csc_matrix). For CSR, `indptr` has
 /// rows + 1 entries and `indices` holds column numbers; for CSC the roles of rows and columns
-/// swap. Values keep their dtype; `indexType` remembers the on-disk width of the indices.
+/// swap. Values keep their dtype. Indices are `Int32` in memory (a minor index is below 2^31,
+/// as scipy's are; half the bytes of `Int`); `indexType` remembers their on-disk width.
 public struct SparseMatrix: Equatable, Sendable {
   public enum Format: String, Sendable { case csr, csc }
   public enum IndexType: Sendable { case int32, int64 }
@@ -9,18 +10,21 @@ public struct SparseMatrix: Equatable, Sendable {
   public var nRows: Int
   public var nCols: Int
   public var data: ArrayData
-  public var indices: [Int]
+  public var indices: [Int32]
   public var indptr: [Int]
   public var indexType: IndexType
 
   /// Checks the structure: indptr length and monotonicity, index bounds, value count.
   public init(
-    format: Format, nRows: Int, nCols: Int, data: ArrayData, indices: [Int], indptr: [Int],
+    format: Format, nRows: Int, nCols: Int, data: ArrayData, indices: [Int32], indptr: [Int],
     indexType: IndexType = .int32
   ) throws {
     let major = format == .csr ? nRows : nCols
     let minor = format == .csr ? nCols : nRows
     guard nRows >= 0, nCols >= 0 else { throw CellDataError("sparse matrix: negative shape (\(nRows), \(nCols))") }
+    guard minor <= Int(Int32.max) + 1 else {
+      throw CellDataError("sparse \(format.rawValue) matrix: \(minor) \(format == .csr ? "columns" : "rows"); at most 2^31 are supported")
+    }
     guard indptr.count - 1 == major else {
       throw CellDataError("sparse \(format.rawValue) matrix: indptr has \(indptr.count) entries, expected \(major) + 1")
     }
@@ -30,7 +34,7 @@ public struct SparseMatrix: Equatable, Sendable {
     for i in 0..<major where indptr[i] > indptr[i + 1] {
       throw CellDataError("sparse \(format.rawValue) matrix: indptr decreases at \(i)")
     }
-    if let bad = indices.first(where: { $0 < 0 || $0 >= minor }) {
+    if let bad = indices.first(where: { $0 < 0 || Int($0) >= minor }) {
       throw CellDataError("sparse \(format.rawValue) matrix: index \(bad) out of range 0..<\(minor)")
     }
     if data.isString { throw CellDataError("sparse matrix: string values are not supported") }
@@ -39,7 +43,7 @@ public struct SparseMatrix: Equatable, Sendable {
   }
 
   /// Skips validation; for results built by this module's own algorithms.
-  init(unchecked format: Format, nRows: Int, nCols: Int, data: ArrayData, indices: [Int], indptr: [Int], indexType: IndexType) {
+  init(unchecked format: Format, nRows: Int, nCols: Int, data: ArrayData, indices: [Int32], indptr: [Int], indexType: IndexType) {
     self.format = format
     self.nRows = nRows
     self.nCols = nCols
@@ -57,11 +61,11 @@ public struct SparseMatrix: Equatable, Sendable {
       throw CellDataError("sparse matrix: needs a numeric matrix")
     }
     let (r, c) = (dense.shape[0], dense.shape[1])
-    var keep: [Int] = [], indices: [Int] = [], indptr = [0]
+    var keep: [Int] = [], indices: [Int32] = [], indptr = [0]
     for i in 0..<r {
       for j in 0..<c where values[i * c + j] != 0 {
         keep.append(i * c + j)
-        indices.append(j)
+        indices.append(Int32(j))
       }
       indptr.append(indices.count)
     }
@@ -73,16 +77,16 @@ public struct SparseMatrix: Equatable, Sendable {
     let major = format == .csr ? nRows : nCols
     let minor = format == .csr ? nCols : nRows
     var counts = [Int](repeating: 0, count: minor + 1)
-    for j in indices { counts[j + 1] += 1 }
+    for j in indices { counts[Int(j) + 1] += 1 }
     for j in 0..<minor { counts[j + 1] += counts[j] }
     var next = counts
     var order = [Int](repeating: 0, count: nnz)
-    var newIndices = [Int](repeating: 0, count: nnz)
+    var newIndices = [Int32](repeating: 0, count: nnz)
     for i in 0..<major {
       for k in indptr[i]..<indptr[i + 1] {
-        let j = indices[k]
+        let j = Int(indices[k])
         order[next[j]] = k
-        newIndices[next[j]] = i
+        newIndices[next[j]] = Int32(i)
         next[j] += 1
       }
     }
@@ -118,12 +122,12 @@ public struct SparseMatrix: Equatable, Sendable {
     var targets = [[Int]](repeating: [], count: minor)
     for (newIndex, old) in selection.enumerated() { targets[old].append(newIndex) }
     let major = format == .csr ? nRows : nCols
-    var keep: [Int] = [], newIndices: [Int] = [], newIndptr = [0]
+    var keep: [Int] = [], newIndices: [Int32] = [], newIndptr = [0]
     for i in 0..<major {
       var row: [(Int, Int)] = []
-      for k in indptr[i]..<indptr[i + 1] { for t in targets[indices[k]] { row.append((t, k)) } }
+      for k in indptr[i]..<indptr[i + 1] { for t in targets[Int(indices[k])] { row.append((t, k)) } }
       row.sort { $0.0 < $1.0 }
-      for (t, k) in row { keep.append(k); newIndices.append(t) }
+      for (t, k) in row { keep.append(k); newIndices.append(Int32(t)) }
       newIndptr.append(keep.count)
     }
     var out = self
@@ -149,7 +153,7 @@ public struct SparseMatrix: Equatable, Sendable {
     let major = format == .csr ? nRows : nCols
     for i in 0..<major {
       for k in indptr[i]..<indptr[i + 1] {
-        let (r, c) = format == .csr ? (i, indices[k]) : (indices[k], i)
+        let (r, c) = format == .csr ? (i, Int(indices[k])) : (Int(indices[k]), i)
         out[r * nCols + c] += values[k]
       }
     }
@@ -163,7 +167,7 @@ public struct SparseMatrix: Equatable, Sendable {
     guard csr.allSatisfy({ $0.nCols == first.nCols }) else {
       throw CellDataError("cannot stack sparse matrices with different column counts")
     }
-    var indices: [Int] = [], indptr = [0]
+    var indices: [Int32] = [], indptr = [0]
     for p in csr {
       indices += p.indices
       let base = indptr.last!

@@ -146,7 +146,7 @@ final class BackedH5ADTests: XCTestCase {
   /// A file whose X structure lies: decreasing indptr, indptr beyond the values, indices
   /// beyond the columns. Each read is an error naming the file, never a crash.
   func testDamagedStructureIsAnErrorNamingTheFile() throws {
-    let cases: [(String, [Int], [Int], String)] = [
+    let cases: [(String, [Int], [Int32], String)] = [
       ("decreasing", [0, 3, 1, 4], [0, 1, 2, 0], "decreases"),
       ("beyond", [0, 2, 4, 9], [0, 1, 2, 0], "indptr"),
       ("column", [0, 2, 3, 4], [0, 7, 2, 0], "column 7"),

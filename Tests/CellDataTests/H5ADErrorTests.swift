@@ -46,6 +46,41 @@ final class H5ADErrorTests: XCTestCase {
     XCTAssertEqual(probed.obsNames, whole.obsNames)
   }
 
+  /// Sparse indices are Int32 in memory. A stored index beyond Int32 (int64 or uint32 on disk)
+  /// is an out-of-range error, not a wrapped or clamped value; so is a minor dimension beyond 2^31.
+  func testIndicesBeyondInt32AreAnErrorNamingTheFile() throws {
+    let dir = try Fixtures.temporaryDirectory(removedAfter: self)
+    let cases: [(String, nCols: Int, ArrayData, expected: String)] = [
+      ("int64", 3, .int64([0, 1 << 32 + 1]), "out of range"),
+      ("uint32", 3, .uint32([0, 1 << 31]), "out of range"),
+      ("wide", 3_000_000_000, .int64([0, 2_500_000_000]), "at most 2^31"),
+      ("fits", 3, .int64([0, 2]), ""),
+    ]
+    for (name, nCols, indices, expected) in cases {
+      let path = "\(dir)/\(name).h5ad"
+      let root = try H5Group.createFile(path)
+      let writer = H5ADWriter()
+      try root.attributes.setEncoding("anndata", version: "0.1.0")
+      let x = try root.createGroup("X")
+      try x.attributes.setEncoding("csr_matrix", version: "0.1.0")
+      try x.attributes.write("shape", integers: [2, nCols])
+      try x.write("data", .float32([1, 2]), shape: [2])
+      try x.write("indices", indices, shape: [2])
+      try x.write("indptr", .int64([0, 1, 2]), shape: [3])
+      try writer.write(frame: DataFrame(index: ["a", "b"]), in: root, "obs")
+      if nCols == 3 { try writer.write(frame: DataFrame(index: ["g0", "g1", "g2"]), in: root, "var") }
+      _ = root
+      if expected.isEmpty {
+        let read = try AnnData.read(h5ad: path)
+        guard case .sparse(let m) = read.X else { return XCTFail("expected a sparse X") }
+        XCTAssertEqual(m.indices, [0, 2])
+        XCTAssertEqual(m.indexType, .int64)
+      } else {
+        XCTAssertThrowsMessage(try AnnData.read(h5ad: path), containing: [path, expected])
+      }
+    }
+  }
+
   func testMissingFile() {
     XCTAssertThrowsMessage(try AnnData.read(h5ad: "/nonexistent/x.h5ad"), containing: ["/nonexistent/x.h5ad", "no such file"])
   }

@@ -28,7 +28,7 @@ final class PBMCTwoBatchTests: XCTestCase {
     let rowSums = (0..<a.nObs).map { i in values[x.indptr[i]..<x.indptr[i + 1]].reduce(0.0) { $0 + Double($1) } }
     XCTAssertEqual(try a.obs.doubles("n_counts"), rowSums)
     var detected = [Bool](repeating: false, count: a.nVars)
-    for j in x.indices { detected[j] = true }
+    for j in x.indices { detected[Int(j)] = true }
     XCTAssertTrue(detected.allSatisfy { $0 }, "every gene is detected in some cell")
 
     guard case .dense(let proteins) = try XCTUnwrap(a.obsm["protein_expression"]) else { return XCTFail("no proteins") }

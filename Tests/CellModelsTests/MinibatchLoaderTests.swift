@@ -10,11 +10,11 @@ final class MinibatchLoaderTests: XCTestCase {
 
   func denseMatrix() throws -> Matrix { .dense(try DenseArray(rows: 5, cols: 4, values: values)) }
   func csrMatrix() throws -> Matrix {
-    var data: [Int64] = [], indices: [Int] = [], indptr = [0]
+    var data: [Int64] = [], indices: [Int32] = [], indptr = [0]
     for r in 0..<5 {
       for c in 0..<4 where values[r * 4 + c] != 0 {
         data.append(Int64(values[r * 4 + c]))
-        indices.append(c)
+        indices.append(Int32(c))
       }
       indptr.append(indices.count)
     }

@@ -37,7 +37,7 @@ public struct CSRRows: Equatable, Sendable {
   /// As a float32 CSR `Matrix` (indices as stored, which a remapped block keeps sorted).
   public func matrix() throws -> Matrix {
     .sparse(try SparseMatrix(format: .csr, nRows: nRows, nCols: nCols, data: .float32(values),
-                             indices: columns.map(Int.init), indptr: rowStarts))
+                             indices: columns, indptr: rowStarts))
   }
 
   /// Row `row` as dense values.
@@ -121,7 +121,7 @@ public final class InMemoryRows: RowBlockSource {
     case .sparse(let s):
       let csr = s.format == .csr ? s : s.switchedFormat()
       guard let values = csr.data.doubles else { throw CellDataError("matrix in memory: not numeric") }
-      storage = CSRRows(nCols: csr.nCols, values: values.map { Float($0) }, columns: csr.indices.map { Int32($0) },
+      storage = CSRRows(nCols: csr.nCols, values: values.map { Float($0) }, columns: csr.indices,
                      rowStarts: csr.indptr)
     }
   }

@@ -16,7 +16,8 @@ extension Matrix {
       let major = s.format == .csr ? s.nRows : s.nCols
       for m in 0..<major {
         for k in s.indptr[m]..<s.indptr[m + 1] {
-          if s.format == .csr { body(m, s.indices[k], values[k]) } else { body(s.indices[k], m, values[k]) }
+          let minor = Int(s.indices[k])
+          if s.format == .csr { body(m, minor, values[k]) } else { body(minor, m, values[k]) }
         }
       }
     }

@@ -33,8 +33,8 @@ extension AnnData {
       let data = try g.dataset(name).read()
       return (0..<data.count).map { data.text(at: $0) }
     }
-    func integers(_ name: String) throws -> [Int] {
-      guard group.contains(name), let v = try group.dataset(name).readIntegers() else {
+    func integers<T: H5NativeNumber & FixedWidthInteger>(_ name: String, as type: T.Type = Int.self) throws -> [T] {
+      guard group.contains(name), let v = try group.dataset(name).readIntegers(as: type) else {
         throw CellDataError("\(path): \(group.childPath(name)) is missing or not integer")
       }
       return v
@@ -43,7 +43,7 @@ extension AnnData {
     guard shape.count == 2 else { throw CellDataError("\(path): shape must have two entries") }
     var matrix: SparseMatrix?
     if let probe {
-      for (name, type) in [("data", chdf5_native_float()), ("indices", chdf5_native_int64())] where group.contains(name) {
+      for (name, type) in [("data", chdf5_native_float()), ("indices", chdf5_native_int32())] where group.contains(name) {
         try probe.readThrough(group.dataset(name), as: type)
       }
       _ = try integers("indptr")
@@ -51,7 +51,7 @@ extension AnnData {
       guard group.contains("data") else { throw CellDataError("\(path): \(group.childPath("data")) is missing") }
       guard let values = try group.dataset("data").readFloats() else { throw CellDataError("\(path): data is not numeric") }
       // Genes × cells CSC is cells × genes CSR with the same arrays.
-      let (indices, indptr) = (try integers("indices"), try integers("indptr"))
+      let (indices, indptr) = (try integers("indices", as: Int32.self), try integers("indptr"))
       do {
         matrix = try SparseMatrix(format: .csr, nRows: shape[1], nCols: shape[0], data: .float32(values),
                                   indices: indices, indptr: indptr)

@@ -49,6 +49,7 @@ func readMatrixMarket(_ path: String, expectedShape: (rows: Int, cols: Int)? = n
   guard size.count == 3 else { throw CellDataError("\(path): bad size line '\(sizeLine)'") }
   let (rows, cols, nnz) = (size[0], size[1], size[2])
   guard rows >= 0, cols >= 0, nnz >= 0 else { throw CellDataError("\(path): negative size in '\(sizeLine)'") }
+  guard rows <= Int(Int32.max) else { throw CellDataError("\(path): \(rows) rows in '\(sizeLine)': at most 2^31 - 1 are supported") }
   if let expectedShape, (rows, cols) != expectedShape {
     throw CellDataError("\(path): shape (\(rows), \(cols)) does not match \(expectedShape.rows) features × \(expectedShape.cols) barcodes")
   }
@@ -65,12 +66,12 @@ func readMatrixMarket(_ path: String, expectedShape: (rows: Int, cols: Int)? = n
     else { throw CellDataError("\(path): bad entry on data line \(k + 1): '\(line)'") }
     perColumn[j - 1].append((i - 1, v))
   }
-  var indices: [Int] = [], values: [Float] = [], indptr = [0]
+  var indices: [Int32] = [], values: [Float] = [], indptr = [0]
   indices.reserveCapacity(nnz)
   values.reserveCapacity(nnz)
   for column in perColumn {
     for (i, v) in column.sorted(by: { $0.0 < $1.0 }) {
-      indices.append(i)
+      indices.append(Int32(i))
       values.append(v)
     }
     indptr.append(indices.count)

@@ -8,7 +8,7 @@ extension SimulatedATAC {
   public func annData(dnaCodeKey: String = "dna_code") throws -> AnnData {
     let x = try SparseMatrix(format: .csr, nRows: cellCount, nCols: peakCount,
                              data: .float32([Float](repeating: 1, count: indices.count)),
-                             indices: indices.map(Int.init), indptr: indptr)
+                             indices: indices, indptr: indptr)
     var obs = DataFrame(index: (0..<cellCount).map { "cell\($0)" })
     try obs.set("cell_type", .categorical(Categorical(cellTypes.map { cellTypeNames[$0] })))
     var peakFrame = DataFrame(index: peaks.map(\.name))

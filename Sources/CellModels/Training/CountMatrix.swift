@@ -25,7 +25,7 @@ public struct CountMatrix: Sendable {
       storage = .dense(try Self.floats(dense.data))
     case .sparse(let sparse):
       let csr = sparse.format == .csr ? sparse : sparse.switchedFormat()
-      storage = .csr(values: try Self.floats(csr.data), columns: csr.indices.map { Int32($0) }, rowStarts: csr.indptr)
+      storage = .csr(values: try Self.floats(csr.data), columns: csr.indices, rowStarts: csr.indptr)
     }
   }
 
