@@ -143,10 +143,13 @@ extension H5Dataset {
   func readIntegers<T: H5NativeNumber & FixedWidthInteger>(as _: T.Type = Int.self) throws -> [T]? {
     guard let kind = try? numberKind(), kind.isInteger else { return nil }
     let count = try checkedShape().reduce(1, *)
+    var fault: Int32 = 0
+    let raw = chdf5_safe_dataset_storage_size(id, &fault) >= hsize_t(count * kind.size)
     var failed = false
     let values = [T](unsafeUninitializedCapacity: count) { buffer, initialized in
-      var fault: Int32 = 0
-      if count > 0, chdf5_safe_dread(id, T.h5MemoryType, buffer.baseAddress!, &fault) < 0 { failed = true }
+      guard count > 0 else { return }
+      if raw { adviseHugePages(UnsafeMutableRawPointer(buffer.baseAddress!), bytes: count * MemoryLayout<T>.stride) }
+      if chdf5_safe_dread(id, T.h5MemoryType, buffer.baseAddress!, &fault) < 0 { failed = true }
       initialized = count
     }
     if failed { throw CellDataError("\(file): \(path): cannot read: \(hdf5ErrorMessage())") }

@@ -209,7 +209,8 @@ final class H5Dataset {
     let stored = chdf5_safe_dataset_storage_size(id, &fault)
     guard fault == 0 else { throw error("cannot get the storage size") }
     let count = try checkedCount(try shape, type: type, storedBytes: stored, file: file, path: path)
-    return try readTyped(object: id, fileType: type, count: count, file: file, path: path) { memType, buffer in
+    let raw = stored >= hsize_t(count) * hsize_t(H5Tget_size(type))
+    return try readTyped(object: id, fileType: type, count: count, file: file, path: path, hugePages: raw) { memType, buffer in
       chdf5_safe_dread(id, memType, buffer, &fault)
     }
   }
@@ -366,8 +367,9 @@ private func makeSpace(_ shape: [Int], file: String, path: String) throws -> hid
 }
 
 /// Reads `count` elements whose file type is `fileType` through `read(memType, buffer)`.
+/// `hugePages`: the values are stored uncompressed (see `adviseHugePages`).
 private func readTyped(
-  object: hid_t, fileType: hid_t, count: Int, file: String, path: String,
+  object: hid_t, fileType: hid_t, count: Int, file: String, path: String, hugePages: Bool = false,
   _ read: (hid_t, UnsafeMutableRawPointer) -> herr_t
 ) throws -> ArrayData {
   func fail() -> CellDataError { CellDataError("\(file): \(path): cannot read: \(hdf5ErrorMessage())") }
@@ -375,7 +377,10 @@ private func readTyped(
   func numeric<T>(_: T.Type, _ memType: hid_t) throws -> [T] {
     var failed = false
     let values = [T](unsafeUninitializedCapacity: count) { buffer, initialized in
-      if count > 0, read(memType, UnsafeMutableRawPointer(buffer.baseAddress!)) < 0 { failed = true }
+      if count > 0 {
+        if hugePages { adviseHugePages(UnsafeMutableRawPointer(buffer.baseAddress!), bytes: count * MemoryLayout<T>.stride) }
+        if read(memType, UnsafeMutableRawPointer(buffer.baseAddress!)) < 0 { failed = true }
+      }
       initialized = count
     }
     if failed { throw fail() }
