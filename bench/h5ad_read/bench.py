@@ -2,9 +2,10 @@
 
     swift build -c release --product singlecell
     PYTHON bench/h5ad_read/bench.py [--repeats 15] [--binary PATH] [--compression gzip]
+        [--cells 10000 --genes 1000]
 
 PYTHON: any environment with anndata (the scvi-tools one, for instance). The file: 10,000
-cells × 1,000 genes, CSR float32 counts (Poisson, ~10 % nonzero, seed 0), obs with a
+cells × 1,000 genes by default (`--cells`, `--genes`), CSR float32 counts (Poisson, ~10 % nonzero, seed 0), obs with a
 categorical and a float column, var with a string column; written by anndata to a temporary
 directory, uncompressed or with `write_h5ad(compression="gzip")`. With gzip, Swift is also
 timed with SINGLECELL_ZLIB=1 (libhdf5's zlib filter instead of libdeflate).
@@ -32,9 +33,8 @@ import scipy.sparse as sp
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def make_file(path: pathlib.Path, compression) -> None:
+def make_file(path: pathlib.Path, compression, n_obs: int, n_vars: int) -> None:
     rng = np.random.default_rng(0)
-    n_obs, n_vars = 10_000, 1_000
     X = sp.random(n_obs, n_vars, density=0.1, format="csr", random_state=0, dtype=np.float32)
     X.data = rng.poisson(2.0, size=X.nnz).astype(np.float32) + 1
     obs = pd.DataFrame(
@@ -50,6 +50,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--binary", default=str(ROOT / ".build/release/singlecell"))
     parser.add_argument("--compression", choices=["none", "gzip"], default="none")
+    parser.add_argument("--cells", type=int, default=10_000)
+    parser.add_argument("--genes", type=int, default=1_000)
     args = parser.parse_args()
     compression = None if args.compression == "none" else args.compression
 
@@ -61,8 +63,8 @@ def main() -> None:
         return float(out.split("median_read_seconds")[1].split()[0])
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = pathlib.Path(tmp) / "bench_10k_1k.h5ad"
-        make_file(path, compression)
+        path = pathlib.Path(tmp) / f"bench_{args.cells}_{args.genes}.h5ad"
+        make_file(path, compression, args.cells, args.genes)
         subprocess.run([args.binary, "info", str(path)], check=True, capture_output=True)  # warm-up
         ad.read_h5ad(path)
 
@@ -75,7 +77,7 @@ def main() -> None:
         zlib = swift_median(path, {"SINGLECELL_ZLIB": "1"}) if compression else None
 
     p = statistics.median(python)
-    print(f"file: 10000 x 1000 CSR float32, {path.name}, compression {args.compression}; repeats {args.repeats}")
+    print(f"file: {args.cells} x {args.genes} CSR float32, {path.name}, compression {args.compression}; repeats {args.repeats}")
     print(f"swift AnnData.read(h5ad:):  median {s * 1e3:.1f} ms")
     if zlib is not None:
         print(f"  with SINGLECELL_ZLIB=1:   median {zlib * 1e3:.1f} ms")
