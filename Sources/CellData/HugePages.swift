@@ -2,7 +2,7 @@ import Foundation
 
 /// Asks Linux to back a large buffer that an uncompressed read is about to fill with
 /// transparent huge pages (2 MiB), where the system leaves them to `madvise`: a 400 MB read then
-/// takes hundreds of page faults instead of a hundred thousand (0.46 → 0.28 s for a
+/// takes hundreds of page faults instead of a hundred thousand (0.48 → 0.29 s for a
 /// 100,000-cell h5ad, BENCHMARKS.md). Not for decompressed reads: zeroing 2 MiB at a time there
 /// evicts the decoder's working set, and those reads got slower. A hint; it changes no value.
 func adviseHugePages(_ start: UnsafeMutableRawPointer, bytes: Int) {
