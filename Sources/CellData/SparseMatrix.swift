@@ -34,7 +34,12 @@ public struct SparseMatrix: Equatable, Sendable {
     for i in 0..<major where indptr[i] > indptr[i + 1] {
       throw CellDataError("sparse \(format.rawValue) matrix: indptr decreases at \(i)")
     }
-    if let bad = indices.first(where: { $0 < 0 || Int($0) >= minor }) {
+    var (low, high) = (Int32.max, Int32.min)  // a min/max pass vectorises; the search runs on failure only
+    for index in indices {
+      low = Swift.min(low, index)
+      high = Swift.max(high, index)
+    }
+    if !indices.isEmpty, low < 0 || Int(high) >= minor, let bad = indices.first(where: { $0 < 0 || Int($0) >= minor }) {
       throw CellDataError("sparse \(format.rawValue) matrix: index \(bad) out of range 0..<\(minor)")
     }
     if data.isString { throw CellDataError("sparse matrix: string values are not supported") }

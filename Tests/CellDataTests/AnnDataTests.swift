@@ -72,6 +72,10 @@ final class AnnDataTests: XCTestCase {
     XCTAssertThrowsMessage(
       try SparseMatrix(format: .csr, nRows: 2, nCols: 2, data: .float32([1]), indices: [5], indptr: [0, 1, 1]),
       containing: ["index 5 out of range"])
+    XCTAssertThrowsMessage(
+      try SparseMatrix(format: .csc, nRows: 2, nCols: 2, data: .float32([1, 2, 3]), indices: [0, -1, 1], indptr: [0, 2, 3]),
+      containing: ["index -1 out of range 0..<2"])
+    XCTAssertNoThrow(try SparseMatrix(format: .csr, nRows: 2, nCols: 2, data: .float32([]), indices: [], indptr: [0, 0, 0]))
     XCTAssertThrowsMessage(try DenseArray(shape: [2, 2], data: .float32([1])), containing: ["does not hold"])
   }
 }
