@@ -204,29 +204,32 @@ struct H5ADReader {
       throw CellDataError("\(g.file): \(g.path): sparse matrix without a two-entry '\(shapeAttribute)' attribute")
     }
     guard g.contains("data") else { throw CellDataError("\(g.file): \(g.path): sparse matrix without 'data'") }
-    do {
-      if let probe {
-        let indptr = try integers(g, "indptr")
-        let major = format == .csr ? shape[0] : shape[1]
-        if shape[0] >= 0, shape[1] >= 0, indptr.count == major + 1 {
-          try probe.readThrough(g.dataset("indices"), as: chdf5_native_int32())
-          try probe.readThrough(g.dataset("data"))
-          return try SparseMatrix(format: format, nRows: shape[0], nCols: shape[1], data: .float32([]), indices: [],
-                                  indptr: [Int](repeating: 0, count: indptr.count), indexType: .int32)
-        }  // else the whole read below fails as the caller's will
+    func matrix(_ data: ArrayData, _ indices: [Int32], _ indptr: [Int], _ indexType: SparseMatrix.IndexType) throws -> SparseMatrix {
+      do {
+        return try SparseMatrix(format: format, nRows: shape[0], nCols: shape[1], data: data, indices: indices, indptr: indptr,
+                                indexType: indexType)
+      } catch let error as CellDataError {
+        throw CellDataError("\(g.file): \(g.path): \(error.message)")
       }
-      let indicesDataset = try g.dataset("indices")
-      guard let indices = try indicesDataset.readIntegers(as: Int32.self) else {
-        throw CellDataError("\(g.file): \(indicesDataset.path): expected integers")
-      }
-      let stored = try indicesDataset.numberKind()
-      let wide = stored.size > 4 || (stored.size == 4 && !stored.signed)  // int64, uint64, uint32
-      let indptr = try integers(g, "indptr")
-      let data = try g.dataset("data").read()
-      return try SparseMatrix(format: format, nRows: shape[0], nCols: shape[1], data: data, indices: indices, indptr: indptr, indexType: wide ? .int64 : .int32)
-    } catch let error as CellDataError where !error.message.hasPrefix(g.file) {
-      throw CellDataError("\(g.file): \(g.path): \(error.message)")
     }
+    if let probe {
+      let indptr = try integers(g, "indptr")
+      let major = format == .csr ? shape[0] : shape[1]
+      if shape[0] >= 0, shape[1] >= 0, indptr.count == major + 1 {
+        try probe.readThrough(g.dataset("indices"), as: chdf5_native_int32())
+        try probe.readThrough(g.dataset("data"))
+        return try matrix(.float32([]), [], [Int](repeating: 0, count: indptr.count), .int32)
+      }  // else the whole read below fails as the caller's will
+    }
+    let indicesDataset = try g.dataset("indices")
+    guard let indices = try indicesDataset.readIntegers(as: Int32.self) else {
+      throw CellDataError("\(g.file): \(indicesDataset.path): expected integers")
+    }
+    let stored = try indicesDataset.numberKind()
+    let wide = stored.size > 4 || (stored.size == 4 && !stored.signed)  // int64, uint64, uint32
+    let indptr = try integers(g, "indptr")
+    let data = try g.dataset("data").read()
+    return try matrix(data, indices, indptr, wide ? .int64 : .int32)
   }
 
   private func categorical(_ g: H5Group) throws -> Categorical {

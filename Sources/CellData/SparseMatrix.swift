@@ -39,7 +39,7 @@ public struct SparseMatrix: Equatable, Sendable {
       low = Swift.min(low, index)
       high = Swift.max(high, index)
     }
-    if !indices.isEmpty, low < 0 || Int(high) >= minor, let bad = indices.first(where: { $0 < 0 || Int($0) >= minor }) {
+    if low < 0 || Int(high) >= minor, let bad = indices.first(where: { $0 < 0 || Int($0) >= minor }) {
       throw CellDataError("sparse \(format.rawValue) matrix: index \(bad) out of range 0..<\(minor)")
     }
     if data.isString { throw CellDataError("sparse matrix: string values are not supported") }

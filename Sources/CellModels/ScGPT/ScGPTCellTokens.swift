@@ -135,7 +135,8 @@ enum ScGPTSampling {
     return members.keys.sorted().map { members[$0]! }
   }
 
-  private static func chunks(_ cells: [Int], _ size: Int) -> [[Int]] {
+  /// `cells` in consecutive minibatches of `size` (the last may be smaller).
+  static func chunks(_ cells: [Int], _ size: Int) -> [[Int]] {
     stride(from: 0, to: cells.count, by: size).map { Array(cells[$0..<min($0 + size, cells.count)]) }
   }
 }

@@ -136,7 +136,7 @@ public enum ScGPTPerturbation {
       network.train()
       var sums = [0.0, 0.0]  // loss × cells, cells
       let shuffled = training.shuffledBy(&random)
-      for rows in DistributedSampler.strided(chunks(shuffled, of: batchSize), rank: rank, worldSize: worldSize, padded: true) {
+      for rows in DistributedSampler.strided(ScGPTSampling.chunks(shuffled, batchSize), rank: rank, worldSize: worldSize, padded: true) {
         let genes: [Int]
         if group == nil {
           genes = genesFor(rows, data: data, maxLength: options.maxLength, random: &random)
@@ -164,7 +164,7 @@ public enum ScGPTPerturbation {
         network.eval()
         var held = [0.0, 0.0]
         try withNoGrad {
-          for rows in DistributedSampler.strided(chunks(validation, of: batchSize), rank: rank, worldSize: worldSize, padded: false) {
+          for rows in DistributedSampler.strided(ScGPTSampling.chunks(validation, batchSize), rank: rank, worldSize: worldSize, padded: false) {
             let (batch, target) = try minibatch(data, rows: rows, inputs: rows.map { pairs[$0] }, genes: Array(0..<data.geneCount),
                                                 ids: ids, device: options.device)
             let output = try Autocast.run(on: options.device, dtype: options.training.precision) { try network.forward(batch).mlmOutput }
@@ -297,11 +297,6 @@ public enum ScGPTPerturbation {
   }
 
   /// All genes when they fit; otherwise the rows' perturbed genes and random others, sorted.
-  /// `items` in consecutive minibatches of `size` (the last may be smaller).
-  static func chunks(_ items: [Int], of size: Int) -> [[Int]] {
-    stride(from: 0, to: items.count, by: size).map { Array(items[$0..<min($0 + size, items.count)]) }
-  }
-
   static func genesFor(_ rows: [Int], data: PerturbSeqData, maxLength: Int, random: inout ScGPTRandom) -> [Int] {
     guard data.geneCount > maxLength else { return Array(0..<data.geneCount) }
     var chosen = Set(rows.flatMap { data.perturbed[$0] })
