@@ -46,6 +46,27 @@ final class H5ADErrorTests: XCTestCase {
     XCTAssertEqual(probed.obsNames, whole.obsNames)
   }
 
+  /// The probe reads an array slab by slab: every slab is read, so damage in the last chunk is
+  /// found. Gzip level 0 stores the chunks' bytes verbatim, so the last chunk's zlib checksum
+  /// (the 4 bytes after its data) can be located and broken.
+  func testTheProbeReadsEverySlabOfAnArray() throws {
+    let path = try Fixtures.temporaryDirectory(removedAfter: self) + "/slabs.h5"
+    do {
+      let dataset = try H5Group.createFile(path).createExtendable("x", type: .int32, chunkRows: 4, gzipLevel: 0)
+      try dataset.append((0..<12).map { Int32($0 < 8 ? $0 : 0x5A5A_5A00 + $0) }, rows: 12)
+    }
+    XCTAssertNoThrow(try H5Group.openFile(path).dataset("x").readThrough(slab: 4))
+    var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    let lastChunk = (8..<12).flatMap { withUnsafeBytes(of: Int32(0x5A5A_5A00 + $0).littleEndian, Array.init) }
+    let start = try XCTUnwrap((0...(bytes.count - lastChunk.count)).first { bytes[$0..<($0 + lastChunk.count)].elementsEqual(lastChunk) })
+    for i in (start + 16)..<(start + 20) { bytes[i] ^= 0xFF }
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    XCTAssertNoThrow(try H5Group.openFile(path).dataset("x").readBlock(Int32.self, start: [0], count: [8]))
+    for slab in [3, 4, 5, 100] {
+      XCTAssertThrowsMessage(try H5Group.openFile(path).dataset("x").readThrough(slab: slab), containing: [path, "cannot read"])
+    }
+  }
+
   /// Sparse indices are Int32 in memory. A stored index beyond Int32 (int64 or uint32 on disk)
   /// is an out-of-range error, not a wrapped or clamped value; so is a minor dimension beyond 2^31.
   func testIndicesBeyondInt32AreAnErrorNamingTheFile() throws {
