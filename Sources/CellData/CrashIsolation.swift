@@ -8,6 +8,9 @@ import Foundation
 /// gets that error and its own process never touches the damaged bytes; only after the child
 /// has read the whole file does the real read follow.
 enum CrashIsolation {
+  /// The byte a child that read the whole file sends before it exits.
+  private static let finished: UInt8 = 0
+
   /// Runs `body` in a forked child. Throws when the child dies by a signal, or has not
   /// finished after `timeout` seconds (default: 2 minutes plus 1 s per 10 MB of the file).
   static func check(file path: String, timeout: Double? = nil, _ body: () throws -> Void) throws {
@@ -34,23 +37,41 @@ enum CrashIsolation {
         _ = message.withUnsafeBytes { write(pipeEnds[1], $0.baseAddress, $0.count) }
         _exit(1)
       }
+      _ = write(pipeEnds[1], [finished], 1)
       _exit(0)
     }
     close(pipeEnds[1])
     defer { close(pipeEnds[0]) }
     guard child > 0 else { return }  // no fork available: the real read goes ahead
-    var status: Int32 = 0
+    // The child says it has finished with one byte, so that the caller need not wait for the
+    // teardown of its address space (a few ms with libtorch mapped), which is reaped aside.
+    var reply = [UInt8](repeating: 0, count: 4096)
+    var received = 0
     let deadline = Date().addingTimeInterval(limit)
+    var status: Int32 = 0
     while true {
-      let done = waitpid(child, &status, WNOHANG)
-      if done == child { break }
-      if done < 0 && errno != EINTR { return }
-      if Date() > deadline {
+      let left = deadline.timeIntervalSinceNow
+      if left <= 0 {
         kill(child, SIGKILL)
         _ = waitpid(child, &status, 0)
         throw CellDataError("\(path): reading the file did not finish within \(Int(limit)) s; it is probably damaged (nothing was read)")
       }
-      usleep(1_000)
+      var ready = pollfd(fd: pipeEnds[0], events: Int16(POLLIN), revents: 0)
+      let polled = poll(&ready, 1, Int32(Swift.min(left * 1000 + 1, 1000)))
+      if polled < 0 && errno != EINTR { break }
+      guard polled > 0 else { continue }
+      let n = reply.withUnsafeMutableBytes { read(pipeEnds[0], $0.baseAddress! + received, $0.count - received) }
+      if n < 0 && errno == EINTR { continue }
+      if n <= 0 { break }  // the child has ended
+      received += n
+      if received == 1 && reply[0] == finished {
+        Thread.detachNewThread { var status: Int32 = 0; _ = waitpid(child, &status, 0) }
+        return
+      }
+      if received == reply.count { break }
+    }
+    while waitpid(child, &status, 0) < 0 {
+      guard errno == EINTR else { return }
     }
     let signal = status & 0x7F
     if signal != 0 && signal != 0x7F {
@@ -59,12 +80,10 @@ enum CrashIsolation {
         "\(path): the file is damaged: reading it crashes libhdf5 (signal \(signal)) or needs more than \(gib) GiB of memory (\(budgetRule)); nothing was read")
     }
     if (status >> 8) & 0xFF != 0 {
-      var message = [UInt8](repeating: 0, count: 4096)
-      let n = message.withUnsafeMutableBytes { read(pipeEnds[0], $0.baseAddress, 4096) }
       // A libhdf5 fault caught in the child left only the child's HDF5 unusable, not ours.
-      let text = String(decoding: message[0..<Swift.max(n, 0)], as: UTF8.self)
+      let text = String(decoding: reply[0..<received], as: UTF8.self)
         .replacingOccurrences(of: "; HDF5 cannot be used again in this process", with: "")
-      throw CellDataError(n > 0 ? text : "\(path): the file cannot be read")
+      throw CellDataError(received > 0 ? text : "\(path): the file cannot be read")
     }
   }
 
