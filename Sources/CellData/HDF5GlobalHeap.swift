@@ -54,9 +54,39 @@ func readVariableStrings(
 }
 
 private func littleEndian(_ bytes: [UInt8], _ at: Int, _ width: Int) -> UInt64 {
-  var value: UInt64 = 0
-  for k in stride(from: width - 1, through: 0, by: -1) { value = value << 8 | UInt64(bytes[at + k]) }
-  return value
+  precondition(at >= 0 && at + width <= bytes.count && width <= 8)
+  return bytes.withUnsafeBytes { buffer in
+    var value: UInt64 = 0
+    for k in stride(from: width - 1, through: 0, by: -1) { value = value << 8 | UInt64(buffer[at + k]) }
+    return value
+  }
+}
+
+/// One parsed heap collection: its bytes, and the data range of each object by index.
+private final class HeapCollection {
+  let bytes: [UInt8]
+  /// In index order. libhdf5 numbers a collection's objects 1, 2, 3, … as it stores them, so
+  /// object k is usually at k − 1; other layouts are found by binary search.
+  private let indices: [UInt64]
+  private let ranges: [Range<Int>]
+
+  init(bytes: [UInt8], objects: [(index: UInt64, range: Range<Int>)]) {
+    self.bytes = bytes
+    let ordered = zip(objects, objects.dropFirst()).allSatisfy { $0.index < $1.index }
+      ? objects : objects.sorted { $0.index < $1.index }
+    indices = ordered.map(\.index)
+    ranges = ordered.map(\.range)
+  }
+
+  func range(of index: UInt64) -> Range<Int>? {
+    if index >= 1, index <= UInt64(indices.count), indices[Int(index - 1)] == index { return ranges[Int(index - 1)] }
+    var low = 0, high = indices.count
+    while low < high {
+      let middle = (low + high) / 2
+      if indices[middle] < index { low = middle + 1 } else { high = middle }
+    }
+    return low < indices.count && indices[low] == index ? ranges[low] : nil
+  }
 }
 
 /// The global heap collections of one file, parsed on first use.
@@ -68,8 +98,10 @@ private final class GlobalHeap {
   let sizeofSize: Int
   let descriptor: Int32
   let fileSize: UInt64
-  /// Per collection address: its bytes and, per object index, the object's data range.
-  var collections: [UInt64: (bytes: [UInt8], objects: [UInt64: Range<Int>])] = [:]
+  /// Per collection address, parsed; the last one used is kept apart, as consecutive strings
+  /// mostly share a collection.
+  var collections: [UInt64: HeapCollection] = [:]
+  var last: (address: UInt64, collection: HeapCollection)?
 
   init(file: String, element: String, base: UInt64, sizeofAddress: Int, sizeofSize: Int) throws {
     self.file = file
@@ -91,7 +123,7 @@ private final class GlobalHeap {
 
   func string(collection address: UInt64, index: UInt64, length: UInt64, element i: Int) throws -> String {
     let heap = try self.collection(address)
-    guard index > 0, let range = heap.objects[index] else {
+    guard index > 0, let range = heap.range(of: index) else {
       throw corrupt("string \(i) refers to object \(index) of the heap at \(address), which has no such object")
     }
     guard length <= UInt64(range.count) else {
@@ -113,8 +145,15 @@ private final class GlobalHeap {
     return bytes
   }
 
-  private func collection(_ address: UInt64) throws -> (bytes: [UInt8], objects: [UInt64: Range<Int>]) {
-    if let known = collections[address] { return known }
+  private func collection(_ address: UInt64) throws -> HeapCollection {
+    if let last, last.address == address { return last.collection }
+    let collection = try collections[address] ?? parse(address)
+    collections[address] = collection
+    last = (address, collection)
+    return collection
+  }
+
+  private func parse(_ address: UInt64) throws -> HeapCollection {
     let (start, overflow) = base.addingReportingOverflow(address)
     let header = 8 + sizeofSize
     guard !overflow, start < fileSize, fileSize - start >= UInt64(header) else {
@@ -129,7 +168,7 @@ private final class GlobalHeap {
       throw corrupt("the heap collection at \(address) claims \(size) bytes; the file has \(fileSize - start) from there")
     }
     let bytes = try readBytes(at: start, count: Int(size))
-    var objects: [UInt64: Range<Int>] = [:]
+    var objects: [(index: UInt64, range: Range<Int>)] = []
     let objectHeader = 8 + sizeofSize
     var p = header
     while p + objectHeader <= bytes.count {
@@ -141,10 +180,9 @@ private final class GlobalHeap {
         throw corrupt("object \(index) of the heap collection at \(address) runs past the collection")
       }
       let padded = (Int(objectSize) + 7) & ~7
-      objects[index] = dataStart..<(dataStart + Int(objectSize))
+      objects.append((index, dataStart..<(dataStart + Int(objectSize))))
       p = dataStart + padded
     }
-    collections[address] = (bytes, objects)
-    return (bytes, objects)
+    return HeapCollection(bytes: bytes, objects: objects)
   }
 }
