@@ -67,6 +67,30 @@ final class H5ADErrorTests: XCTestCase {
     }
   }
 
+  /// Variable-length strings are parsed from the file's global heap here, not by libhdf5: an
+  /// object is found by its index wherever the collection stores it, and an index the
+  /// collection lacks is an error naming the string.
+  func testHeapStringsAreFoundByTheirIndexInAnyOrder() throws {
+    let path = try Fixtures.temporaryDirectory(removedAfter: self) + "/heap.h5ad"
+    let names = ["cellAAAA", "cellBBBB", "cellCCCC"]
+    let X = Matrix.dense(try DenseArray(rows: 3, cols: 1, values: [1, 2, 3] as [Float]))
+    try AnnData(X: X, obs: DataFrame(index: names), var: DataFrame(index: ["g"])).write(h5ad: path)
+    var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    // In front of each object's bytes: index (2 bytes), reference count (2), reserved (4), size (8).
+    func objectHeader(_ name: String) throws -> Int {
+      let pattern = Array(name.utf8)
+      return try XCTUnwrap((0...(bytes.count - pattern.count)).first { bytes[$0..<($0 + pattern.count)].elementsEqual(pattern) }) - 16
+    }
+    let a = try objectHeader("cellAAAA"), b = try objectHeader("cellBBBB"), c = try objectHeader("cellCCCC")
+    for k in 0..<2 { bytes.swapAt(a + k, b + k) }
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    XCTAssertEqual(try AnnData.read(h5ad: path).obsNames, ["cellBBBB", "cellAAAA", "cellCCCC"])
+    bytes[c] = 0x7F
+    bytes[c + 1] = 0
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    XCTAssertThrowsMessage(try AnnData.read(h5ad: path), containing: [path, "string 2 refers to object", "which has no such object"])
+  }
+
   /// Sparse indices are Int32 in memory. A stored index beyond Int32 (int64 or uint32 on disk)
   /// is an out-of-range error, not a wrapped or clamped value; so is a minor dimension beyond 2^31.
   func testIndicesBeyondInt32AreAnErrorNamingTheFile() throws {
