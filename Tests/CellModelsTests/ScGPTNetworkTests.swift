@@ -64,6 +64,23 @@ final class ScGPTNetworkTests: XCTestCase {
     XCTAssertFalse(scaling.stateDict().keys.contains { $0.hasPrefix("value_encoder.") })
   }
 
+  /// With category values the pad value is a row of the value embedding (torch's padding_idx,
+  /// negative from the end); one outside the table, or not a whole number, is a configuration
+  /// error rather than a model whose padding is embedded like a value.
+  func testCategoryPadValueMustBeARowOfTheValueEmbedding() throws {
+    for pad in [-7.0, -1, 0, 6] {
+      XCTAssertNoThrow(try smallConfig { $0.inputEmbeddingStyle = .category; $0.nInputBins = 7; $0.padValue = pad }.validate(), "\(pad)")
+    }
+    for pad in [-8.0, 7, 2.5] {
+      XCTAssertThrowsError(try ScGPTNetwork(smallConfig { $0.inputEmbeddingStyle = .category; $0.nInputBins = 7; $0.padValue = pad })) {
+        XCTAssertTrue("\($0)".contains("pad_value \(pad) must be a whole number in [-7, 7)"), "\($0)")
+      }
+    }
+    let network = try ScGPTNetwork(smallConfig { $0.inputEmbeddingStyle = .category; $0.nInputBins = 7; $0.padValue = -2 })
+    let row = network.stateDict()["value_encoder.embedding.weight"]!.toArray(Float.self)[(5 * 16)..<(6 * 16)]
+    XCTAssertEqual(Array(row), [Float](repeating: 0, count: 16), "row 7 − 2 is the padding row")
+  }
+
   func testCellEmbeddingStylesAndSingleBatchNorm() throws {
     let wPool = try runForwardBackward(smallConfig { $0.cellEmbeddingStyle = .wPool })
     let out = try withNoGrad { try wPool.forward(batch(labels: false)) }

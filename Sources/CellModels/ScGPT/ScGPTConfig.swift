@@ -129,6 +129,11 @@ public struct ScGPTConfig: Equatable, Sendable {
     }
     if inputEmbeddingStyle == .category {
       guard let n = nInputBins, n > 0 else { throw fail("input_emb_style category needs n_input_bins") }
+      // The pad value is the value embedding's padding row, negative from the end (torch's
+      // padding_idx, which refuses one outside the table).
+      guard padValue == padValue.rounded(), padValue >= -Double(n), padValue < Double(n) else {
+        throw fail("input_emb_style category: pad_value \(padValue) must be a whole number in [-\(n), \(n)), a row of the value embedding of n_input_bins \(n)")
+      }
     }
     if let id = perturbationPadId {
       guard (0..<3).contains(id) else { throw fail("pert_pad_id must be 0, 1 or 2 (the flag embedding has 3 rows), got \(id)") }

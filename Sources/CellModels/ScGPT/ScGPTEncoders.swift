@@ -47,7 +47,7 @@ public final class ContinuousValueEncoder: Module, UnaryLayer {
 }
 
 /// Integer values (bins) → LayerNorm(Embedding) (`embedding`, `enc_norm`); a negative padding
-/// index counts from the end, as torch's.
+/// index counts from the end, as torch's (`ScGPTConfig.validate` refuses one outside the table).
 public final class CategoryValueEncoder: Module, UnaryLayer {
   public let embedding: Embedding
   public let norm: LayerNorm
