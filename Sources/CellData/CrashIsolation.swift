@@ -49,6 +49,15 @@ enum CrashIsolation {
     var received = 0
     let deadline = Date().addingTimeInterval(limit)
     var status: Int32 = 0
+    var reaped = false
+    func receive(waitingMilliseconds: Int32) -> Int {
+      var ready = pollfd(fd: pipeEnds[0], events: Int16(POLLIN), revents: 0)
+      let polled = poll(&ready, 1, waitingMilliseconds)
+      guard polled > 0 else { return polled < 0 && errno != EINTR ? 0 : -1 }
+      let n = reply.withUnsafeMutableBytes { read(pipeEnds[0], $0.baseAddress! + received, $0.count - received) }
+      if n > 0 { received += n }
+      return n < 0 && errno == EINTR ? -1 : n
+    }
     while true {
       let left = deadline.timeIntervalSinceNow
       if left <= 0 {
@@ -56,21 +65,21 @@ enum CrashIsolation {
         _ = waitpid(child, &status, 0)
         throw CellDataError("\(path): reading the file did not finish within \(Int(limit)) s; it is probably damaged (nothing was read)")
       }
-      var ready = pollfd(fd: pipeEnds[0], events: Int16(POLLIN), revents: 0)
-      let polled = poll(&ready, 1, Int32(Swift.min(left * 1000 + 1, 1000)))
-      if polled < 0 && errno != EINTR { break }
-      guard polled > 0 else { continue }
-      let n = reply.withUnsafeMutableBytes { read(pipeEnds[0], $0.baseAddress! + received, $0.count - received) }
-      if n < 0 && errno == EINTR { continue }
-      if n <= 0 { break }  // the child has ended
-      received += n
+      let n = receive(waitingMilliseconds: Int32(Swift.min(left * 1000 + 1, 1000)))
+      if n == 0 || received == reply.count { break }  // the child has ended (end of file), or said too much
       if received == 1 && reply[0] == finished {
         Thread.detachNewThread { var status: Int32 = 0; _ = waitpid(child, &status, 0) }
         return
       }
-      if received == reply.count { break }
+      // The end of file can be late when another process forked meanwhile holds a copy of the
+      // pipe's end: the child's exit tells too.
+      if n < 0 && waitpid(child, &status, WNOHANG) == child {
+        reaped = true
+        while receive(waitingMilliseconds: 0) > 0 && received < reply.count {}
+        break
+      }
     }
-    while waitpid(child, &status, 0) < 0 {
+    while !reaped && waitpid(child, &status, 0) < 0 {
       guard errno == EINTR else { return }
     }
     let signal = status & 0x7F

@@ -46,6 +46,25 @@ final class H5ADErrorTests: XCTestCase {
     XCTAssertEqual(probed.obsNames, whole.obsNames)
   }
 
+  /// The reading child's outcome reaches the caller: its message when it throws, the signal when
+  /// it dies, and a death is noticed within a second or two even when another process (here a
+  /// grandchild) holds a copy of the child's end of the pipe, so no end of file comes.
+  func testTheReadingChildsEndReachesTheCaller() {
+    let path = Fixtures.path("gzip.h5ad")
+    XCTAssertNoThrow(try CrashIsolation.check(file: path) {})
+    XCTAssertThrowsMessage(try CrashIsolation.check(file: path) { throw CellDataError("refused in the child") },
+                           containing: ["refused in the child"])
+    let start = Date()
+    XCTAssertThrowsMessage(try CrashIsolation.check(file: path) {
+      if fork() == 0 {
+        sleep(20)
+        _exit(0)
+      }
+      raise(SIGSEGV)
+    }, containing: [path, "reading it crashes libhdf5 (signal \(SIGSEGV))"])
+    XCTAssertLessThan(Date().timeIntervalSince(start), 10)
+  }
+
   /// The probe reads an array slab by slab: every slab is read, so damage in the last chunk is
   /// found. Gzip level 0 stores the chunks' bytes verbatim, so the last chunk's zlib checksum
   /// (the 4 bytes after its data) can be located and broken.
