@@ -419,20 +419,23 @@ private func readTyped(
     if H5Tis_variable_str(fileType) > 0 {
       return .string(try readVariableStrings(object: object, count: count, file: file, path: path, fail: fail, read))
     }
-    return .string(try readStrings(fileType: fileType, count: count, fail: fail, read))
+    // A damaged type can claim width 0: libhdf5 then keeps a 1-byte memory type and would write
+    // `count` bytes into an empty buffer (here, Swift's shared empty-array storage).
+    let width = H5Tget_size(fileType)
+    guard width > 0 else { throw CellDataError("\(file): \(path): a fixed-length string type of width 0 (a damaged data type)") }
+    return .string(try readStrings(fileType: fileType, width: width, count: count, fail: fail, read))
   default:
     throw CellDataError("\(file): \(path): unsupported HDF5 data type class")
   }
 }
 
 private func readStrings(
-  fileType: hid_t, count: Int, fail: () -> CellDataError,
+  fileType: hid_t, width: Int, count: Int, fail: () -> CellDataError,
   _ read: (hid_t, UnsafeMutableRawPointer) -> herr_t
 ) throws -> [String] {
   let memType = H5Tcopy(chdf5_c_s1())
   defer { _ = H5Tclose(memType) }
-  let width = H5Tget_size(fileType)
-  _ = H5Tset_size(memType, width)
+  guard H5Tset_size(memType, width) >= 0, H5Tget_size(memType) == width else { throw fail() }
   _ = H5Tset_strpad(memType, H5T_STR_NULLPAD)
   _ = H5Tset_cset(memType, H5Tget_cset(fileType))
   var bytes = [UInt8](repeating: 0, count: count * width)

@@ -30,6 +30,15 @@ final class H5ADErrorTests: XCTestCase {
     XCTAssertLessThan(Date().timeIntervalSince(start), 30)
   }
 
+  /// A fuzzed 10x file whose `genome` strings claim a fixed width of 0: libhdf5 kept a 1-byte
+  /// memory type and wrote 30 bytes into an empty buffer (Swift's shared empty-array storage),
+  /// which crashed the caller later, while releasing an unrelated array.
+  func testAStringTypeOfWidthZeroIsAnError() {
+    let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("tests/fixtures/fuzz/10x-h5/string-width-zero.h5").path
+    XCTAssertThrowsMessage(try AnnData.read10xH5(path), containing: [path, "/matrix/features/genome", "width 0"])
+  }
+
   /// The crash-isolation child reads sparse arrays through a small buffer, so the memory the real
   /// read will take is counted against the same bound instead (16 bytes a stored number).
   func testTheProbeReadCountsTheMemoryOfSparseArraysAgainstTheBound() throws {
