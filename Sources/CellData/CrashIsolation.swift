@@ -43,43 +43,42 @@ enum CrashIsolation {
     close(pipeEnds[1])
     defer { close(pipeEnds[0]) }
     guard child > 0 else { return }  // no fork available: the real read goes ahead
-    // The child says it has finished with one byte, so that the caller need not wait for the
-    // teardown of its address space (a few ms with libtorch mapped), which is reaped aside.
-    var reply = [UInt8](repeating: 0, count: 4096)
-    var received = 0
-    let deadline = Date().addingTimeInterval(limit)
+    // The child sends one byte when it has read the file, and the caller goes on at once; a
+    // detached thread reaps the child (the teardown of its address space, with libtorch mapped,
+    // takes a few ms). Otherwise the child's message, if any, and its exit status decide.
+    var reply: [UInt8] = []
     var status: Int32 = 0
-    var reaped = false
-    func receive(waitingMilliseconds: Int32) -> Int {
+    var exited = false
+    let deadline = Date().addingTimeInterval(limit)
+    func readAvailable(waitingMilliseconds: Int32) -> Int {  // bytes read; 0 at end of file; -1 for none yet
       var ready = pollfd(fd: pipeEnds[0], events: Int16(POLLIN), revents: 0)
-      let polled = poll(&ready, 1, waitingMilliseconds)
-      guard polled > 0 else { return polled < 0 && errno != EINTR ? 0 : -1 }
-      let n = reply.withUnsafeMutableBytes { read(pipeEnds[0], $0.baseAddress! + received, $0.count - received) }
-      if n > 0 { received += n }
-      return n < 0 && errno == EINTR ? -1 : n
+      guard poll(&ready, 1, waitingMilliseconds) > 0 else { return -1 }
+      var chunk = [UInt8](repeating: 0, count: 4097)
+      let n = chunk.withUnsafeMutableBytes { read(pipeEnds[0], $0.baseAddress, $0.count) }
+      if n > 0 { reply += chunk[0..<n] }
+      return n
     }
-    while true {
+    while !exited {
       let left = deadline.timeIntervalSinceNow
       if left <= 0 {
         kill(child, SIGKILL)
         _ = waitpid(child, &status, 0)
         throw CellDataError("\(path): reading the file did not finish within \(Int(limit)) s; it is probably damaged (nothing was read)")
       }
-      let n = receive(waitingMilliseconds: Int32(Swift.min(left * 1000 + 1, 1000)))
-      if n == 0 || received == reply.count { break }  // the child has ended (end of file), or said too much
-      if received == 1 && reply[0] == finished {
+      let n = readAvailable(waitingMilliseconds: Int32(Swift.min(left * 1000 + 1, 1000)))
+      if reply == [finished] {
         Thread.detachNewThread { var status: Int32 = 0; _ = waitpid(child, &status, 0) }
         return
       }
-      // The end of file can be late when another process forked meanwhile holds a copy of the
-      // pipe's end: the child's exit tells too.
-      if n < 0 && waitpid(child, &status, WNOHANG) == child {
-        reaped = true
-        while receive(waitingMilliseconds: 0) > 0 && received < reply.count {}
-        break
+      if n == 0 { break }  // end of file: the child has ended
+      // No end of file comes while a process forked meanwhile holds a copy of the pipe's end;
+      // the child's exit tells too (its last words are then read).
+      if n < 0, waitpid(child, &status, WNOHANG) == child {
+        exited = true
+        while readAvailable(waitingMilliseconds: 0) > 0 {}
       }
     }
-    while !reaped && waitpid(child, &status, 0) < 0 {
+    while !exited && waitpid(child, &status, 0) < 0 {
       guard errno == EINTR else { return }
     }
     let signal = status & 0x7F
@@ -90,9 +89,9 @@ enum CrashIsolation {
     }
     if (status >> 8) & 0xFF != 0 {
       // A libhdf5 fault caught in the child left only the child's HDF5 unusable, not ours.
-      let text = String(decoding: reply[0..<received], as: UTF8.self)
+      let text = String(decoding: reply, as: UTF8.self)
         .replacingOccurrences(of: "; HDF5 cannot be used again in this process", with: "")
-      throw CellDataError(received > 0 ? text : "\(path): the file cannot be read")
+      throw CellDataError(reply.isEmpty ? "\(path): the file cannot be read" : text)
     }
   }
 

@@ -54,12 +54,9 @@ func readVariableStrings(
 }
 
 private func littleEndian(_ bytes: [UInt8], _ at: Int, _ width: Int) -> UInt64 {
-  precondition(at >= 0 && at + width <= bytes.count && width <= 8)
-  return bytes.withUnsafeBytes { buffer in
-    var value: UInt64 = 0
-    for k in stride(from: width - 1, through: 0, by: -1) { value = value << 8 | UInt64(buffer[at + k]) }
-    return value
-  }
+  var value: UInt64 = 0
+  for k in stride(from: width - 1, through: 0, by: -1) { value = value << 8 | UInt64(bytes[at + k]) }
+  return value
 }
 
 /// One parsed heap collection: its bytes, and the data range of each object by index.

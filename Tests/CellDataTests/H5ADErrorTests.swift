@@ -57,7 +57,8 @@ final class H5ADErrorTests: XCTestCase {
 
   /// The reading child's outcome reaches the caller: its message when it throws, the signal when
   /// it dies, and a death is noticed within a second or two even when another process (here a
-  /// grandchild) holds a copy of the child's end of the pipe, so no end of file comes.
+  /// grandchild) holds a copy of the child's end of the pipe, so no end of file comes; a child
+  /// that does not finish in time is stopped.
   func testTheReadingChildsEndReachesTheCaller() {
     let path = Fixtures.path("gzip.h5ad")
     XCTAssertNoThrow(try CrashIsolation.check(file: path) {})
@@ -72,6 +73,8 @@ final class H5ADErrorTests: XCTestCase {
       raise(SIGSEGV)
     }, containing: [path, "reading it crashes libhdf5 (signal \(SIGSEGV))"])
     XCTAssertLessThan(Date().timeIntervalSince(start), 10)
+    XCTAssertThrowsMessage(try CrashIsolation.check(file: path, timeout: 1) { sleep(10) },
+                           containing: [path, "did not finish within 1 s"])
   }
 
   /// The probe reads an array slab by slab: every slab is read, so damage in the last chunk is
