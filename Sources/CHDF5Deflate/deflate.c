@@ -100,6 +100,16 @@ static size_t chdf5_deflate_filter(unsigned flags, size_t cd_nelmts, const unsig
   return chdf5_deflate(cd_nelmts > 0 ? cd_values[0] : 6, nbytes, buf_size, buf);
 }
 
+int chdf5_inflate_exact(const void *in, size_t in_bytes, void *out, size_t out_bytes) {
+  if (chdf5_libdeflate.alloc_decompressor == NULL) return -1;
+  void *decompressor = chdf5_libdeflate.alloc_decompressor();
+  if (decompressor == NULL) return -1;
+  size_t used = 0, produced = 0;
+  int result = chdf5_libdeflate.zlib_decompress_ex(decompressor, in, in_bytes, out, out_bytes, &used, &produced);
+  chdf5_libdeflate.free_decompressor(decompressor);
+  return result == 0 && produced == out_bytes ? 0 : -1;
+}
+
 int chdf5_register_libdeflate(void) {
   const char *opt_out = getenv("SINGLECELL_ZLIB");
   if (opt_out != NULL && strcmp(opt_out, "1") == 0) return 0;

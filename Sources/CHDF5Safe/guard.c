@@ -139,6 +139,50 @@ herr_t chdf5_safe_dread_block(hid_t dataset, hid_t memory_type, int rank, const 
   GUARD(herr_t, -1, read_block(dataset, memory_type, rank, start, count, buffer));
 }
 
+static int deflate_chunks(hid_t dataset, hsize_t *chunk_elements) {
+  hid_t plist = H5Dget_create_plist(dataset);
+  if (plist < 0) return 0;
+  hsize_t dims[1] = {0};
+  unsigned options = 1, flags = 0;
+  size_t values = 0;
+  int eligible = H5Pget_layout(plist) == H5D_CHUNKED && H5Pget_chunk(plist, 1, dims) == 1 && dims[0] > 0 &&
+                 H5Pget_chunk_opts(plist, &options) >= 0 && options == 0 && H5Pget_nfilters(plist) == 1 &&
+                 H5Pget_filter2(plist, 0, &flags, &values, NULL, 0, NULL, NULL) == H5Z_FILTER_DEFLATE;
+  H5Pclose(plist);
+  H5Eclear2(H5E_DEFAULT);
+  if (eligible) *chunk_elements = dims[0];
+  return eligible;
+}
+
+int chdf5_safe_deflate_chunks(hid_t dataset, hsize_t *chunk_elements, int *fault) {
+  GUARD(int, 0, deflate_chunks(dataset, chunk_elements));
+}
+
+static long read_raw_chunks(hid_t dataset, hsize_t chunk_elements, hsize_t first, long count, unsigned char *buffer,
+                            size_t capacity, size_t *sizes, uint32_t *masks) {
+  size_t used = 0;
+  for (long i = 0; i < count; i++) {
+    hsize_t offset[1] = {(first + (hsize_t)i) * chunk_elements};
+    hsize_t stored = 0;
+    if (H5Dget_chunk_storage_size(dataset, offset, &stored) < 0 || stored == 0) return -1;
+    if (stored > capacity - used) {
+      if (i == 0) sizes[0] = (size_t)stored;
+      return i;
+    }
+    uint32_t mask = 0;
+    if (H5Dread_chunk(dataset, H5P_DEFAULT, offset, &mask, buffer + used) < 0) return -1;
+    sizes[i] = (size_t)stored;
+    masks[i] = mask;
+    used += (size_t)stored;
+  }
+  return count;
+}
+
+long chdf5_safe_read_raw_chunks(hid_t dataset, hsize_t chunk_elements, hsize_t first, long count, void *buffer,
+                                size_t capacity, size_t *sizes, uint32_t *masks, int *fault) {
+  GUARD(long, -1, read_raw_chunks(dataset, chunk_elements, first, count, buffer, capacity, sizes, masks));
+}
+
 herr_t chdf5_safe_close(hid_t id) {
   if (poisoned) return 0;
   switch (H5Iget_type(id)) {

@@ -11,6 +11,10 @@ enum CrashIsolation {
   /// The byte a child that read the whole file sends before it exits.
   private static let finished: UInt8 = 0
 
+  /// True in the reading child, which works on one thread: libdispatch does not promise to work
+  /// in a child forked from a process that has used it (on Darwin it aborts there).
+  nonisolated(unsafe) static var isChild = false
+
   /// Runs `body` in a forked child. Throws when the child dies by a signal, or has not
   /// finished after `timeout` seconds (default: 2 minutes plus 1 s per 10 MB of the file).
   static func check(file path: String, timeout: Double? = nil, _ body: () throws -> Void) throws {
@@ -25,6 +29,7 @@ enum CrashIsolation {
       close(pipeEnds[0])
       // The child dies with its parent, and quietly: a crash is expected here on damaged files.
       chdf5_die_with_parent()
+      isChild = true
       for signal in [SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL] { _ = Foundation.signal(signal, SIG_DFL) }
       capAddressSpace(budget: memoryBudget)
       let null = open("/dev/null", O_WRONLY)

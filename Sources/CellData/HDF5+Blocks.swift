@@ -146,10 +146,12 @@ extension H5Dataset {
     var fault: Int32 = 0
     let raw = chdf5_safe_dataset_storage_size(id, &fault) >= hsize_t(count * kind.size)
     var failed = false
-    let values = [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+    let values = try [T](unsafeUninitializedCapacity: count) { buffer, initialized in
       guard count > 0 else { return }
       if raw { adviseHugePages(UnsafeMutableRawPointer(buffer.baseAddress!), bytes: count * MemoryLayout<T>.stride) }
-      if chdf5_safe_dread(id, T.h5MemoryType, buffer.baseAddress!, &fault) < 0 { failed = true }
+      if try DeflatedChunks(self, memoryType: T.h5MemoryType)?.read(into: buffer.baseAddress!) != true {
+        if chdf5_safe_dread(id, T.h5MemoryType, buffer.baseAddress!, &fault) < 0 { failed = true }
+      }
       initialized = count
     }
     if failed { throw CellDataError("\(file): \(path): cannot read: \(hdf5ErrorMessage())") }
@@ -170,6 +172,8 @@ extension H5Dataset {
       _ = try read()  // as the caller's read will (and failing as it will)
       return
     }
+    // The caller's read of a gzip array inflates its stored chunks itself (DeflatedChunks).
+    if try DeflatedChunks(self, memoryType: memoryType)?.read(into: nil) == true { return }
     let buffer = UnsafeMutableRawBufferPointer.allocate(
       byteCount: Swift.max(1, Swift.min(slab, shape[0])) * 8, alignment: 16)
     defer { buffer.deallocate() }

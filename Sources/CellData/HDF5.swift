@@ -210,8 +210,19 @@ final class H5Dataset {
     guard fault == 0 else { throw error("cannot get the storage size") }
     let count = try checkedCount(try shape, type: type, storedBytes: stored, file: file, path: path)
     let raw = stored >= hsize_t(count) * hsize_t(H5Tget_size(type))
-    return try readTyped(object: id, fileType: type, count: count, file: file, path: path, hugePages: raw) { memType, buffer in
-      chdf5_safe_dread(id, memType, buffer, &fault)
+    var inflating: Error?
+    do {
+      return try readTyped(object: id, fileType: type, count: count, file: file, path: path, hugePages: raw) { memType, buffer in
+        do {
+          if try DeflatedChunks(self, memoryType: memType)?.read(into: buffer) == true { return 0 }
+        } catch {
+          inflating = error
+          return -1
+        }
+        return chdf5_safe_dread(id, memType, buffer, &fault)
+      }
+    } catch {
+      throw inflating ?? error
     }
   }
 }

@@ -42,6 +42,67 @@ final class GzipTests: XCTestCase {
     }
   }
 
+  /// A gzip array read as stored is inflated here chunk by chunk (DeflatedChunks) into the
+  /// values libhdf5's own read gives (`readBlock`): a partial last chunk, chunks read a round at a
+  /// time, a chunk larger than the round's buffer, integers and floats.
+  func testGzipArraysInflateChunkByChunkToWhatLibhdf5Reads() throws {
+    let path = try Fixtures.temporaryDirectory(removedAfter: self) + "/chunks.h5"
+    var rng = SplitMixRandom(seed: 11)
+    let n = 10_000 + 37  // 4,096-element chunks: the last one is partial
+    let integers = (0..<n).map { _ in Int32(rng.below(1_000)) }
+    let floats = (0..<n).map { Float($0 % 97) * 0.5 }
+    do {
+      let file = try H5Group.createFile(path)
+      try file.createExtendable("i", type: .int32, chunkRows: 4_096, gzipLevel: 4).append(integers, rows: n)
+      try file.createExtendable("f", type: .float32, chunkRows: 4_096, gzipLevel: 4).append(floats, rows: n)
+    }
+    let file = try H5Group.openFile(path)
+    XCTAssertEqual(try file.dataset("i").readIntegers(as: Int32.self), integers)
+    XCTAssertEqual(try file.dataset("f").read(), .float32(floats))
+    XCTAssertEqual(try file.dataset("i").readBlock(Int32.self, start: [0], count: [n]), integers)
+    for (roundBytes, label) in [(1, "one chunk per round, each larger than the buffer"), (9_000, "two chunks in the first round")] {
+      let chunks = try XCTUnwrap(DeflatedChunks(try file.dataset("i"), memoryType: chdf5_native_int32()))
+      XCTAssertEqual(chunks.chunk, 4_096)
+      var read = [Int32](repeating: -1, count: n)
+      XCTAssertTrue(try read.withUnsafeMutableBytes { try chunks.read(into: $0.baseAddress!, roundBytes: roundBytes) }, label)
+      XCTAssertEqual(read, integers, label)
+    }
+    // A conversion (int32 stored, int64 wanted) goes through libhdf5.
+    XCTAssertNil(DeflatedChunks(try file.dataset("i"), memoryType: chdf5_native_int64()))
+    XCTAssertEqual(try file.dataset("i").readIntegers(as: Int.self), integers.map(Int.init))
+  }
+
+  /// A chunk stored without gzip (its filter mask says so: an optional filter that failed when
+  /// the chunk was written) is taken as stored; an array with a chunk never written (fill
+  /// values) is left to libhdf5. Both read as libhdf5 reads them.
+  func testUnfilteredAndUnwrittenChunksReadAsLibhdf5ReadsThem() throws {
+    let path = try Fixtures.temporaryDirectory(removedAfter: self) + "/odd-chunks.h5"
+    do {
+      let file = try H5Group.createFile(path)
+      for name in ["stored", "unwritten"] {
+        let dataset = try file.createExtendable(name, type: .int32, chunkRows: 4, gzipLevel: 6)
+        try dataset.append((1...6).map { Int32($0) }, rows: 6)  // elements 6 and 7: fill values
+        // Chunk 0 rewritten as stored bytes that skip the gzip filter (mask bit 0).
+        let raw = (101...104).map { Int32($0) }
+        XCTAssertGreaterThanOrEqual(raw.withUnsafeBytes { H5Dwrite_chunk(dataset.id, hid_t(H5P_DEFAULT), 1, [0], 16, $0.baseAddress) }, 0)
+        XCTAssertGreaterThanOrEqual(H5Dset_extent(dataset.id, [10]), 0)  // elements 8 and 9: a chunk never written
+        if name == "stored" { try dataset.append([Int32](repeating: 9, count: 2), rows: 2) }
+      }
+    }
+    let file = try H5Group.openFile(path)
+    for (name, stored, expected) in [("stored", true, [101, 102, 103, 104, 5, 6, 0, 0, 0, 0, 9, 9] as [Int32]),
+                                     ("unwritten", false, [101, 102, 103, 104, 5, 6, 0, 0, 0, 0])] {
+      let dataset = try file.dataset(name)
+      XCTAssertEqual(try dataset.readBlock(Int32.self, start: [0], count: [expected.count]), expected, name)  // libhdf5's read
+      let chunks = try XCTUnwrap(DeflatedChunks(dataset, memoryType: chdf5_native_int32()))
+      var read = [Int32](repeating: -1, count: expected.count)
+      XCTAssertEqual(try read.withUnsafeMutableBytes { try chunks.read(into: $0.baseAddress!) }, stored, name)
+      if stored { XCTAssertEqual(read, expected, name) }
+      XCTAssertEqual(try dataset.readIntegers(as: Int32.self), expected, name)
+      XCTAssertEqual(try dataset.read(), .int32(expected), name)
+    }
+  }
+
   /// A damaged gzip chunk is an error naming the file, the dataset and the chunk, in memory and
   /// backed, never a crash.
   func testCorruptGzipChunkIsAClearError() throws {

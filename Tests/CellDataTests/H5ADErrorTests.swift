@@ -1,3 +1,4 @@
+import CHDF5
 import Foundation
 import XCTest
 
@@ -79,14 +80,17 @@ final class H5ADErrorTests: XCTestCase {
 
   /// The probe reads an array slab by slab: every slab is read, so damage in the last chunk is
   /// found. Gzip level 0 stores the chunks' bytes verbatim, so the last chunk's zlib checksum
-  /// (the 4 bytes after its data) can be located and broken.
+  /// (the 4 bytes after its data) can be located and broken. Read as stored (int32), the array's
+  /// chunks are inflated by the caller's read, not the probe (DeflatedChunks): the probe reads
+  /// them as stored, and the caller's read finds the damage.
   func testTheProbeReadsEverySlabOfAnArray() throws {
     let path = try Fixtures.temporaryDirectory(removedAfter: self) + "/slabs.h5"
     do {
       let dataset = try H5Group.createFile(path).createExtendable("x", type: .int32, chunkRows: 4, gzipLevel: 0)
       try dataset.append((0..<12).map { Int32($0 < 8 ? $0 : 0x5A5A_5A00 + $0) }, rows: 12)
     }
-    XCTAssertNoThrow(try H5Group.openFile(path).dataset("x").readThrough(slab: 4))
+    let converted = chdf5_native_int64()  // read through libhdf5, which converts
+    XCTAssertNoThrow(try H5Group.openFile(path).dataset("x").readThrough(as: converted, slab: 4))
     var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
     let lastChunk = (8..<12).flatMap { withUnsafeBytes(of: Int32(0x5A5A_5A00 + $0).littleEndian, Array.init) }
     let start = try XCTUnwrap((0...(bytes.count - lastChunk.count)).first { bytes[$0..<($0 + lastChunk.count)].elementsEqual(lastChunk) })
@@ -94,8 +98,12 @@ final class H5ADErrorTests: XCTestCase {
     try Data(bytes).write(to: URL(fileURLWithPath: path))
     XCTAssertNoThrow(try H5Group.openFile(path).dataset("x").readBlock(Int32.self, start: [0], count: [8]))
     for slab in [3, 4, 5, 100] {
-      XCTAssertThrowsMessage(try H5Group.openFile(path).dataset("x").readThrough(slab: slab), containing: [path, "cannot read"])
+      XCTAssertThrowsMessage(try H5Group.openFile(path).dataset("x").readThrough(as: converted, slab: slab),
+                             containing: [path, "cannot read"])
     }
+    XCTAssertNotNil(DeflatedChunks(try H5Group.openFile(path).dataset("x"), memoryType: chdf5_native_int32()))
+    XCTAssertNoThrow(try H5Group.openFile(path).dataset("x").readThrough(slab: 4))
+    XCTAssertThrowsMessage(try H5Group.openFile(path).dataset("x").read(), containing: [path, "/x", "corrupt chunk at element 8"])
   }
 
   /// Variable-length strings are parsed from the file's global heap here, not by libhdf5: an
