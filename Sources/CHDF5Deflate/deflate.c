@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 // libdeflate's ABI (libdeflate.h, stable since 1.0); libdeflate_result: 0 success,
 // 1 bad data, 2 short output, 3 insufficient space.
@@ -101,7 +102,10 @@ static size_t chdf5_deflate_filter(unsigned flags, size_t cd_nelmts, const unsig
 }
 
 int chdf5_inflate_exact(const void *in, size_t in_bytes, void *out, size_t out_bytes) {
-  if (chdf5_libdeflate.alloc_decompressor == NULL) return -1;
+  if (chdf5_libdeflate.alloc_decompressor == NULL) {
+    uLongf produced = out_bytes;
+    return uncompress(out, &produced, in, in_bytes) == Z_OK && produced == out_bytes ? 0 : -1;
+  }
   void *decompressor = chdf5_libdeflate.alloc_decompressor();
   if (decompressor == NULL) return -1;
   size_t used = 0, produced = 0;

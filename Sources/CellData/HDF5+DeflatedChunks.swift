@@ -6,14 +6,15 @@ import Foundation
 
 /// A gzip-compressed 1-D array of numbers (what anndata writes with `compression="gzip"`: the
 /// data, indices and indptr of a sparse matrix, obs and var columns), read as its stored chunks
-/// (libhdf5's H5Dread_chunk) and inflated by libdeflate on every core, each chunk straight into
-/// its place in the result. libhdf5 inflates one chunk at a time into its chunk cache and then
-/// copies it out.
+/// (libhdf5's H5Dread_chunk) and inflated on every core, each chunk straight into its place in
+/// the result, by libdeflate (zlib where libdeflate is not in use: `hdf5GzipImplementation`).
+/// libhdf5 inflates one chunk at a time into its chunk cache and then copies it out.
 ///
-/// Crash isolation's child makes the same libhdf5 calls (`read(into: nil)`: every chunk looked
-/// up and read as stored) but inflates nothing: inflating is libdeflate's work on bytes in our
-/// buffers, safe on any input, so a damaged chunk is found by the caller's read, which then
-/// fails with an error naming it.
+/// For a sparse matrix's data and indices, crash isolation's child makes the same libhdf5 calls
+/// (`read(into: nil)`: every chunk looked up and read as stored) but inflates nothing.
+/// Inflating is libdeflate's (or zlib's) work on bytes in our own buffers, bounded by the chunk's
+/// size and safe on any input, so a damaged chunk is found by the caller's read, which fails
+/// with an error naming it.
 struct DeflatedChunks {
   let dataset: H5Dataset
   /// Elements in the array, and in each chunk.
@@ -21,16 +22,15 @@ struct DeflatedChunks {
   let chunk: Int
   let elementSize: Int
 
-  /// nil unless the dataset is such an array, stored in `memoryType` (no conversion needed),
-  /// and gzip goes through libdeflate in this process: the caller then reads through libhdf5.
+  /// nil unless the dataset is such an array, stored in `memoryType` (no conversion needed): the
+  /// caller then reads through libhdf5.
   init?(_ dataset: H5Dataset, memoryType: hid_t) {
     let memoryClass = H5Tget_class(memoryType)
-    guard memoryClass == H5T_INTEGER || memoryClass == H5T_FLOAT, hdf5GzipImplementation == "libdeflate",
-          let shape = try? dataset.checkedShape(), shape.count == 1, shape[0] > 0
-    else { return nil }
     var fault: Int32 = 0
     var chunk: hsize_t = 0
-    guard chdf5_safe_deflate_chunks(dataset.id, &chunk, &fault) == 1 else { return nil }
+    guard memoryClass == H5T_INTEGER || memoryClass == H5T_FLOAT, chdf5_safe_deflate_chunks(dataset.id, &chunk, &fault) == 1,
+          let shape = try? dataset.checkedShape(), shape.count == 1, shape[0] > 0
+    else { return nil }
     let fileType = chdf5_safe_dataset_type(dataset.id, &fault)
     guard fileType >= 0 else { return nil }
     defer { _ = H5Tclose(fileType) }

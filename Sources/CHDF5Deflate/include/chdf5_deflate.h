@@ -9,8 +9,8 @@
 /// export H5Z_register). Call once, before any file is opened.
 int chdf5_register_libdeflate(void);
 
-/// Inflates one zlib stream (an HDF5 gzip chunk) of `in_bytes` into exactly `out_bytes` with
-/// libdeflate: 0 on success; -1 when libdeflate is not in use, the stream is damaged, or it does
+/// Inflates one zlib stream (an HDF5 gzip chunk) of `in_bytes` into exactly `out_bytes`, with
+/// libdeflate where it is in use, else zlib: 0 on success; -1 when the stream is damaged or does
 /// not inflate to exactly `out_bytes`. Safe on any input and from any thread.
 int chdf5_inflate_exact(const void *in, size_t in_bytes, void *out, size_t out_bytes);
 
