@@ -52,14 +52,15 @@ struct DeflatedChunks {
   func read(into destination: UnsafeMutableRawPointer?, roundBytes: Int = 8 << 20) throws -> Bool {
     let chunks = (count + chunk - 1) / chunk
     let fileBytes = CrashIsolation.fileBytes(dataset.file)
-    var stored = UnsafeMutableRawBufferPointer.allocate(byteCount: Swift.max(roundBytes, 1), alignment: 16)
+    var fault: Int32 = 0
+    let storedBytes = Int(clamping: chdf5_safe_dataset_storage_size(dataset.id, &fault))  // all chunks together
+    var stored = UnsafeMutableRawBufferPointer.allocate(byteCount: Swift.max(Swift.min(roundBytes, storedBytes), 1), alignment: 16)
     defer { stored.deallocate() }
     var first = 0
     while first < chunks {
       let wanted = Swift.min(chunks - first, 4096)
       var sizes = [Int](repeating: 0, count: wanted)
       var masks = [UInt32](repeating: 0, count: wanted)
-      var fault: Int32 = 0
       let n = chdf5_safe_read_raw_chunks(
         dataset.id, hsize_t(chunk), hsize_t(first), wanted, stored.baseAddress, stored.count, &sizes, &masks, &fault)
       if n < 0 { return false }
