@@ -2,13 +2,14 @@
 
     swift build -c release --product singlecell
     PYTHON bench/h5ad_read/bench.py [--repeats 15] [--binary PATH] [--compression gzip]
-        [--cells 10000 --genes 1000]
+        [--cells 10000 --genes 1000] [--file PATH]
 
 PYTHON: any environment with anndata (the scvi-tools one, for instance). The file: 10,000
 cells × 1,000 genes by default (`--cells`, `--genes`), CSR float32 counts (Poisson, ~10 % nonzero, seed 0), obs with a
 categorical and a float column, var with a string column; written by anndata to a temporary
-directory, uncompressed or with `write_h5ad(compression="gzip")`. With gzip, Swift is also
-timed with SINGLECELL_ZLIB=1 (libhdf5's zlib filter instead of libdeflate).
+directory, uncompressed or with `write_h5ad(compression="gzip")`; or an existing file (`--file`).
+With gzip (and with `--file`), Swift is also timed with SINGLECELL_ZLIB=1 (zlib instead of
+libdeflate).
 
 Both sides are timed in-process around the read only: Swift with the hidden option
 `singlecell info FILE --time-reads N` (N reads of the whole file into an AnnData, median
@@ -52,6 +53,7 @@ def main() -> None:
     parser.add_argument("--compression", choices=["none", "gzip"], default="none")
     parser.add_argument("--cells", type=int, default=10_000)
     parser.add_argument("--genes", type=int, default=1_000)
+    parser.add_argument("--file", help="time this h5ad instead of a generated one (e.g. ../shared/data/*.h5ad)")
     args = parser.parse_args()
     compression = None if args.compression == "none" else args.compression
 
@@ -63,8 +65,11 @@ def main() -> None:
         return float(out.split("median_read_seconds")[1].split()[0])
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = pathlib.Path(tmp) / f"bench_{args.cells}_{args.genes}.h5ad"
-        make_file(path, compression, args.cells, args.genes)
+        if args.file:
+            path = pathlib.Path(args.file)
+        else:
+            path = pathlib.Path(tmp) / f"bench_{args.cells}_{args.genes}.h5ad"
+            make_file(path, compression, args.cells, args.genes)
         subprocess.run([args.binary, "info", str(path)], check=True, capture_output=True)  # warm-up
         ad.read_h5ad(path)
 
@@ -74,10 +79,13 @@ def main() -> None:
             ad.read_h5ad(path)
             python.append(time.perf_counter() - t0)
         s = swift_median(path, {})
-        zlib = swift_median(path, {"SINGLECELL_ZLIB": "1"}) if compression else None
+        zlib = swift_median(path, {"SINGLECELL_ZLIB": "1"}) if compression or args.file else None
 
     p = statistics.median(python)
-    print(f"file: {args.cells} x {args.genes} CSR float32, {path.name}, compression {args.compression}; repeats {args.repeats}")
+    if args.file:
+        print(f"file: {path}; repeats {args.repeats}")
+    else:
+        print(f"file: {args.cells} x {args.genes} CSR float32, {path.name}, compression {args.compression}; repeats {args.repeats}")
     print(f"swift AnnData.read(h5ad:):  median {s * 1e3:.1f} ms")
     if zlib is not None:
         print(f"  with SINGLECELL_ZLIB=1:   median {zlib * 1e3:.1f} ms")
