@@ -51,7 +51,6 @@ struct DeflatedChunks {
   /// are read `roundBytes` at a time (more when one chunk is larger), then inflated together.
   func read(into destination: UnsafeMutableRawPointer?, roundBytes: Int = 8 << 20) throws -> Bool {
     let chunks = (count + chunk - 1) / chunk
-    let fileBytes = CrashIsolation.fileBytes(dataset.file)
     var fault: Int32 = 0
     let storedBytes = Int(clamping: chdf5_safe_dataset_storage_size(dataset.id, &fault))  // all chunks together
     var stored = UnsafeMutableRawBufferPointer.allocate(byteCount: Swift.max(Swift.min(roundBytes, storedBytes), 1), alignment: 16)
@@ -65,7 +64,7 @@ struct DeflatedChunks {
         dataset.id, hsize_t(chunk), hsize_t(first), wanted, stored.baseAddress, stored.count, &sizes, &masks, &fault)
       if n < 0 { return false }
       if n == 0 {  // the next chunk is larger than the buffer
-        guard sizes[0] > stored.count, sizes[0] <= fileBytes else { return false }
+        guard sizes[0] > stored.count, sizes[0] <= CrashIsolation.fileBytes(dataset.file) else { return false }
         stored.deallocate()
         stored = .allocate(byteCount: sizes[0], alignment: 16)
         continue
@@ -90,7 +89,7 @@ struct DeflatedChunks {
     let round = Round(
       source: source, starts: starts, sizes: Array(sizes), masks: masks, destination: destination, failed: failed,
       first: first, chunk: chunk, count: count, elementSize: elementSize)
-    if CrashIsolation.isChild {
+    if CrashIsolation.isChild || sizes.count == 1 {
       for j in 0..<sizes.count { round.inflate(j) }
     } else {
       DispatchQueue.concurrentPerform(iterations: sizes.count) { round.inflate($0) }
