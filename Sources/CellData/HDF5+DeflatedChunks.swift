@@ -78,7 +78,8 @@ struct DeflatedChunks {
     return true
   }
 
-  /// Inflates the stored chunks first, first + 1, … (back to back in `source`) on every core.
+  /// Inflates the stored chunks first, first + 1, … (back to back in `source`) on every core; a
+  /// single chunk on this thread (waking the pool costs more than a small chunk's inflating).
   private func inflate(from source: UnsafeRawPointer, sizes: ArraySlice<Int>, masks: [UInt32], first: Int,
                        into destination: UnsafeMutableRawPointer) throws {
     var starts = [Int](repeating: 0, count: sizes.count)
