@@ -28,7 +28,9 @@ final class H5ADErrorTests: XCTestCase {
       XCTAssertTrue(message.contains(path), message)
       XCTAssertTrue(message.contains("GiB of memory") || message.contains("not an AnnData file"), message)
     }
-    XCTAssertLessThan(Date().timeIntervalSince(start), 30)
+    // 3–7 s in every run but one (35.8 s, in one full release pass on a 2-core machine; not
+    // reproduced); the unbounded read took minutes, until the kernel stopped it.
+    XCTAssertLessThan(Date().timeIntervalSince(start), 60)
   }
 
   /// A fuzzed 10x file whose `genome` strings claim a fixed width of 0: libhdf5 kept a 1-byte

@@ -144,7 +144,7 @@ public final class H5ADBlockWriter {
 
   /// Writes obs (one row per appended row), var (one per column) and uns, closes the file and
   /// moves it to `path`.
-  public func finish(obs: DataFrame? = nil, var variables: DataFrame? = nil, uns: [String: Element] = [:]) throws {
+  public func finish(obs: DataFrame? = nil, `var` variables: DataFrame? = nil, uns: [String: Element] = [:]) throws {
     guard !finished, let root else { throw CellDataError("\(path): the writer is finished") }
     let obs = obs ?? DataFrame(index: (0..<nRows).map(String.init))
     let variables = variables ?? DataFrame(index: (0..<nCols).map(String.init))
