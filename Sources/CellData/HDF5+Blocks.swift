@@ -149,9 +149,7 @@ extension H5Dataset {
     let values = try [T](unsafeUninitializedCapacity: count) { buffer, initialized in
       guard count > 0 else { return }
       if raw { adviseHugePages(UnsafeMutableRawPointer(buffer.baseAddress!), bytes: count * MemoryLayout<T>.stride) }
-      if try DeflatedChunks(self, memoryType: T.h5MemoryType)?.read(into: buffer.baseAddress!) != true {
-        if chdf5_safe_dread(id, T.h5MemoryType, buffer.baseAddress!, &fault) < 0 { failed = true }
-      }
+      if try readWhole(count: count, as: T.h5MemoryType, into: buffer.baseAddress!) < 0 { failed = true }
       initialized = count
     }
     if failed { throw CellDataError("\(file): \(path): cannot read: \(hdf5ErrorMessage())") }
@@ -173,7 +171,7 @@ extension H5Dataset {
       return
     }
     // The caller's read of a gzip array inflates its stored chunks itself (DeflatedChunks).
-    if try DeflatedChunks(self, memoryType: memoryType)?.read(into: nil) == true { return }
+    if try DeflatedChunks(self, memoryType: memoryType, count: shape[0])?.read(into: nil) == true { return }
     let buffer = UnsafeMutableRawBufferPointer.allocate(
       byteCount: Swift.max(1, Swift.min(slab, shape[0])) * 8, alignment: 16)
     defer { buffer.deallocate() }

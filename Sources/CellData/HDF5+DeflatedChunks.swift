@@ -22,14 +22,15 @@ struct DeflatedChunks {
   let chunk: Int
   let elementSize: Int
 
-  /// nil unless the dataset is such an array, stored in `memoryType` (no conversion needed): the
-  /// caller then reads through libhdf5.
-  init?(_ dataset: H5Dataset, memoryType: hid_t) {
+  /// nil unless the dataset is such an array of `count` elements (the caller's, checked against
+  /// the file's storage), stored in `memoryType` (no conversion needed): the caller then reads
+  /// through libhdf5.
+  init?(_ dataset: H5Dataset, memoryType: hid_t, count: Int) {
     let memoryClass = H5Tget_class(memoryType)
     var fault: Int32 = 0
     var chunk: hsize_t = 0
-    guard memoryClass == H5T_INTEGER || memoryClass == H5T_FLOAT, chdf5_safe_deflate_chunks(dataset.id, &chunk, &fault) == 1,
-          let shape = try? dataset.checkedShape(), shape.count == 1, shape[0] > 0
+    guard memoryClass == H5T_INTEGER || memoryClass == H5T_FLOAT, count > 0,
+          chdf5_safe_deflate_chunks(dataset.id, &chunk, &fault) == 1, (try? dataset.shape) == [count]
     else { return nil }
     let fileType = chdf5_safe_dataset_type(dataset.id, &fault)
     guard fileType >= 0 else { return nil }
@@ -39,7 +40,7 @@ struct DeflatedChunks {
     guard H5Tequal(fileType, memoryType) > 0, elementSize > 0, chunk < hsize_t(UInt32.max) / hsize_t(elementSize)
     else { return nil }
     self.dataset = dataset
-    self.count = shape[0]
+    self.count = count
     self.chunk = Int(chunk)
     self.elementSize = elementSize
   }

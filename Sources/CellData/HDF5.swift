@@ -210,20 +210,17 @@ final class H5Dataset {
     guard fault == 0 else { throw error("cannot get the storage size") }
     let count = try checkedCount(try shape, type: type, storedBytes: stored, file: file, path: path)
     let raw = stored >= hsize_t(count) * hsize_t(H5Tget_size(type))
-    var inflating: Error?
-    do {
-      return try readTyped(object: id, fileType: type, count: count, file: file, path: path, hugePages: raw) { memType, buffer in
-        do {
-          if try DeflatedChunks(self, memoryType: memType)?.read(into: buffer) == true { return 0 }
-        } catch {
-          inflating = error
-          return -1
-        }
-        return chdf5_safe_dread(id, memType, buffer, &fault)
-      }
-    } catch {
-      throw inflating ?? error
+    return try readTyped(object: id, fileType: type, count: count, file: file, path: path, hugePages: raw) { memType, buffer in
+      try readWhole(count: count, as: memType, into: buffer)
     }
+  }
+
+  /// Reads all `count` elements into `buffer` as `memoryType`: a gzip array through
+  /// `DeflatedChunks` (which throws on a damaged chunk), the rest through libhdf5. libhdf5's status.
+  func readWhole(count: Int, as memoryType: hid_t, into buffer: UnsafeMutableRawPointer) throws -> herr_t {
+    if try DeflatedChunks(self, memoryType: memoryType, count: count)?.read(into: buffer) == true { return 0 }
+    var fault: Int32 = 0
+    return chdf5_safe_dread(id, memoryType, buffer, &fault)
   }
 }
 
@@ -381,16 +378,16 @@ private func makeSpace(_ shape: [Int], file: String, path: String) throws -> hid
 /// `hugePages`: the values are stored uncompressed (see `adviseHugePages`).
 private func readTyped(
   object: hid_t, fileType: hid_t, count: Int, file: String, path: String, hugePages: Bool = false,
-  _ read: (hid_t, UnsafeMutableRawPointer) -> herr_t
+  _ read: (hid_t, UnsafeMutableRawPointer) throws -> herr_t
 ) throws -> ArrayData {
   func fail() -> CellDataError { CellDataError("\(file): \(path): cannot read: \(hdf5ErrorMessage())") }
 
   func numeric<T>(_: T.Type, _ memType: hid_t) throws -> [T] {
     var failed = false
-    let values = [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+    let values = try [T](unsafeUninitializedCapacity: count) { buffer, initialized in
       if count > 0 {
         if hugePages { adviseHugePages(UnsafeMutableRawPointer(buffer.baseAddress!), bytes: count * MemoryLayout<T>.stride) }
-        if read(memType, UnsafeMutableRawPointer(buffer.baseAddress!)) < 0 { failed = true }
+        if try read(memType, UnsafeMutableRawPointer(buffer.baseAddress!)) < 0 { failed = true }
       }
       initialized = count
     }
@@ -442,7 +439,7 @@ private func readTyped(
 
 private func readStrings(
   fileType: hid_t, width: Int, count: Int, fail: () -> CellDataError,
-  _ read: (hid_t, UnsafeMutableRawPointer) -> herr_t
+  _ read: (hid_t, UnsafeMutableRawPointer) throws -> herr_t
 ) throws -> [String] {
   let memType = H5Tcopy(chdf5_c_s1())
   defer { _ = H5Tclose(memType) }
@@ -451,7 +448,7 @@ private func readStrings(
   _ = H5Tset_cset(memType, H5Tget_cset(fileType))
   var bytes = [UInt8](repeating: 0, count: count * width)
   if count > 0 {
-    let status = bytes.withUnsafeMutableBytes { read(memType, $0.baseAddress!) }
+    let status = try bytes.withUnsafeMutableBytes { try read(memType, $0.baseAddress!) }
     guard status >= 0 else { throw fail() }
   }
   return (0..<count).map { i in

@@ -19,7 +19,7 @@ import Foundation
 /// Reads `count` variable-length strings of a dataset or attribute through `read`.
 func readVariableStrings(
   object: hid_t, count: Int, file: String, path: String, fail: () -> CellDataError,
-  _ read: (hid_t, UnsafeMutableRawPointer) -> herr_t
+  _ read: (hid_t, UnsafeMutableRawPointer) throws -> herr_t
 ) throws -> [String] {
   let memType = chdf5_vlen_ref_type()
   guard memType >= 0 else { throw fail() }
@@ -27,7 +27,7 @@ func readVariableStrings(
   let width = Int(CHDF5_VLEN_REF_SIZE)
   var raw = [UInt8](repeating: 0, count: count * width)
   if count > 0 {
-    let status = raw.withUnsafeMutableBytes { read(memType, $0.baseAddress!) }
+    let status = try raw.withUnsafeMutableBytes { try read(memType, $0.baseAddress!) }
     guard status >= 0 else { throw fail() }
   }
   var sizeofAddress = 0, sizeofSize = 0

@@ -61,14 +61,14 @@ final class GzipTests: XCTestCase {
     XCTAssertEqual(try file.dataset("f").read(), .float32(floats))
     XCTAssertEqual(try file.dataset("i").readBlock(Int32.self, start: [0], count: [n]), integers)
     for (roundBytes, label) in [(1, "one chunk per round, each larger than the buffer"), (9_000, "two chunks in the first round")] {
-      let chunks = try XCTUnwrap(DeflatedChunks(try file.dataset("i"), memoryType: chdf5_native_int32()))
+      let chunks = try XCTUnwrap(DeflatedChunks(try file.dataset("i"), memoryType: chdf5_native_int32(), count: n))
       XCTAssertEqual(chunks.chunk, 4_096)
       var read = [Int32](repeating: -1, count: n)
       XCTAssertTrue(try read.withUnsafeMutableBytes { try chunks.read(into: $0.baseAddress!, roundBytes: roundBytes) }, label)
       XCTAssertEqual(read, integers, label)
     }
     // A conversion (int32 stored, int64 wanted) goes through libhdf5.
-    XCTAssertNil(DeflatedChunks(try file.dataset("i"), memoryType: chdf5_native_int64()))
+    XCTAssertNil(DeflatedChunks(try file.dataset("i"), memoryType: chdf5_native_int64(), count: n))
     XCTAssertEqual(try file.dataset("i").readIntegers(as: Int.self), integers.map(Int.init))
   }
 
@@ -94,7 +94,7 @@ final class GzipTests: XCTestCase {
                                      ("unwritten", false, [101, 102, 103, 104, 5, 6, 0, 0, 0, 0])] {
       let dataset = try file.dataset(name)
       XCTAssertEqual(try dataset.readBlock(Int32.self, start: [0], count: [expected.count]), expected, name)  // libhdf5's read
-      let chunks = try XCTUnwrap(DeflatedChunks(dataset, memoryType: chdf5_native_int32()))
+      let chunks = try XCTUnwrap(DeflatedChunks(dataset, memoryType: chdf5_native_int32(), count: expected.count))
       var read = [Int32](repeating: -1, count: expected.count)
       XCTAssertEqual(try read.withUnsafeMutableBytes { try chunks.read(into: $0.baseAddress!) }, stored, name)
       if stored { XCTAssertEqual(read, expected, name) }
