@@ -139,30 +139,30 @@ herr_t chdf5_safe_dread_block(hid_t dataset, hid_t memory_type, int rank, const 
   GUARD(herr_t, -1, read_block(dataset, memory_type, rank, start, count, buffer));
 }
 
-static int deflate_chunks(hid_t dataset, hsize_t *chunk_elements) {
+static int deflate_chunks(hid_t dataset, int max_rank, hsize_t *chunk_dims) {
   hid_t plist = H5Dget_create_plist(dataset);
   if (plist < 0) return 0;
-  hsize_t dims[1] = {0};
   unsigned options = 1, flags = 0;
   size_t values = 0;
-  int eligible = H5Pget_layout(plist) == H5D_CHUNKED && H5Pget_chunk(plist, 1, dims) == 1 && dims[0] > 0 &&
-                 H5Pget_chunk_opts(plist, &options) >= 0 && options == 0 && H5Pget_nfilters(plist) == 1 &&
+  int rank = H5Pget_layout(plist) == H5D_CHUNKED ? H5Pget_chunk(plist, max_rank, chunk_dims) : 0;
+  int eligible = rank >= 1 && rank <= max_rank && H5Pget_chunk_opts(plist, &options) >= 0 && options == 0 &&
+                 H5Pget_nfilters(plist) == 1 &&
                  H5Pget_filter2(plist, 0, &flags, &values, NULL, 0, NULL, NULL) == H5Z_FILTER_DEFLATE;
+  for (int d = 0; eligible && d < rank; d++) eligible = chunk_dims[d] > 0;
   H5Pclose(plist);
   H5Eclear2(H5E_DEFAULT);
-  if (eligible) *chunk_elements = dims[0];
-  return eligible;
+  return eligible ? rank : 0;
 }
 
-int chdf5_safe_deflate_chunks(hid_t dataset, hsize_t *chunk_elements, int *fault) {
-  GUARD(int, 0, deflate_chunks(dataset, chunk_elements));
+int chdf5_safe_deflate_chunks(hid_t dataset, int max_rank, hsize_t *chunk_dims, int *fault) {
+  GUARD(int, 0, deflate_chunks(dataset, max_rank, chunk_dims));
 }
 
-static long read_raw_chunks(hid_t dataset, hsize_t chunk_elements, hsize_t first, long count, unsigned char *buffer,
+static long read_raw_chunks(hid_t dataset, int rank, const hsize_t *offsets, long count, unsigned char *buffer,
                             size_t capacity, size_t *sizes, uint32_t *masks) {
   size_t used = 0;
   for (long i = 0; i < count; i++) {
-    hsize_t offset[1] = {(first + (hsize_t)i) * chunk_elements};
+    const hsize_t *offset = offsets + i * rank;
     hsize_t stored = 0;
     if (H5Dget_chunk_storage_size(dataset, offset, &stored) < 0 || stored == 0) return -1;
     if (stored > capacity - used) {
@@ -178,9 +178,9 @@ static long read_raw_chunks(hid_t dataset, hsize_t chunk_elements, hsize_t first
   return count;
 }
 
-long chdf5_safe_read_raw_chunks(hid_t dataset, hsize_t chunk_elements, hsize_t first, long count, void *buffer,
+long chdf5_safe_read_raw_chunks(hid_t dataset, int rank, const hsize_t *offsets, long count, void *buffer,
                                 size_t capacity, size_t *sizes, uint32_t *masks, int *fault) {
-  GUARD(long, -1, read_raw_chunks(dataset, chunk_elements, first, count, buffer, capacity, sizes, masks));
+  GUARD(long, -1, read_raw_chunks(dataset, rank, offsets, count, buffer, capacity, sizes, masks));
 }
 
 herr_t chdf5_safe_close(hid_t id) {

@@ -15,6 +15,13 @@ public struct DenseArray: Equatable, Sendable {
     self.data = data
   }
 
+  /// The shape of an array crash isolation's child has read through without keeping it (its
+  /// checks use shapes only); no values.
+  init(probeShape shape: [Int]) {
+    self.shape = shape
+    self.data = .float32([])
+  }
+
   /// A matrix of Doubles; `values` in row-major order.
   public init(rows: Int, cols: Int, values: [Double]) throws {
     try self.init(shape: [rows, cols], data: .float64(values))

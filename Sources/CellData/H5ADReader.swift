@@ -9,8 +9,9 @@ import Foundation
 /// encoding this reader does not know is skipped and reported through `warn`.
 struct H5ADReader {
   let warn: WarningHandler
-  /// Set in crash isolation's child: sparse matrices are read through (`readThrough`), not kept,
-  /// and the memory the caller's read will give them is counted here.
+  /// Set in crash isolation's child: sparse matrices and arrays of numbers of two or more
+  /// dimensions (a dense X, layers, obsm) are read through (`readThrough`), not kept, and the
+  /// memory the caller's read will give them is counted here.
   var probe: CrashIsolation.Budget?
   /// Elements nest at most this deep (anndata's own go three or four levels down).
   static let maxDepth = 100
@@ -135,6 +136,10 @@ struct H5ADReader {
       let encoding = try ds.attributes.string("encoding-type")
       switch encoding {
       case nil, "array", "string-array", "numeric-scalar", "string":
+        if let probe, let shape = try? ds.checkedShape(), shape.count >= 2, (try? ds.numberKind()) != nil {
+          try probe.readThrough(ds)
+          return .dense(DenseArray(probeShape: shape))
+        }
         return .dense(try DenseArray(shape: ds.shape, data: ds.read()))
       case "null":
         return nil

@@ -160,18 +160,22 @@ extension H5Dataset {
   /// `read()` converts them: libhdf5 visits every chunk, filter and conversion a whole read
   /// does, in the memory of one slab (or to `memoryType`, as the caller's read will convert
   /// them). Crash isolation's child does this for the large arrays instead of holding a copy of
-  /// them. What is not a 1-D array of numbers is read whole. The default slab (512 KiB) stays in
-  /// cache; an 8 MiB one cost more in page faults and zeroing than it saved in calls (a
-  /// 10,000-cell file's probe took 24 ms instead of 13).
+  /// them. A gzip array's chunks are read as stored and not inflated (the caller's read inflates
+  /// them itself: `DeflatedChunks`); what is neither that nor a 1-D array of numbers is read
+  /// whole. The default slab (512 KiB) stays in cache; an 8 MiB one cost more in page faults and
+  /// zeroing than it saved in calls (a 10,000-cell file's probe took 24 ms instead of 13).
   func readThrough(as memoryType: hid_t? = nil, slab: Int = 1 << 16) throws {
     guard let kind = try? numberKind(), let memoryType = memoryType ?? kind.readMemoryType,
-          let shape = try? checkedShape(), shape.count == 1
+          let shape = try? checkedShape()
     else {
       _ = try read()  // as the caller's read will (and failing as it will)
       return
     }
-    // The caller's read of a gzip array inflates its stored chunks itself (DeflatedChunks).
-    if try DeflatedChunks(self, memoryType: memoryType, count: shape[0])?.read(into: nil) == true { return }
+    if try DeflatedChunks(self, memoryType: memoryType, count: shape.reduce(1, *))?.read(into: nil) == true { return }
+    guard shape.count == 1 else {
+      _ = try read()
+      return
+    }
     let buffer = UnsafeMutableRawBufferPointer.allocate(
       byteCount: Swift.max(1, Swift.min(slab, shape[0])) * 8, alignment: 16)
     defer { buffer.deallocate() }

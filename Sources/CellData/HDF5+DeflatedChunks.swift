@@ -4,23 +4,34 @@ import CHDF5Safe
 import Dispatch
 import Foundation
 
-/// A gzip-compressed 1-D array of numbers (what anndata writes with `compression="gzip"`: the
-/// data, indices and indptr of a sparse matrix, obs and var columns), read as its stored chunks
-/// (libhdf5's H5Dread_chunk) and inflated on every core, each chunk straight into its place in
-/// the result, by libdeflate (zlib where libdeflate is not in use: `hdf5GzipImplementation`).
-/// libhdf5 inflates one chunk at a time into its chunk cache and then copies it out.
+/// A gzip-compressed array of numbers (what anndata writes with `compression="gzip"`: the data,
+/// indices and indptr of a sparse matrix, obs and var columns, a dense X, layers and obsm), read
+/// as its stored chunks (libhdf5's H5Dread_chunk) and inflated on every core, each chunk straight
+/// into its place in the result (through a chunk-sized buffer where the chunk's rows are not
+/// contiguous there), by libdeflate (zlib where libdeflate is not in use:
+/// `hdf5GzipImplementation`). libhdf5 inflates one chunk at a time into its chunk cache and then
+/// copies it out.
 ///
-/// For a sparse matrix's data and indices, crash isolation's child makes the same libhdf5 calls
-/// (`read(into: nil)`: every chunk looked up and read as stored) but inflates nothing.
-/// Inflating is libdeflate's (or zlib's) work on bytes in our own buffers, bounded by the chunk's
-/// size and safe on any input, so a damaged chunk is found by the caller's read, which fails
-/// with an error naming it.
+/// Crash isolation's child makes the same libhdf5 calls (`read(into: nil)`: every chunk looked up
+/// and read as stored) but inflates nothing. Inflating is libdeflate's (or zlib's) work on bytes
+/// in our own buffers, bounded by the chunk's size and safe on any input, so a damaged chunk is
+/// found by the caller's read, which fails with an error naming it.
 struct DeflatedChunks {
   let dataset: H5Dataset
-  /// Elements in the array, and in each chunk.
-  let count: Int
-  let chunk: Int
+  /// Elements along each dimension, of the array and of a chunk (HDF5 stores edge chunks whole).
+  let shape: [Int]
+  let chunkShape: [Int]
   let elementSize: Int
+  /// Chunks along each dimension.
+  let grid: [Int]
+  var chunkElements: Int { chunkShape.reduce(1, *) }
+  var chunkCount: Int { grid.reduce(1, *) }
+
+  /// Ranks beyond this go through libhdf5 (anndata writes one and two dimensions).
+  static let maxRank = 8
+  /// Larger chunks go through libhdf5, in crash isolation's child first (h5py's own chunks are
+  /// at most 1 MiB): a damaged file's chunk shape must not make the caller allocate gigabytes.
+  static let maxChunkBytes = 64 << 20
 
   /// nil unless the dataset is such an array of `count` elements (the caller's, checked against
   /// the file's storage), stored in `memoryType` (no conversion needed): the caller then reads
@@ -28,41 +39,45 @@ struct DeflatedChunks {
   init?(_ dataset: H5Dataset, memoryType: hid_t, count: Int) {
     let memoryClass = H5Tget_class(memoryType)
     var fault: Int32 = 0
-    var chunk: hsize_t = 0
-    guard memoryClass == H5T_INTEGER || memoryClass == H5T_FLOAT, count > 0,
-          chdf5_safe_deflate_chunks(dataset.id, &chunk, &fault) == 1, (try? dataset.shape) == [count]
-    else { return nil }
+    var dims = [hsize_t](repeating: 0, count: Self.maxRank)
+    guard memoryClass == H5T_INTEGER || memoryClass == H5T_FLOAT, count > 0 else { return nil }
+    let rank = Int(chdf5_safe_deflate_chunks(dataset.id, Int32(Self.maxRank), &dims, &fault))
+    guard rank >= 1, let shape = try? dataset.shape, shape.count == rank, shape.reduce(1, *) == count else { return nil }
     let fileType = chdf5_safe_dataset_type(dataset.id, &fault)
     guard fileType >= 0 else { return nil }
     defer { _ = H5Tclose(fileType) }
     let elementSize = H5Tget_size(memoryType)
-    // libhdf5 refuses chunks of 4 GiB or more.
-    guard H5Tequal(fileType, memoryType) > 0, elementSize > 0, chunk < hsize_t(UInt32.max) / hsize_t(elementSize)
-    else { return nil }
+    var chunkBytes = elementSize
+    for d in dims.prefix(rank) {
+      guard chunkBytes <= Self.maxChunkBytes, d <= hsize_t(Self.maxChunkBytes) else { return nil }
+      chunkBytes *= Int(d)
+    }
+    guard H5Tequal(fileType, memoryType) > 0, elementSize > 0, chunkBytes <= Self.maxChunkBytes else { return nil }
     self.dataset = dataset
-    self.count = count
-    self.chunk = Int(chunk)
+    self.shape = shape
+    self.chunkShape = dims.prefix(rank).map { Int($0) }
     self.elementSize = elementSize
+    grid = zip(shape, chunkShape).map { ($0 + $1 - 1) / $1 }
   }
 
-  /// Reads every stored chunk and inflates it into `destination` (`count` elements), or only
-  /// reads them when `destination` is nil. False where a chunk has no storage or libhdf5 cannot
-  /// read one: the caller then reads through libhdf5 (which fills a chunk never written, or
-  /// reports the error). Throws when a chunk does not inflate to a whole chunk. Stored chunks
+  /// Reads every stored chunk and inflates it into `destination` (the whole array, row-major),
+  /// or only reads them when `destination` is nil. False where a chunk has no storage or libhdf5
+  /// cannot read one: the caller then reads through libhdf5 (which fills a chunk never written,
+  /// or reports the error). Throws when a chunk does not inflate to a whole chunk. Stored chunks
   /// are read `roundBytes` at a time (more when one chunk is larger), then inflated together.
   func read(into destination: UnsafeMutableRawPointer?, roundBytes: Int = 8 << 20) throws -> Bool {
-    let chunks = (count + chunk - 1) / chunk
     var fault: Int32 = 0
     let storedBytes = Int(clamping: chdf5_safe_dataset_storage_size(dataset.id, &fault))  // all chunks together
     var stored = UnsafeMutableRawBufferPointer.allocate(byteCount: Swift.max(Swift.min(roundBytes, storedBytes), 1), alignment: 16)
     defer { stored.deallocate() }
     var first = 0
-    while first < chunks {
-      let wanted = Swift.min(chunks - first, 4096)
+    while first < chunkCount {
+      let wanted = Swift.min(chunkCount - first, 4096)
+      let offsets = (first..<(first + wanted)).flatMap { origin(ofChunk: $0).map { hsize_t($0) } }
       var sizes = [Int](repeating: 0, count: wanted)
       var masks = [UInt32](repeating: 0, count: wanted)
       let n = chdf5_safe_read_raw_chunks(
-        dataset.id, hsize_t(chunk), hsize_t(first), wanted, stored.baseAddress, stored.count, &sizes, &masks, &fault)
+        dataset.id, Int32(shape.count), offsets, wanted, stored.baseAddress, stored.count, &sizes, &masks, &fault)
       if n < 0 { return false }
       if n == 0 {  // the next chunk is larger than the buffer
         guard sizes[0] > stored.count, sizes[0] <= CrashIsolation.fileBytes(dataset.file) else { return false }
@@ -79,6 +94,17 @@ struct DeflatedChunks {
     return true
   }
 
+  /// The coordinates of chunk `index`'s first element (chunks counted row-major over the grid).
+  func origin(ofChunk index: Int) -> [Int] {
+    var rest = index
+    var origin = [Int](repeating: 0, count: shape.count)
+    for d in stride(from: shape.count - 1, through: 0, by: -1) {
+      origin[d] = rest % grid[d] * chunkShape[d]
+      rest /= grid[d]
+    }
+    return origin
+  }
+
   /// Inflates the stored chunks first, first + 1, … (back to back in `source`) on every core; a
   /// single chunk on this thread (waking the pool costs more than a small chunk's inflating).
   private func inflate(from source: UnsafeRawPointer, sizes: ArraySlice<Int>, masks: [UInt32], first: Int,
@@ -88,46 +114,74 @@ struct DeflatedChunks {
     let failed = UnsafeMutableBufferPointer<Bool>.allocate(capacity: sizes.count)
     failed.initialize(repeating: false)
     defer { failed.deallocate() }
-    let round = Round(
-      source: source, starts: starts, sizes: Array(sizes), masks: masks, destination: destination, failed: failed,
-      first: first, chunk: chunk, count: count, elementSize: elementSize)
+    let round = Round(array: self, source: source, starts: starts, sizes: Array(sizes), masks: masks,
+                      destination: destination, failed: failed, first: first)
     if CrashIsolation.isChild || sizes.count == 1 {
       for j in 0..<sizes.count { round.inflate(j) }
     } else {
       DispatchQueue.concurrentPerform(iterations: sizes.count) { round.inflate($0) }
     }
     if let j = failed.firstIndex(of: true) {
+      let at = origin(ofChunk: first + j)
+      let element = at.count == 1 ? "element \(at[0])" : "element \(at)"
       throw CellDataError(
-        "\(dataset.file): \(dataset.path): corrupt chunk at element \((first + j) * chunk): not a zlib stream of \(chunk * elementSize) bytes")
+        "\(dataset.file): \(dataset.path): corrupt chunk at \(element): not a zlib stream of \(chunkElements * elementSize) bytes")
     }
   }
 
   /// One round of chunks to inflate, shared by the threads: each writes only its chunk's bytes
   /// of `destination` and its entry of `failed`.
   private struct Round: @unchecked Sendable {
+    let array: DeflatedChunks
     let source: UnsafeRawPointer
     let starts, sizes: [Int]
     let masks: [UInt32]
     let destination: UnsafeMutableRawPointer
     let failed: UnsafeMutableBufferPointer<Bool>
-    let first, chunk, count, elementSize: Int
+    let first: Int
 
     func inflate(_ j: Int) {
-      let chunkBytes = chunk * elementSize
-      let index = first + j
-      let bytes = Swift.min(chunk, count - index * chunk) * elementSize  // the last chunk may be partial
+      let chunkBytes = array.chunkElements * array.elementSize
       let input = source + starts[j]
-      let output = destination + index * chunkBytes
+      let origin = array.origin(ofChunk: first + j)
+      let extent = (0..<origin.count).map { Swift.min(array.chunkShape[$0], array.shape[$0] - origin[$0]) }
+      // The chunk's rows lie back to back in the result when it spans every dimension but the first.
+      let contiguous = (1..<origin.count).allSatisfy { array.chunkShape[$0] == array.shape[$0] }
+      let rowBytes = array.shape.dropFirst().reduce(1, *) * array.elementSize
       if masks[j] & 1 != 0 {  // stored without gzip (an optional filter that failed when written)
         failed[j] = sizes[j] != chunkBytes
-        if !failed[j] { output.copyMemory(from: input, byteCount: bytes) }
-      } else if bytes == chunkBytes {
-        failed[j] = chdf5_inflate_exact(input, sizes[j], output, chunkBytes) != 0
-      } else {  // HDF5 stores a partial chunk whole
+        if !failed[j] { place(UnsafeRawPointer(input), origin: origin, extent: extent) }
+      } else if contiguous && extent[0] == array.chunkShape[0] {
+        failed[j] = chdf5_inflate_exact(input, sizes[j], destination + origin[0] * rowBytes, chunkBytes) != 0
+      } else {  // an edge chunk (HDF5 stores it whole), or rows that are not contiguous
         let whole = UnsafeMutableRawPointer.allocate(byteCount: chunkBytes, alignment: 16)
         defer { whole.deallocate() }
         failed[j] = chdf5_inflate_exact(input, sizes[j], whole, chunkBytes) != 0
-        if !failed[j] { output.copyMemory(from: whole, byteCount: bytes) }
+        if !failed[j] { place(UnsafeRawPointer(whole), origin: origin, extent: extent) }
+      }
+    }
+
+    /// Copies the `extent` part of a whole chunk into the result at `origin`: one run of the
+    /// last dimension at a time, over every index of the dimensions before it.
+    private func place(_ chunk: UnsafeRawPointer, origin: [Int], extent: [Int]) {
+      let rank = origin.count, size = array.elementSize
+      let runBytes = extent[rank - 1] * size
+      var index = [Int](repeating: 0, count: rank)  // within the chunk; the last stays 0
+      while true {
+        var from = 0, to = 0
+        for d in 0..<rank {
+          from = from * array.chunkShape[d] + index[d]
+          to = to * array.shape[d] + origin[d] + index[d]
+        }
+        (destination + to * size).copyMemory(from: chunk + from * size, byteCount: runBytes)
+        var d = rank - 2
+        while d >= 0 {
+          index[d] += 1
+          if index[d] < extent[d] { break }
+          index[d] = 0
+          d -= 1
+        }
+        if d < 0 { return }
       }
     }
   }

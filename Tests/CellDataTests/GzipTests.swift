@@ -62,7 +62,7 @@ final class GzipTests: XCTestCase {
     XCTAssertEqual(try file.dataset("i").readBlock(Int32.self, start: [0], count: [n]), integers)
     for (roundBytes, label) in [(1, "one chunk per round, each larger than the buffer"), (9_000, "two chunks in the first round")] {
       let chunks = try XCTUnwrap(DeflatedChunks(try file.dataset("i"), memoryType: chdf5_native_int32(), count: n))
-      XCTAssertEqual(chunks.chunk, 4_096)
+      XCTAssertEqual(chunks.chunkShape, [4_096])
       var read = [Int32](repeating: -1, count: n)
       XCTAssertTrue(try read.withUnsafeMutableBytes { try chunks.read(into: $0.baseAddress!, roundBytes: roundBytes) }, label)
       XCTAssertEqual(read, integers, label)
@@ -70,6 +70,91 @@ final class GzipTests: XCTestCase {
     // A conversion (int32 stored, int64 wanted) goes through libhdf5.
     XCTAssertNil(DeflatedChunks(try file.dataset("i"), memoryType: chdf5_native_int64(), count: n))
     XCTAssertEqual(try file.dataset("i").readIntegers(as: Int.self), integers.map(Int.init))
+  }
+
+  /// Arrays of two and more dimensions (a dense X, layers, obsm) are inflated chunk by chunk into
+  /// their places in the result: h5py's chunk shapes, which cut both dimensions and leave partial
+  /// chunks at both edges, chunks as wide as the array (inflated in place), three dimensions;
+  /// chunks read one per round and many per round.
+  func testGzipArraysOfSeveralDimensionsInflateChunkByChunk() throws {
+    let path = try Fixtures.temporaryDirectory(removedAfter: self) + "/grid.h5"
+    var rng = SplitMixRandom(seed: 5)
+    let floats = (0..<(1_000 * 130)).map { _ in Float(rng.below(50)) * 0.25 }
+    let integers = (0..<(1_000 * 130)).map { _ in Int32(rng.below(1_000)) - 500 }
+    let doubles = (0..<(7 * 11 * 13)).map { Double($0) / 3 }
+    do {
+      let file = try H5Group.createFile(path)
+      try createGzipArray(file.id, "edges", shape: [1_000, 130], chunks: [313, 63], values: floats, type: chdf5_native_float())
+      try createGzipArray(file.id, "rows", shape: [1_000, 130], chunks: [64, 130], values: integers, type: chdf5_native_int32())
+      try createGzipArray(file.id, "cube", shape: [7, 11, 13], chunks: [3, 4, 5], values: doubles, type: chdf5_native_double())
+    }
+    let file = try H5Group.openFile(path)
+    XCTAssertEqual(try file.dataset("edges").read(), .float32(floats))
+    XCTAssertEqual(try file.dataset("rows").read(), .int32(integers))
+    XCTAssertEqual(try file.dataset("cube").read(), .float64(doubles))
+    XCTAssertEqual(try file.dataset("edges").readBlock(Float.self, start: [0, 0], count: [1_000, 130]), floats)  // libhdf5's read
+    for roundBytes in [1, 8 << 20] {
+      let edges = try XCTUnwrap(DeflatedChunks(try file.dataset("edges"), memoryType: chdf5_native_float(), count: floats.count))
+      XCTAssertEqual(edges.chunkShape, [313, 63])
+      XCTAssertEqual(edges.grid, [4, 3])
+      var read = [Float](repeating: -1, count: floats.count)
+      XCTAssertTrue(try read.withUnsafeMutableBytes { try edges.read(into: $0.baseAddress!, roundBytes: roundBytes) })
+      XCTAssertEqual(read, floats, "\(roundBytes)-byte rounds")
+    }
+    XCTAssertNil(DeflatedChunks(try file.dataset("edges"), memoryType: chdf5_native_float(), count: floats.count - 1))
+    XCTAssertNil(DeflatedChunks(try file.dataset("cube"), memoryType: chdf5_native_float(), count: doubles.count))
+  }
+
+  /// A dense X stored with gzip reads as written through `AnnData.read`, whose crash-isolation
+  /// child reads its chunks as stored without inflating or keeping them; a damaged chunk is then
+  /// found by the caller's read and named by its first element's row and column.
+  func testGzipDenseMatrixReadsThroughTheProbeAndNamesADamagedChunk() throws {
+    let path = try Fixtures.temporaryDirectory(removedAfter: self) + "/dense.h5ad"
+    let (rows, cols) = (500, 90)
+    var rng = SplitMixRandom(seed: 9)
+    let values = (0..<(rows * cols)).map { _ in rng.below(4) == 0 ? Float(1 + rng.below(9)) : 0 }
+    let obsm = (0..<(rows * 3)).map { Float($0) }
+    var adata = try AnnData(X: .dense(try DenseArray(rows: rows, cols: cols, values: [Float](repeating: 0, count: rows * cols))),
+                        obs: DataFrame(index: (0..<rows).map { "c\($0)" }), var: DataFrame(index: (0..<cols).map { "g\($0)" }))
+    adata.obsm["X_pca"] = .dense(try DenseArray(rows: rows, cols: 3, values: obsm))
+    try adata.write(h5ad: path)
+    do {
+      let file = H5Fopen(path, chdf5_acc_rdwr(), hid_t(H5P_DEFAULT))
+      defer { _ = H5Fclose(file) }
+      XCTAssertGreaterThanOrEqual(H5Ldelete(file, "X", hid_t(H5P_DEFAULT)), 0)
+      try createGzipArray(file, "X", shape: [rows, cols], chunks: [64, 23], values: values, type: chdf5_native_float())
+    }
+    let read = try AnnData.read(h5ad: path)
+    XCTAssertEqual(read.X, .dense(try DenseArray(rows: rows, cols: cols, values: values)))
+    XCTAssertEqual(read.obsm["X_pca"], .dense(try DenseArray(rows: rows, cols: 3, values: obsm)))
+
+    // Chunk (1, 2) of X, rows 64..<128 and columns 46..<69: where libhdf5 stored it.
+    var address: haddr_t = 0, size: hsize_t = 0
+    do {
+      let file = try H5Group.openFile(path)
+      let X = try file.dataset("X")
+      var mask: UInt32 = 0
+      XCTAssertGreaterThanOrEqual(H5Dget_chunk_info_by_coord(X.id, [64, 46], &mask, &address, &size), 0)
+    }
+    guard size > 64 else { return XCTFail("no compressed chunk found (\(size) bytes)") }
+    let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: path))
+    try handle.seek(toOffset: UInt64(address) + UInt64(size) / 2)
+    try handle.write(contentsOf: Data(repeating: 0xA5, count: 16))
+    try handle.close()
+    XCTAssertThrowsMessage(try AnnData.read(h5ad: path), containing: [path, "/X", "corrupt chunk at element [64, 46]"])
+  }
+
+  /// Creates `name` in the file or group `location`: an array of `shape` stored in gzip chunks of `chunks`.
+  private func createGzipArray<T>(_ location: hid_t, _ name: String, shape: [Int], chunks: [Int], values: [T], type: hid_t) throws {
+    let space = H5Screate_simple(Int32(shape.count), shape.map { hsize_t($0) }, nil)
+    let create = H5Pcreate(chdf5_p_dataset_create())
+    defer { _ = H5Sclose(space); _ = H5Pclose(create) }
+    XCTAssertGreaterThanOrEqual(H5Pset_chunk(create, Int32(chunks.count), chunks.map { hsize_t($0) }), 0)
+    XCTAssertGreaterThanOrEqual(H5Pset_deflate(create, 4), 0)
+    let dataset = H5Dcreate2(location, name, type, space, hid_t(H5P_DEFAULT), create, hid_t(H5P_DEFAULT))
+    XCTAssertGreaterThanOrEqual(dataset, 0)
+    defer { _ = H5Dclose(dataset) }
+    XCTAssertGreaterThanOrEqual(values.withUnsafeBytes { H5Dwrite(dataset, type, 0, 0, hid_t(H5P_DEFAULT), $0.baseAddress) }, 0)
   }
 
   /// A chunk stored without gzip (its filter mask says so: an optional filter that failed when

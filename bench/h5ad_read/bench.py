@@ -2,11 +2,13 @@
 
     swift build -c release --product singlecell
     PYTHON bench/h5ad_read/bench.py [--repeats 15] [--binary PATH] [--compression gzip]
-        [--cells 10000 --genes 1000] [--file PATH]
+        [--cells 10000 --genes 1000] [--dense] [--file PATH]
 
 PYTHON: any environment with anndata (the scvi-tools one, for instance). The file: 10,000
 cells × 1,000 genes by default (`--cells`, `--genes`), CSR float32 counts (Poisson, ~10 % nonzero, seed 0), obs with a
-categorical and a float column, var with a string column; written by anndata to a temporary
+categorical and a float column, var with a string column; with `--dense`, X is the same counts as a
+dense float32 array and obsm holds a 50-column float32 X_pca (both chunked in two dimensions by
+h5py's guess when compressed); written by anndata to a temporary
 directory, uncompressed or with `write_h5ad(compression="gzip")`; or an existing file (`--file`).
 With gzip (and with `--file`), Swift is also timed with SINGLECELL_ZLIB=1 (zlib instead of
 libdeflate).
@@ -34,7 +36,7 @@ import scipy.sparse as sp
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def make_file(path: pathlib.Path, compression, n_obs: int, n_vars: int) -> None:
+def make_file(path: pathlib.Path, compression, n_obs: int, n_vars: int, dense: bool) -> None:
     rng = np.random.default_rng(0)
     X = sp.random(n_obs, n_vars, density=0.1, format="csr", random_state=0, dtype=np.float32)
     X.data = rng.poisson(2.0, size=X.nnz).astype(np.float32) + 1
@@ -43,7 +45,10 @@ def make_file(path: pathlib.Path, compression, n_obs: int, n_vars: int) -> None:
         index=[f"cell_{i}" for i in range(n_obs)],
     )
     var = pd.DataFrame({"gene_ids": [f"ENSG{j:08d}" for j in range(n_vars)]}, index=[f"gene_{j}" for j in range(n_vars)])
-    ad.AnnData(X=X, obs=obs, var=var).write_h5ad(path, compression=compression)
+    adata = ad.AnnData(X=X.toarray() if dense else X, obs=obs, var=var)
+    if dense:
+        adata.obsm["X_pca"] = rng.normal(size=(n_obs, 50)).astype(np.float32)
+    adata.write_h5ad(path, compression=compression)
 
 
 def main() -> None:
@@ -53,6 +58,7 @@ def main() -> None:
     parser.add_argument("--compression", choices=["none", "gzip"], default="none")
     parser.add_argument("--cells", type=int, default=10_000)
     parser.add_argument("--genes", type=int, default=1_000)
+    parser.add_argument("--dense", action="store_true", help="X as a dense array, plus a dense obsm")
     parser.add_argument("--file", help="time this h5ad instead of a generated one (e.g. ../shared/data/*.h5ad)")
     args = parser.parse_args()
     compression = None if args.compression == "none" else args.compression
@@ -69,7 +75,7 @@ def main() -> None:
             path = pathlib.Path(args.file)
         else:
             path = pathlib.Path(tmp) / f"bench_{args.cells}_{args.genes}.h5ad"
-            make_file(path, compression, args.cells, args.genes)
+            make_file(path, compression, args.cells, args.genes, args.dense)
         subprocess.run([args.binary, "info", str(path)], check=True, capture_output=True)  # warm-up
         ad.read_h5ad(path)
 
@@ -85,7 +91,8 @@ def main() -> None:
     if args.file:
         print(f"file: {path}; repeats {args.repeats}")
     else:
-        print(f"file: {args.cells} x {args.genes} CSR float32, {path.name}, compression {args.compression}; repeats {args.repeats}")
+        layout = "dense" if args.dense else "CSR"
+        print(f"file: {args.cells} x {args.genes} {layout} float32, {path.name}, compression {args.compression}; repeats {args.repeats}")
     print(f"swift AnnData.read(h5ad:):  median {s * 1e3:.1f} ms")
     if zlib is not None:
         print(f"  with SINGLECELL_ZLIB=1:   median {zlib * 1e3:.1f} ms")

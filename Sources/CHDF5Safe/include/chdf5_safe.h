@@ -48,15 +48,15 @@ hid_t chdf5_safe_dopen_cached(hid_t location, const char *name, size_t slots, si
 /// `buffer`, converted to `memory_type`.
 herr_t chdf5_safe_dread_block(hid_t dataset, hid_t memory_type, int rank, const hsize_t *start, const hsize_t *count,
                               void *buffer, int *fault);
-/// 1 when `dataset` is stored in chunks of one dimension with gzip as its only filter (what h5py
-/// writes for compression="gzip"), with the chunk length in `chunk_elements`; 0 otherwise.
-int chdf5_safe_deflate_chunks(hid_t dataset, hsize_t *chunk_elements, int *fault);
-/// Reads chunks first, first + 1, … (up to `count`) of such a dataset as stored (H5Dread_chunk:
-/// still compressed) back to back into `buffer`, each one's stored bytes in `sizes` and filter
-/// mask in `masks`, until the next does not fit in `capacity` bytes. Returns how many it read
-/// (0 with sizes[0] set when the first does not fit), or -1 when a chunk has no storage or
-/// libhdf5 fails.
-long chdf5_safe_read_raw_chunks(hid_t dataset, hsize_t chunk_elements, hsize_t first, long count, void *buffer,
+/// The rank (1 to `max_rank`) when `dataset` is stored in chunks with gzip as its only filter
+/// (what h5py writes for compression="gzip"), with the chunk's shape in `chunk_dims`; 0 otherwise.
+int chdf5_safe_deflate_chunks(hid_t dataset, int max_rank, hsize_t *chunk_dims, int *fault);
+/// Reads the chunks at `offsets` (`count` × `rank` element coordinates) of such a dataset as
+/// stored (H5Dread_chunk: still compressed) back to back into `buffer`, each one's stored bytes
+/// in `sizes` and filter mask in `masks`, until the next does not fit in `capacity` bytes.
+/// Returns how many it read (0 with sizes[0] set when the first does not fit), or -1 when a
+/// chunk has no storage or libhdf5 fails.
+long chdf5_safe_read_raw_chunks(hid_t dataset, int rank, const hsize_t *offsets, long count, void *buffer,
                                 size_t capacity, size_t *sizes, uint32_t *masks, int *fault);
 /// Closes any identifier (file, group, dataset, attribute, type, space, object) unless poisoned.
 herr_t chdf5_safe_close(hid_t id);
