@@ -106,28 +106,30 @@ enum CrashIsolation {
   final class Budget {
     let file: String
     let limit: Int
-    private var bytes = 0
+    private(set) var bytes = 0
 
     init(file: String) {
       self.file = file
       limit = CrashIsolation.readingBudget(fileBytes: CrashIsolation.fileBytes(file))
     }
 
-    /// 16 bytes per stored number: a bound on the values and indices as read and what the caller
-    /// builds from them.
-    func count(elements: Int) throws {
-      bytes = bytes.addingReportingOverflow(elements.multipliedReportingOverflow(by: 16).partialValue).partialValue
-      guard elements >= 0, bytes <= limit else {
+    /// 16 bytes per stored number of a sparse matrix (`bytesPerElement`): a bound on the values
+    /// and indices as read and what the caller builds from them. A dense array is counted at the
+    /// size the caller reads each number as.
+    func count(elements: Int, bytesPerElement: Int = 16) throws {
+      let (more, overflow) = elements.multipliedReportingOverflow(by: bytesPerElement)
+      bytes = overflow ? Int.max : bytes.addingReportingOverflow(more).partialValue
+      guard elements >= 0, bytes >= 0, bytes <= limit else {
         let gib = String(format: "%.1f", Double(limit) / Double(1 << 30))
         throw CellDataError(
           "\(file): the file is damaged or too large: reading it needs more than \(gib) GiB of memory (\(budgetRule)); nothing was read")
       }
     }
 
-    /// Reads a 1-D dataset of numbers through (converted to `memoryType`, as the caller will),
-    /// after counting it.
-    func readThrough(_ dataset: H5Dataset, as memoryType: hid_t? = nil) throws {
-      try count(elements: (try? dataset.checkedShape())?.reduce(1, *) ?? 0)
+    /// Reads a dataset of numbers through (converted to `memoryType`, as the caller will), after
+    /// counting it.
+    func readThrough(_ dataset: H5Dataset, as memoryType: hid_t? = nil, bytesPerElement: Int = 16) throws {
+      try count(elements: (try? dataset.checkedShape())?.reduce(1, *) ?? 0, bytesPerElement: bytesPerElement)
       try dataset.readThrough(as: memoryType)
     }
   }

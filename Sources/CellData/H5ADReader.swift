@@ -136,8 +136,8 @@ struct H5ADReader {
       let encoding = try ds.attributes.string("encoding-type")
       switch encoding {
       case nil, "array", "string-array", "numeric-scalar", "string":
-        if let probe, let shape = try? ds.checkedShape(), shape.count >= 2, (try? ds.numberKind()) != nil {
-          try probe.readThrough(ds)
+        if let probe, let shape = try? ds.checkedShape(), shape.count >= 2, let kind = try? ds.numberKind() {
+          try probe.readThrough(ds, bytesPerElement: kind.readSize)
           return .dense(DenseArray(probeShape: shape))
         }
         return .dense(try DenseArray(shape: ds.shape, data: ds.read()))

@@ -79,6 +79,9 @@ struct H5NumberKind: CustomStringConvertible {
     isFloat ? "float\(size * 8)" : isInteger ? "\(signed ? "int" : "uint")\(size * 8)" : "non-numeric"
   }
 
+  /// Bytes per element as `H5Dataset.read()` reads them (float16 as float32).
+  var readSize: Int { isFloat ? Swift.max(size, 4) : size }
+
   /// The native type `H5Dataset.read()` converts this stored type to; nil where it has none.
   var readMemoryType: hid_t? {
     if isFloat { return size == 8 ? chdf5_native_double() : size <= 4 ? chdf5_native_float() : nil }

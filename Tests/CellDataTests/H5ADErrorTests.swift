@@ -58,6 +58,23 @@ final class H5ADErrorTests: XCTestCase {
     XCTAssertEqual(probed.obsNames, whole.obsNames)
   }
 
+  /// The child keeps no dense array of two or more dimensions, and counts each at the size the
+  /// caller will read it as (4 bytes a float32), not at a sparse matrix's 16 bytes a number: a
+  /// dense layer of zeros compresses far beyond what 16 bytes a number would let a file hold.
+  func testTheProbeCountsDenseArraysAtTheirReadSize() throws {
+    let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("tests/fixtures/fuzz/seeds/dense-gzip-grid.h5ad").path
+    let probe = CrashIsolation.Budget(file: path)
+    let probed = try H5ADReader(warn: { _ in }, probe: probe).readAnnData(try H5Group.openFile(path), requireX: true)
+    XCTAssertEqual(probe.bytes, (40 * 30 + 40 * 3) * 4)
+    guard case .dense(let X)? = probed.X, case .dense(let pca)? = probed.obsm["X_pca"] else { return XCTFail("dense arrays") }
+    XCTAssertEqual([X.shape, pca.shape], [[40, 30], [40, 3]])
+    XCTAssertEqual([X.data.count, pca.data.count], [0, 0])
+    let whole = try AnnData.read(h5ad: path)
+    XCTAssertEqual(whole.X?.nRows, 40)
+    XCTAssertEqual(whole.obsm["X_pca"]?.length, 40)
+  }
+
   /// The reading child's outcome reaches the caller: its message when it throws, the signal when
   /// it dies, and a death is noticed within a second or two even when another process (here a
   /// grandchild) holds a copy of the child's end of the pipe, so no end of file comes; a child
