@@ -128,19 +128,8 @@ final class GzipTests: XCTestCase {
     XCTAssertEqual(read.X, .dense(try DenseArray(rows: rows, cols: cols, values: values)))
     XCTAssertEqual(read.obsm["X_pca"], .dense(try DenseArray(rows: rows, cols: 3, values: obsm)))
 
-    // Chunk (1, 2) of X, rows 64..<128 and columns 46..<69: where libhdf5 stored it.
-    var address: haddr_t = 0, size: hsize_t = 0
-    do {
-      let file = try H5Group.openFile(path)
-      let X = try file.dataset("X")
-      var mask: UInt32 = 0
-      XCTAssertGreaterThanOrEqual(H5Dget_chunk_info_by_coord(X.id, [64, 46], &mask, &address, &size), 0)
-    }
-    guard size > 64 else { return XCTFail("no compressed chunk found (\(size) bytes)") }
-    let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: path))
-    try handle.seek(toOffset: UInt64(address) + UInt64(size) / 2)
-    try handle.write(contentsOf: Data(repeating: 0xA5, count: 16))
-    try handle.close()
+    // Chunk (1, 2) of X: rows 64..<128, columns 46..<69.
+    try damageChunk(of: "/X", at: [64, 46], in: path)
     XCTAssertThrowsMessage(try AnnData.read(h5ad: path), containing: [path, "/X", "corrupt chunk at element [64, 46]"])
   }
 
@@ -207,25 +196,25 @@ final class GzipTests: XCTestCase {
     try writer.append(counts)
     try writer.finish(obs: DataFrame(index: (0..<300).map { "c\($0)" }), var: DataFrame(index: (0..<100).map { "g\($0)" }))
 
-    // The first chunk of X/data: where it lies in the file, from libhdf5.
-    var address: haddr_t = 0, size: hsize_t = 0
+    try damageChunk(of: "/X/data", at: [0], in: path)
+    XCTAssertThrowsMessage(try AnnData.read(h5ad: path), containing: [path, "/X/data", "corrupt chunk"])
+    XCTAssertThrowsMessage(try BackedH5AD.open(path, isolated: false).rows(0..<300), containing: [path, "corrupt chunk"])
+  }
+
+  /// Overwrites 16 bytes in the middle of the stored (compressed) chunk of `dataset` that starts
+  /// at element `origin`, found where libhdf5 says it lies in the file.
+  private func damageChunk(of dataset: String, at origin: [hsize_t], in path: String) throws {
+    var address: haddr_t = 0, size: hsize_t = 0, mask: UInt32 = 0
     do {
       let file = H5Fopen(path, chdf5_acc_rdonly(), hid_t(H5P_DEFAULT))
-      let data = H5Dopen2(file, "/X/data", hid_t(H5P_DEFAULT))
-      let space = H5Dget_space(data)
-      var offset: hsize_t = 0, mask: UInt32 = 0
-      XCTAssertGreaterThanOrEqual(H5Dget_chunk_info(data, space, 0, &offset, &mask, &address, &size), 0)
-      _ = H5Sclose(space)
-      _ = H5Dclose(data)
-      _ = H5Fclose(file)
+      let data = H5Dopen2(file, dataset, hid_t(H5P_DEFAULT))
+      defer { _ = H5Dclose(data); _ = H5Fclose(file) }
+      XCTAssertGreaterThanOrEqual(H5Dget_chunk_info_by_coord(data, origin, &mask, &address, &size), 0)
     }
-    guard size > 64 else { return XCTFail("no compressed chunk found (\(size) bytes)") }
+    guard size > 64 else { throw CellDataError("\(dataset): no compressed chunk at \(origin) (\(size) bytes)") }
     let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: path))
     try handle.seek(toOffset: UInt64(address) + UInt64(size) / 2)
     try handle.write(contentsOf: Data(repeating: 0xA5, count: 16))
     try handle.close()
-
-    XCTAssertThrowsMessage(try AnnData.read(h5ad: path), containing: [path, "/X/data", "corrupt chunk"])
-    XCTAssertThrowsMessage(try BackedH5AD.open(path, isolated: false).rows(0..<300), containing: [path, "corrupt chunk"])
   }
 }
