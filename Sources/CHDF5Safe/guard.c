@@ -139,23 +139,23 @@ herr_t chdf5_safe_dread_block(hid_t dataset, hid_t memory_type, int rank, const 
   GUARD(herr_t, -1, read_block(dataset, memory_type, rank, start, count, buffer));
 }
 
-static int deflate_chunks(hid_t dataset, int max_rank, hsize_t *chunk_dims) {
+static int compressed_chunks(hid_t dataset, int max_rank, hsize_t *chunk_dims, int *filter) {
   hid_t plist = H5Dget_create_plist(dataset);
   if (plist < 0) return 0;
   unsigned options = 1, flags = 0;
   size_t values = 0;
   int rank = H5Pget_layout(plist) == H5D_CHUNKED ? H5Pget_chunk(plist, max_rank, chunk_dims) : 0;
   int eligible = rank >= 1 && rank <= max_rank && H5Pget_chunk_opts(plist, &options) >= 0 && options == 0 &&
-                 H5Pget_nfilters(plist) == 1 &&
-                 H5Pget_filter2(plist, 0, &flags, &values, NULL, 0, NULL, NULL) == H5Z_FILTER_DEFLATE;
+                 H5Pget_nfilters(plist) == 1;
+  if (eligible) *filter = H5Pget_filter2(plist, 0, &flags, &values, NULL, 0, NULL, NULL);
   for (int d = 0; eligible && d < rank; d++) eligible = chunk_dims[d] > 0;
   H5Pclose(plist);
   H5Eclear2(H5E_DEFAULT);
-  return eligible ? rank : 0;
+  return eligible && *filter >= 0 ? rank : 0;
 }
 
-int chdf5_safe_deflate_chunks(hid_t dataset, int max_rank, hsize_t *chunk_dims, int *fault) {
-  GUARD(int, 0, deflate_chunks(dataset, max_rank, chunk_dims));
+int chdf5_safe_compressed_chunks(hid_t dataset, int max_rank, hsize_t *chunk_dims, int *filter, int *fault) {
+  GUARD(int, 0, compressed_chunks(dataset, max_rank, chunk_dims, filter));
 }
 
 static long read_raw_chunks(hid_t dataset, int rank, const hsize_t *offsets, long count, unsigned char *buffer,

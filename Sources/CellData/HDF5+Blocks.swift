@@ -163,9 +163,9 @@ extension H5Dataset {
   /// `read()` converts them: libhdf5 visits every chunk, filter and conversion a whole read
   /// does, in the memory of one slab (or to `memoryType`, as the caller's read will convert
   /// them). Crash isolation's child does this for the large arrays instead of holding a copy of
-  /// them. A gzip array's chunks are read as stored and not inflated (the caller's read inflates
-  /// them itself: `DeflatedChunks`); what is neither that nor a 1-D array of numbers is read
-  /// whole. The default slab (512 KiB) stays in cache; an 8 MiB one cost more in page faults and
+  /// them. A gzip or LZF array's chunks are read as stored and not decoded (the caller's read
+  /// decodes them itself: `CompressedChunks`); what is neither that nor a 1-D array of numbers is
+  /// read whole. The default slab (512 KiB) stays in cache; an 8 MiB one cost more in page faults and
   /// zeroing than it saved in calls (a 10,000-cell file's probe took 24 ms instead of 13).
   func readThrough(as memoryType: hid_t? = nil, slab: Int = 1 << 16) throws {
     guard let kind = try? numberKind(), let memoryType = memoryType ?? kind.readMemoryType,
@@ -174,7 +174,7 @@ extension H5Dataset {
       _ = try read()  // as the caller's read will (and failing as it will)
       return
     }
-    if try DeflatedChunks(self, memoryType: memoryType, count: shape.reduce(1, *))?.read(into: nil) == true { return }
+    if try CompressedChunks(self, memoryType: memoryType, count: shape.reduce(1, *))?.read(into: nil) == true { return }
     guard shape.count == 1 else {
       _ = try read()
       return

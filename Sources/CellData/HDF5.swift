@@ -215,10 +215,10 @@ final class H5Dataset {
     }
   }
 
-  /// Reads all `count` elements into `buffer` as `memoryType`: a gzip array through
-  /// `DeflatedChunks` (which throws on a damaged chunk), the rest through libhdf5. libhdf5's status.
+  /// Reads all `count` elements into `buffer` as `memoryType`: a gzip or LZF array through
+  /// `CompressedChunks` (which throws on a damaged chunk), the rest through libhdf5. libhdf5's status.
   func readWhole(count: Int, as memoryType: hid_t, into buffer: UnsafeMutableRawPointer) throws -> herr_t {
-    if let chunks = DeflatedChunks(self, memoryType: memoryType, count: count) {
+    if let chunks = CompressedChunks(self, memoryType: memoryType, count: count) {
       adviseHugePages(buffer, bytes: count * chunks.elementSize)
       if try chunks.read(into: buffer) { return 0 }
     }

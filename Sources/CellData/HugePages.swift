@@ -1,6 +1,6 @@
 import Foundation
 
-/// Asks Linux to back a large buffer that an uncompressed read, or `DeflatedChunks`' inflating,
+/// Asks Linux to back a large buffer that an uncompressed read, or `CompressedChunks`' decoding,
 /// is about to fill with transparent huge pages (2 MiB), where the system leaves them to
 /// `madvise`: a 400 MB read then takes hundreds of page faults instead of a hundred thousand
 /// (0.48 → 0.29 s for a 100,000-cell h5ad; a 160 MB gzip dense X 0.165 → 0.12 s, BENCHMARKS.md).

@@ -42,7 +42,7 @@ final class GzipTests: XCTestCase {
     }
   }
 
-  /// A gzip array read as stored is inflated here chunk by chunk (DeflatedChunks) into the
+  /// A gzip array read as stored is inflated here chunk by chunk (CompressedChunks) into the
   /// values libhdf5's own read gives (`readBlock`): a partial last chunk, chunks read a round at a
   /// time, a chunk larger than the round's buffer, integers and floats.
   func testGzipArraysInflateChunkByChunkToWhatLibhdf5Reads() throws {
@@ -61,14 +61,14 @@ final class GzipTests: XCTestCase {
     XCTAssertEqual(try file.dataset("f").read(), .float32(floats))
     XCTAssertEqual(try file.dataset("i").readBlock(Int32.self, start: [0], count: [n]), integers)
     for (roundBytes, label) in [(1, "one chunk per round, each larger than the buffer"), (9_000, "two chunks in the first round")] {
-      let chunks = try XCTUnwrap(DeflatedChunks(try file.dataset("i"), memoryType: chdf5_native_int32(), count: n))
+      let chunks = try XCTUnwrap(CompressedChunks(try file.dataset("i"), memoryType: chdf5_native_int32(), count: n))
       XCTAssertEqual(chunks.chunkShape, [4_096])
       var read = [Int32](repeating: -1, count: n)
       XCTAssertTrue(try read.withUnsafeMutableBytes { try chunks.read(into: $0.baseAddress!, roundBytes: roundBytes) }, label)
       XCTAssertEqual(read, integers, label)
     }
     // A conversion (int32 stored, int64 wanted) goes through libhdf5.
-    XCTAssertNil(DeflatedChunks(try file.dataset("i"), memoryType: chdf5_native_int64(), count: n))
+    XCTAssertNil(CompressedChunks(try file.dataset("i"), memoryType: chdf5_native_int64(), count: n))
     XCTAssertEqual(try file.dataset("i").readIntegers(as: Int.self), integers.map(Int.init))
   }
 
@@ -94,15 +94,15 @@ final class GzipTests: XCTestCase {
     XCTAssertEqual(try file.dataset("cube").read(), .float64(doubles))
     XCTAssertEqual(try file.dataset("edges").readBlock(Float.self, start: [0, 0], count: [1_000, 130]), floats)  // libhdf5's read
     for roundBytes in [1, 8 << 20] {
-      let edges = try XCTUnwrap(DeflatedChunks(try file.dataset("edges"), memoryType: chdf5_native_float(), count: floats.count))
+      let edges = try XCTUnwrap(CompressedChunks(try file.dataset("edges"), memoryType: chdf5_native_float(), count: floats.count))
       XCTAssertEqual(edges.chunkShape, [313, 63])
       XCTAssertEqual(edges.grid, [4, 3])
       var read = [Float](repeating: -1, count: floats.count)
       XCTAssertTrue(try read.withUnsafeMutableBytes { try edges.read(into: $0.baseAddress!, roundBytes: roundBytes) })
       XCTAssertEqual(read, floats, "\(roundBytes)-byte rounds")
     }
-    XCTAssertNil(DeflatedChunks(try file.dataset("edges"), memoryType: chdf5_native_float(), count: floats.count - 1))
-    XCTAssertNil(DeflatedChunks(try file.dataset("cube"), memoryType: chdf5_native_float(), count: doubles.count))
+    XCTAssertNil(CompressedChunks(try file.dataset("edges"), memoryType: chdf5_native_float(), count: floats.count - 1))
+    XCTAssertNil(CompressedChunks(try file.dataset("cube"), memoryType: chdf5_native_float(), count: doubles.count))
   }
 
   /// A dense X stored with gzip reads as written through `AnnData.read`, whose crash-isolation
@@ -168,7 +168,7 @@ final class GzipTests: XCTestCase {
                                      ("unwritten", false, [101, 102, 103, 104, 5, 6, 0, 0, 0, 0])] {
       let dataset = try file.dataset(name)
       XCTAssertEqual(try dataset.readBlock(Int32.self, start: [0], count: [expected.count]), expected, name)  // libhdf5's read
-      let chunks = try XCTUnwrap(DeflatedChunks(dataset, memoryType: chdf5_native_int32(), count: expected.count))
+      let chunks = try XCTUnwrap(CompressedChunks(dataset, memoryType: chdf5_native_int32(), count: expected.count))
       var read = [Int32](repeating: -1, count: expected.count)
       XCTAssertEqual(try read.withUnsafeMutableBytes { try chunks.read(into: $0.baseAddress!) }, stored, name)
       if stored { XCTAssertEqual(read, expected, name) }

@@ -100,7 +100,7 @@ final class H5ADErrorTests: XCTestCase {
   /// The probe reads an array slab by slab: every slab is read, so damage in the last chunk is
   /// found. Gzip level 0 stores the chunks' bytes verbatim, so the last chunk's zlib checksum
   /// (the 4 bytes after its data) can be located and broken. Read as stored (int32), the array's
-  /// chunks are inflated by the caller's read, not the probe (DeflatedChunks): the probe reads
+  /// chunks are inflated by the caller's read, not the probe (CompressedChunks): the probe reads
   /// them as stored, and the caller's read finds the damage.
   func testTheProbeReadsEverySlabOfAnArray() throws {
     let path = try Fixtures.temporaryDirectory(removedAfter: self) + "/slabs.h5"
@@ -120,7 +120,7 @@ final class H5ADErrorTests: XCTestCase {
       XCTAssertThrowsMessage(try H5Group.openFile(path).dataset("x").readThrough(as: converted, slab: slab),
                              containing: [path, "cannot read"])
     }
-    XCTAssertNotNil(DeflatedChunks(try H5Group.openFile(path).dataset("x"), memoryType: chdf5_native_int32(), count: 12))
+    XCTAssertNotNil(CompressedChunks(try H5Group.openFile(path).dataset("x"), memoryType: chdf5_native_int32(), count: 12))
     XCTAssertNoThrow(try H5Group.openFile(path).dataset("x").readThrough(slab: 4))
     XCTAssertThrowsMessage(try H5Group.openFile(path).dataset("x").read(), containing: [path, "/x", "corrupt chunk at element 8"])
   }

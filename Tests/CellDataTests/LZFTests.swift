@@ -1,4 +1,5 @@
 import CHDF5
+import CHDF5Safe
 import Foundation
 import XCTest
 
@@ -26,9 +27,31 @@ final class LZFTests: XCTestCase {
     XCTAssertNotNil(lzf.obsm["X_pca"])
   }
 
-  func testCorruptLZFChunkIsAClearError() {
+  /// The caller's read decodes LZF chunks itself (`CompressedChunks`, as for gzip) into what
+  /// libhdf5's read through the registered filter gives; a damaged chunk is named by the caller's
+  /// read, in memory (our decoder) and backed (the filter).
+  func testCorruptLZFChunkIsAClearError() throws {
     let path = Fixtures.path("lzf_corrupt.h5ad")
-    XCTAssertThrowsMessage(try AnnData.read(h5ad: path), containing: [path, "/X/data", "LZF", "corrupt chunk"])
+    XCTAssertThrowsMessage(try AnnData.read(h5ad: path), containing: [path, "/X/data", "corrupt chunk at element 0", "not an LZF block"])
+    XCTAssertThrowsMessage(try BackedH5AD.open(path, isolated: false).rows(0..<400), containing: [path, "LZF", "corrupt chunk"])
+  }
+
+  func testLZFChunksAreDecodedHereAsLibhdf5DecodesThem() throws {
+    let file = try H5Group.openFile(Fixtures.path("lzf.h5ad"))
+    for name in ["X/data", "X/indices", "obsm/X_pca"] {
+      let dataset = try file.dataset(name)
+      let shape = try dataset.checkedShape()
+      let count = shape.reduce(1, *)
+      let type = try XCTUnwrap(dataset.numberKind().readMemoryType)
+      let chunks = try XCTUnwrap(CompressedChunks(dataset, memoryType: type, count: count), name)
+      XCTAssertEqual(chunks.codec, .lzf, name)
+      var decoded = [UInt32](repeating: 0, count: count)  // every array here has 4-byte elements
+      XCTAssertTrue(try decoded.withUnsafeMutableBytes { try chunks.read(into: $0.baseAddress!, roundBytes: 1) }, name)
+      var libhdf5 = [UInt32](repeating: 1, count: count)
+      var fault: Int32 = 0
+      XCTAssertGreaterThanOrEqual(libhdf5.withUnsafeMutableBytes { chdf5_safe_dread(dataset.id, type, $0.baseAddress, &fault) }, 0)
+      XCTAssertEqual(decoded, libhdf5, name)
+    }
   }
 
   // The decoder itself, on hand-made blocks.

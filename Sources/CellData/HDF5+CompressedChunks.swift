@@ -4,20 +4,40 @@ import CHDF5Safe
 import Dispatch
 import Foundation
 
-/// A gzip-compressed array of numbers (what anndata writes with `compression="gzip"`: the data,
-/// indices and indptr of a sparse matrix, obs and var columns, a dense X, layers and obsm), read
-/// as its stored chunks (libhdf5's H5Dread_chunk) and inflated on every core, each chunk straight
-/// into its place in the result (through a chunk-sized buffer where the chunk's rows are not
-/// contiguous there), by libdeflate (zlib where libdeflate is not in use:
-/// `hdf5GzipImplementation`). libhdf5 inflates one chunk at a time into its chunk cache and then
-/// copies it out.
+/// A compressed array of numbers (what anndata writes with `compression="gzip"` or `"lzf"`: the
+/// data, indices and indptr of a sparse matrix, obs and var columns, a dense X, layers and obsm),
+/// read as its stored chunks (libhdf5's H5Dread_chunk) and decoded on every core, each chunk
+/// straight into its place in the result (through a chunk-sized buffer where the chunk's rows
+/// are not contiguous there). gzip is inflated by libdeflate (zlib where libdeflate is not in
+/// use: `hdf5GzipImplementation`), LZF by our decoder (`chdf5_lzf_decode`). libhdf5 decodes one
+/// chunk at a time into its chunk cache and then copies it out.
 ///
 /// Crash isolation's child makes the same libhdf5 calls (`read(into: nil)`: every chunk looked up
-/// and read as stored) but inflates nothing. Inflating is libdeflate's (or zlib's) work on bytes
-/// in our own buffers, bounded by the chunk's size and safe on any input, so a damaged chunk is
-/// found by the caller's read, which fails with an error naming it.
-struct DeflatedChunks {
+/// and read as stored) but decodes nothing. Decoding is libdeflate's (or zlib's, or our
+/// bounds-checked LZF decoder's) work on bytes in our own buffers, bounded by the chunk's size
+/// and safe on any input, so a damaged chunk is found by the caller's read, which fails with an
+/// error naming it.
+struct CompressedChunks {
+  /// The filters decoded here: HDF5's deflate (gzip) and h5py's LZF.
+  enum Codec: Int32 {
+    case gzip = 1  // H5Z_FILTER_DEFLATE
+    case lzf = 32000  // CHDF5_LZF_FILTER_ID
+
+    var streamName: String { self == .gzip ? "a zlib stream" : "an LZF block" }
+
+    /// Decodes `input` into exactly `outputBytes` bytes at `output`; false when it does not.
+    func decode(_ input: UnsafeRawPointer, _ inputBytes: Int, into output: UnsafeMutableRawPointer, _ outputBytes: Int) -> Bool {
+      switch self {
+      case .gzip: return chdf5_inflate_exact(input, inputBytes, output, outputBytes) == 0
+      case .lzf:
+        return chdf5_lzf_decode(input.assumingMemoryBound(to: UInt8.self), inputBytes,
+                                output.assumingMemoryBound(to: UInt8.self), outputBytes) == outputBytes
+      }
+    }
+  }
+
   let dataset: H5Dataset
+  let codec: Codec
   /// Elements along each dimension, of the array and of a chunk (HDF5 stores edge chunks whole).
   let shape: [Int]
   let chunkShape: [Int]
@@ -40,9 +60,10 @@ struct DeflatedChunks {
     let memoryClass = H5Tget_class(memoryType)
     var fault: Int32 = 0
     var dims = [hsize_t](repeating: 0, count: Self.maxRank)
+    var filter: Int32 = -1
     guard memoryClass == H5T_INTEGER || memoryClass == H5T_FLOAT, count > 0 else { return nil }
-    let rank = Int(chdf5_safe_deflate_chunks(dataset.id, Int32(Self.maxRank), &dims, &fault))
-    guard rank >= 1, let shape = try? dataset.shape, shape.count == rank, shape.reduce(1, *) == count else { return nil }
+    let rank = Int(chdf5_safe_compressed_chunks(dataset.id, Int32(Self.maxRank), &dims, &filter, &fault))
+    guard rank >= 1, let codec = Codec(rawValue: filter), let shape = try? dataset.shape, shape.count == rank, shape.reduce(1, *) == count else { return nil }
     let fileType = chdf5_safe_dataset_type(dataset.id, &fault)
     guard fileType >= 0 else { return nil }
     defer { _ = H5Tclose(fileType) }
@@ -54,17 +75,18 @@ struct DeflatedChunks {
     }
     guard H5Tequal(fileType, memoryType) > 0, elementSize > 0, chunkBytes <= Self.maxChunkBytes else { return nil }
     self.dataset = dataset
+    self.codec = codec
     self.shape = shape
     self.chunkShape = dims.prefix(rank).map { Int($0) }
     self.elementSize = elementSize
     grid = zip(shape, chunkShape).map { ($0 + $1 - 1) / $1 }
   }
 
-  /// Reads every stored chunk and inflates it into `destination` (the whole array, row-major),
+  /// Reads every stored chunk and decodes it into `destination` (the whole array, row-major),
   /// or only reads them when `destination` is nil. False where a chunk has no storage or libhdf5
   /// cannot read one: the caller then reads through libhdf5 (which fills a chunk never written,
-  /// or reports the error). Throws when a chunk does not inflate to a whole chunk. Stored chunks
-  /// are read `roundBytes` at a time (more when one chunk is larger), then inflated together.
+  /// or reports the error). Throws when a chunk does not decode to a whole chunk. Stored chunks
+  /// are read `roundBytes` at a time (more when one chunk is larger), then decoded together.
   func read(into destination: UnsafeMutableRawPointer?, roundBytes: Int = 8 << 20) throws -> Bool {
     var fault: Int32 = 0
     let storedBytes = Int(clamping: chdf5_safe_dataset_storage_size(dataset.id, &fault))  // all chunks together
@@ -86,8 +108,8 @@ struct DeflatedChunks {
         continue
       }
       if let destination {
-        try inflate(from: UnsafeRawPointer(stored.baseAddress!), sizes: sizes[..<n], masks: masks, first: first,
-                    into: destination)
+        try decode(from: UnsafeRawPointer(stored.baseAddress!), sizes: sizes[..<n], masks: masks, first: first,
+                   into: destination)
       }
       first += n
     }
@@ -105,9 +127,9 @@ struct DeflatedChunks {
     return origin
   }
 
-  /// Inflates the stored chunks first, first + 1, … (back to back in `source`) on every core; a
-  /// single chunk on this thread (waking the pool costs more than a small chunk's inflating).
-  private func inflate(from source: UnsafeRawPointer, sizes: ArraySlice<Int>, masks: [UInt32], first: Int,
+  /// Decodes the stored chunks first, first + 1, … (back to back in `source`) on every core; a
+  /// single chunk on this thread (waking the pool costs more than a small chunk's decoding).
+  private func decode(from source: UnsafeRawPointer, sizes: ArraySlice<Int>, masks: [UInt32], first: Int,
                        into destination: UnsafeMutableRawPointer) throws {
     var starts = [Int](repeating: 0, count: sizes.count)
     for j in 1..<Swift.max(sizes.count, 1) { starts[j] = starts[j - 1] + sizes[j - 1] }
@@ -117,22 +139,22 @@ struct DeflatedChunks {
     let round = Round(array: self, source: source, starts: starts, sizes: Array(sizes), masks: masks,
                       destination: destination, failed: failed, first: first)
     if CrashIsolation.isChild || sizes.count == 1 {
-      for j in 0..<sizes.count { round.inflate(j) }
+      for j in 0..<sizes.count { round.decode(j) }
     } else {
-      DispatchQueue.concurrentPerform(iterations: sizes.count) { round.inflate($0) }
+      DispatchQueue.concurrentPerform(iterations: sizes.count) { round.decode($0) }
     }
     if let j = failed.firstIndex(of: true) {
       let at = origin(ofChunk: first + j)
       let element = at.count == 1 ? "element \(at[0])" : "element \(at)"
       throw CellDataError(
-        "\(dataset.file): \(dataset.path): corrupt chunk at \(element): not a zlib stream of \(chunkElements * elementSize) bytes")
+        "\(dataset.file): \(dataset.path): corrupt chunk at \(element): not \(codec.streamName) of \(chunkElements * elementSize) bytes")
     }
   }
 
-  /// One round of chunks to inflate, shared by the threads: each writes only its chunk's bytes
+  /// One round of chunks to decode, shared by the threads: each writes only its chunk's bytes
   /// of `destination` and its entry of `failed`.
   private struct Round: @unchecked Sendable {
-    let array: DeflatedChunks
+    let array: CompressedChunks
     let source: UnsafeRawPointer
     let starts, sizes: [Int]
     let masks: [UInt32]
@@ -140,7 +162,7 @@ struct DeflatedChunks {
     let failed: UnsafeMutableBufferPointer<Bool>
     let first: Int
 
-    func inflate(_ j: Int) {
+    func decode(_ j: Int) {
       let chunkBytes = array.chunkElements * array.elementSize
       let input = source + starts[j]
       let origin = array.origin(ofChunk: first + j)
@@ -148,15 +170,15 @@ struct DeflatedChunks {
       // The chunk's rows lie back to back in the result when it spans every dimension but the first.
       let contiguous = (1..<origin.count).allSatisfy { array.chunkShape[$0] == array.shape[$0] }
       let rowBytes = array.shape.dropFirst().reduce(1, *) * array.elementSize
-      if masks[j] & 1 != 0 {  // stored without gzip (an optional filter that failed when written)
+      if masks[j] & 1 != 0 {  // stored as is (an optional filter that failed when written)
         failed[j] = sizes[j] != chunkBytes
         if !failed[j] { place(UnsafeRawPointer(input), origin: origin, extent: extent) }
       } else if contiguous && extent[0] == array.chunkShape[0] {
-        failed[j] = chdf5_inflate_exact(input, sizes[j], destination + origin[0] * rowBytes, chunkBytes) != 0
+        failed[j] = !array.codec.decode(input, sizes[j], into: destination + origin[0] * rowBytes, chunkBytes)
       } else {  // an edge chunk (HDF5 stores it whole), or rows that are not contiguous
         let whole = UnsafeMutableRawPointer.allocate(byteCount: chunkBytes, alignment: 16)
         defer { whole.deallocate() }
-        failed[j] = chdf5_inflate_exact(input, sizes[j], whole, chunkBytes) != 0
+        failed[j] = !array.codec.decode(input, sizes[j], into: whole, chunkBytes)
         if !failed[j] { place(UnsafeRawPointer(whole), origin: origin, extent: extent) }
       }
     }
