@@ -63,7 +63,10 @@ struct CompressedChunks {
     var filter: Int32 = -1
     guard memoryClass == H5T_INTEGER || memoryClass == H5T_FLOAT, count > 0 else { return nil }
     let rank = Int(chdf5_safe_compressed_chunks(dataset.id, Int32(Self.maxRank), &dims, &filter, &fault))
-    guard rank >= 1, let codec = Codec(rawValue: filter), let shape = try? dataset.shape, shape.count == rank, shape.reduce(1, *) == count else { return nil }
+    // `count` is the product of the checked shape (no overflow); the stored shape must give it.
+    guard rank >= 1, let codec = Codec(rawValue: filter), let shape = try? dataset.shape, shape.count == rank,
+          shape.reduce(1, *) == count
+    else { return nil }
     let fileType = chdf5_safe_dataset_type(dataset.id, &fault)
     guard fileType >= 0 else { return nil }
     defer { _ = H5Tclose(fileType) }
