@@ -92,7 +92,7 @@ extension Matrix {
   func requireCountsForPreprocessing(file: String) throws {
     do {
       try requireFinite("X")
-      if let values = data.doubles, let bad = values.first(where: { $0 < 0 }) {
+      if let (_, bad) = data.firstNumber(where: { $0 < 0 }) {
         throw CellDataError("X has a negative value (\(bad)); preprocess expects counts")
       }
     } catch let error as CellDataError {

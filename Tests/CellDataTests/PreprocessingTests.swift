@@ -46,6 +46,23 @@ final class PreprocessingTests: XCTestCase {
     XCTAssertThrowsMessage(try matrix([0.5], rows: 1, cols: 1).X!.requireCounts("X"), containing: ["integer counts", "0.5"])
   }
 
+  /// The checks scan the stored values in place, whatever their dtype, and name the first bad one.
+  func testValueChecksFindTheFirstBadValueOfEveryDtype() throws {
+    let cases: [(ArrayData, Int?)] = [
+      (.float32([1, 2, -3, -4]), 2), (.float64([0, .infinity]), 1), (.int16([3, -1]), 1),
+      (.uint64([1, 2]), nil), (.bool([true, false]), nil), (.string(["-1"]), nil),
+    ]
+    for (data, expected) in cases {
+      XCTAssertEqual(data.firstNumber(where: { $0 < 0 || !$0.isFinite })?.index, expected, data.dtypeName)
+    }
+    XCTAssertEqual(ArrayData.float32([1, -2.5]).firstNumber(where: { $0 < 0 })?.value, -2.5)
+    let counts = Matrix.dense(try DenseArray(shape: [2, 2], data: .int32([1, 2, -7, 4])))
+    XCTAssertThrowsMessage(try counts.requireCounts("X"), containing: ["found -7.0 at storage position 2"])
+    XCTAssertNoThrow(try counts.requireFinite("X"))
+    let strings = Matrix.dense(try DenseArray(shape: [1, 1], data: .string(["a"])))
+    XCTAssertThrowsMessage(try strings.requireFinite("X"), containing: ["strings"])
+  }
+
   func testScaleZeroCentersAndClips() throws {
     var a = try matrix([1, 10, 3, 10, 5, 10], rows: 3, cols: 2)
     try a.scale(maxValue: 0.9)

@@ -111,17 +111,17 @@ extension Matrix {
 
   /// Throws when any value is NaN or infinite.
   public func requireFinite(_ what: String) throws {
-    guard let values = data.doubles else { throw CellDataError("\(what) holds strings, not numbers") }
-    if let i = values.firstIndex(where: { !$0.isFinite }) {
-      throw CellDataError("\(what) contains a non-finite value (\(values[i])) at storage position \(i)")
+    guard !data.isString else { throw CellDataError("\(what) holds strings, not numbers") }
+    if let (i, value) = data.firstNumber(where: { !$0.isFinite }) {
+      throw CellDataError("\(what) contains a non-finite value (\(value)) at storage position \(i)")
     }
   }
 
   /// Throws unless every value is a non-negative integer (counts).
   public func requireCounts(_ what: String) throws {
-    guard let values = data.doubles else { throw CellDataError("\(what) holds strings, not numbers") }
-    if let i = values.firstIndex(where: { !$0.isFinite || $0 < 0 || $0.rounded() != $0 }) {
-      throw CellDataError("\(what) must hold non-negative integer counts; found \(values[i]) at storage position \(i)")
+    guard !data.isString else { throw CellDataError("\(what) holds strings, not numbers") }
+    if let (i, value) = data.firstNumber(where: { !$0.isFinite || $0 < 0 || $0.rounded() != $0 }) {
+      throw CellDataError("\(what) must hold non-negative integer counts; found \(value) at storage position \(i)")
     }
   }
 }
