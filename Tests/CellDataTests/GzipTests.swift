@@ -105,6 +105,25 @@ final class GzipTests: XCTestCase {
     XCTAssertNil(CompressedChunks(try file.dataset("cube"), memoryType: chdf5_native_float(), count: doubles.count))
   }
 
+  /// A chunk over `CompressedChunks.maxChunkBytes` (64 MiB; h5py's are at most 1 MiB) is left to
+  /// libhdf5, so that a chunk shape claimed by a damaged file cannot make the caller allocate it.
+  func testChunksOverTheBoundAreLeftToLibhdf5() throws {
+    let path = try Fixtures.temporaryDirectory(removedAfter: self) + "/big-chunk.h5"
+    let values: [Float] = [1, 2, 3, 4, 5]
+    do {
+      let file = try H5Group.createFile(path)
+      try file.createExtendable("over", type: .float32, chunkRows: CompressedChunks.maxChunkBytes / 4 + 1, gzipLevel: 1)
+        .append(values, rows: values.count)
+      try file.createExtendable("at", type: .float32, chunkRows: CompressedChunks.maxChunkBytes / 4, gzipLevel: 1)
+        .append(values, rows: values.count)
+    }
+    let file = try H5Group.openFile(path)
+    XCTAssertNil(CompressedChunks(try file.dataset("over"), memoryType: chdf5_native_float(), count: values.count))
+    XCTAssertNotNil(CompressedChunks(try file.dataset("at"), memoryType: chdf5_native_float(), count: values.count))
+    XCTAssertEqual(try file.dataset("over").read(), .float32(values))
+    XCTAssertEqual(try file.dataset("at").read(), .float32(values))
+  }
+
   /// A dense X stored with gzip reads as written through `AnnData.read`, whose crash-isolation
   /// child reads its chunks as stored without inflating or keeping them; a damaged chunk is then
   /// found by the caller's read and named by its first element's row and column.
