@@ -130,13 +130,19 @@ extension H5Dataset {
     return shape
   }
 
-  /// The whole 1-D dataset of numbers as float32, converted by libhdf5 as it is read; nil when
-  /// it does not hold numbers.
+  /// The whole 1-D dataset of numbers as float32, converted as it is read (`readWhole`); nil
+  /// when it does not hold numbers.
   func readFloats() throws -> [Float]? {
     guard (try? numberKind()) != nil else { return nil }
     let shape = try checkedShape()
     guard shape.count == 1 else { throw error("expected a 1-D array, got shape \(shape)") }
-    return try readBlock(Float.self, start: [0], count: shape)
+    var failed = false
+    let values = try [Float](unsafeUninitializedCapacity: shape[0]) { buffer, initialized in
+      if shape[0] > 0, try readWhole(count: shape[0], as: Float.h5MemoryType, into: buffer.baseAddress!) < 0 { failed = true }
+      initialized = shape[0]
+    }
+    if failed { throw CellDataError("\(file): \(path): cannot read: \(hdf5ErrorMessage())") }
+    return values
   }
 
   /// The whole dataset as `T` (`Int` by default), converted by libhdf5 from whichever integer

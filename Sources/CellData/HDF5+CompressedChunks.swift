@@ -41,7 +41,10 @@ struct CompressedChunks {
   /// Elements along each dimension, of the array and of a chunk (HDF5 stores edge chunks whole).
   let shape: [Int]
   let chunkShape: [Int]
+  /// Bytes per element in the result and as stored; `conversion` between them where they differ.
   let elementSize: Int
+  let storedSize: Int
+  let conversion: Conversion?
   /// Chunks along each dimension.
   let grid: [Int]
   var chunkElements: Int { chunkShape.reduce(1, *) }
@@ -54,8 +57,8 @@ struct CompressedChunks {
   static let maxChunkBytes = 64 << 20
 
   /// nil unless the dataset is such an array of `count` elements (the caller's, checked against
-  /// the file's storage), stored in `memoryType` (no conversion needed): the caller then reads
-  /// through libhdf5.
+  /// the file's storage), stored in `memoryType` or as integers that `integerConversion` converts
+  /// to it: the caller then reads through libhdf5.
   init?(_ dataset: H5Dataset, memoryType: hid_t, count: Int) {
     let memoryClass = H5Tget_class(memoryType)
     var fault: Int32 = 0
@@ -70,18 +73,25 @@ struct CompressedChunks {
     let fileType = chdf5_safe_dataset_type(dataset.id, &fault)
     guard fileType >= 0 else { return nil }
     defer { _ = H5Tclose(fileType) }
-    let elementSize = H5Tget_size(memoryType)
-    var chunkBytes = elementSize
+    let elementSize = H5Tget_size(memoryType), storedSize = H5Tget_size(fileType)
+    var chunkBytes = Swift.max(elementSize, storedSize)
     for d in dims.prefix(rank) {
       guard chunkBytes <= Self.maxChunkBytes, d <= hsize_t(Self.maxChunkBytes) else { return nil }
       chunkBytes *= Int(d)
     }
-    guard H5Tequal(fileType, memoryType) > 0, elementSize > 0, chunkBytes <= Self.maxChunkBytes else { return nil }
+    guard elementSize > 0, storedSize > 0, chunkBytes <= Self.maxChunkBytes else { return nil }
+    if H5Tequal(fileType, memoryType) > 0 {
+      conversion = nil
+    } else {
+      guard let integers = Self.integerConversion(from: fileType, to: memoryType) else { return nil }
+      conversion = integers
+    }
     self.dataset = dataset
     self.codec = codec
     self.shape = shape
     self.chunkShape = dims.prefix(rank).map { Int($0) }
     self.elementSize = elementSize
+    self.storedSize = storedSize
     grid = zip(shape, chunkShape).map { ($0 + $1 - 1) / $1 }
   }
 
@@ -150,7 +160,7 @@ struct CompressedChunks {
       let at = origin(ofChunk: first + j)
       let element = at.count == 1 ? "element \(at[0])" : "element \(at)"
       throw CellDataError(
-        "\(dataset.file): \(dataset.path): corrupt chunk at \(element): not \(codec.streamName) of \(chunkElements * elementSize) bytes")
+        "\(dataset.file): \(dataset.path): corrupt chunk at \(element): not \(codec.streamName) of \(chunkElements * storedSize) bytes")
     }
   }
 
@@ -166,7 +176,7 @@ struct CompressedChunks {
     let first: Int
 
     func decode(_ j: Int) {
-      let chunkBytes = array.chunkElements * array.elementSize
+      let chunkBytes = array.chunkElements * array.storedSize
       let input = source + starts[j]
       let origin = array.origin(ofChunk: first + j)
       let extent = (0..<origin.count).map { Swift.min(array.chunkShape[$0], array.shape[$0] - origin[$0]) }
@@ -176,9 +186,9 @@ struct CompressedChunks {
       if masks[j] & 1 != 0 {  // stored as is (an optional filter that failed when written)
         failed[j] = sizes[j] != chunkBytes
         if !failed[j] { place(UnsafeRawPointer(input), origin: origin, extent: extent) }
-      } else if contiguous && extent[0] == array.chunkShape[0] {
+      } else if contiguous && extent[0] == array.chunkShape[0] && array.conversion == nil {
         failed[j] = !array.codec.decode(input, sizes[j], into: destination + origin[0] * rowBytes, chunkBytes)
-      } else {  // an edge chunk (HDF5 stores it whole), or rows that are not contiguous
+      } else {  // an edge chunk (HDF5 stores it whole), rows that are not contiguous, or a conversion
         let whole = UnsafeMutableRawPointer.allocate(byteCount: chunkBytes, alignment: 16)
         defer { whole.deallocate() }
         failed[j] = !array.codec.decode(input, sizes[j], into: whole, chunkBytes)
@@ -186,11 +196,10 @@ struct CompressedChunks {
       }
     }
 
-    /// Copies the `extent` part of a whole chunk into the result at `origin`: one run of the
-    /// last dimension at a time, over every index of the dimensions before it.
+    /// Copies (or converts) the `extent` part of a whole chunk into the result at `origin`: one
+    /// run of the last dimension at a time, over every index of the dimensions before it.
     private func place(_ chunk: UnsafeRawPointer, origin: [Int], extent: [Int]) {
-      let rank = origin.count, size = array.elementSize
-      let runBytes = extent[rank - 1] * size
+      let rank = origin.count, run = extent[rank - 1]
       var index = [Int](repeating: 0, count: rank)  // within the chunk; the last stays 0
       while true {
         var from = 0, to = 0
@@ -198,7 +207,12 @@ struct CompressedChunks {
           from = from * array.chunkShape[d] + index[d]
           to = to * array.shape[d] + origin[d] + index[d]
         }
-        (destination + to * size).copyMemory(from: chunk + from * size, byteCount: runBytes)
+        let source = chunk + from * array.storedSize, target = destination + to * array.elementSize
+        if let convert = array.conversion {
+          convert(source, target, run)
+        } else {
+          target.copyMemory(from: source, byteCount: run * array.elementSize)
+        }
         var d = rank - 2
         while d >= 0 {
           index[d] += 1
@@ -208,6 +222,53 @@ struct CompressedChunks {
         }
         if d < 0 { return }
       }
+    }
+  }
+}
+
+extension CompressedChunks {
+  /// Converts `count` stored elements at the first pointer into the result's type at the second.
+  typealias Conversion = (UnsafeRawPointer, UnsafeMutableRawPointer, Int) -> Void
+
+  /// Stored integers (any width and sign, the host's byte order) into float32 or float64
+  /// (rounded to nearest) or int32 or int64 (saturated), as libhdf5 converts them: 10x
+  /// Genomics files store their counts as int32 and indices as int64, read as float32 and int32.
+  /// nil for any other pair (the caller's read then goes through libhdf5).
+  static func integerConversion(from fileType: hid_t, to memoryType: hid_t) -> Conversion? {
+    guard H5Tget_class(fileType) == H5T_INTEGER, H5Tget_order(fileType) == H5Tget_order(chdf5_native_int32()) else { return nil }
+    func from<S: FixedWidthInteger>(_: S.Type) -> Conversion? {
+      switch (H5Tget_class(memoryType), H5Tget_size(memoryType), H5Tget_sign(memoryType)) {
+      case (H5T_FLOAT, 4, _): return rounded(S.self, Float.self)
+      case (H5T_FLOAT, 8, _): return rounded(S.self, Double.self)
+      case (H5T_INTEGER, 4, H5T_SGN_2): return saturated(S.self, Int32.self)
+      case (H5T_INTEGER, 8, H5T_SGN_2): return saturated(S.self, Int64.self)
+      default: return nil
+      }
+    }
+    switch (H5Tget_size(fileType), H5Tget_sign(fileType) == H5T_SGN_2) {
+    case (1, true): return from(Int8.self)
+    case (2, true): return from(Int16.self)
+    case (4, true): return from(Int32.self)
+    case (8, true): return from(Int64.self)
+    case (1, false): return from(UInt8.self)
+    case (2, false): return from(UInt16.self)
+    case (4, false): return from(UInt32.self)
+    case (8, false): return from(UInt64.self)
+    default: return nil
+    }
+  }
+
+  private static func rounded<S: FixedWidthInteger, D: BinaryFloatingPoint>(_: S.Type, _: D.Type) -> Conversion {
+    { source, destination, count in
+      let from = source.assumingMemoryBound(to: S.self), to = destination.assumingMemoryBound(to: D.self)
+      for i in 0..<count { to[i] = D(from[i]) }
+    }
+  }
+
+  private static func saturated<S: FixedWidthInteger, D: FixedWidthInteger>(_: S.Type, _: D.Type) -> Conversion {
+    { source, destination, count in
+      let from = source.assumingMemoryBound(to: S.self), to = destination.assumingMemoryBound(to: D.self)
+      for i in 0..<count { to[i] = D(clamping: from[i]) }
     }
   }
 }

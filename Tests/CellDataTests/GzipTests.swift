@@ -1,4 +1,5 @@
 import CHDF5
+import CHDF5Safe
 import Foundation
 import XCTest
 
@@ -67,9 +68,13 @@ final class GzipTests: XCTestCase {
       XCTAssertTrue(try read.withUnsafeMutableBytes { try chunks.read(into: $0.baseAddress!, roundBytes: roundBytes) }, label)
       XCTAssertEqual(read, integers, label)
     }
-    // A conversion (int32 stored, int64 wanted) goes through libhdf5.
-    XCTAssertNil(CompressedChunks(try file.dataset("i"), memoryType: chdf5_native_int64(), count: n))
+    // Stored integers are converted here as libhdf5 converts them (to wider and narrower
+    // integers, saturating, and to floats); other conversions (floats to integers) stay with it.
+    XCTAssertNotNil(CompressedChunks(try file.dataset("i"), memoryType: chdf5_native_int64(), count: n))
     XCTAssertEqual(try file.dataset("i").readIntegers(as: Int.self), integers.map(Int.init))
+    XCTAssertEqual(try file.dataset("i").readFloats(), integers.map(Float.init))
+    XCTAssertNil(CompressedChunks(try file.dataset("f"), memoryType: chdf5_native_int32(), count: n))
+    XCTAssertEqual(try file.dataset("f").readFloats(), floats)
   }
 
   /// Arrays of two and more dimensions (a dense X, layers, obsm) are inflated chunk by chunk into
@@ -163,6 +168,35 @@ final class GzipTests: XCTestCase {
     XCTAssertGreaterThanOrEqual(dataset, 0)
     defer { _ = H5Dclose(dataset) }
     XCTAssertGreaterThanOrEqual(values.withUnsafeBytes { H5Dwrite(dataset, type, 0, 0, hid_t(H5P_DEFAULT), $0.baseAddress) }, 0)
+  }
+
+  /// Integers stored in one width and read in another (10x Genomics files: int32 counts read as
+  /// float32, int64 indices read as int32) are converted chunk by chunk into what libhdf5's own
+  /// conversion gives: values beyond the narrower type saturate, and an N-D array's edge chunks
+  /// are cut as without a conversion.
+  func testStoredIntegersConvertAsLibhdf5ConvertsThem() throws {
+    let path = try Fixtures.temporaryDirectory(removedAfter: self) + "/widths.h5"
+    let wide: [Int64] = [0, 1, -1, Int64(Int32.max), Int64(Int32.max) + 1, Int64(Int32.min) - 1, 1 << 53 + 1, -7] + (0..<1_000).map { Int64($0 * 37 % 1_001) }
+    let small: [UInt16] = (0..<(30 * 17)).map { UInt16($0 * 131 % 65_536) }
+    do {
+      let file = try H5Group.createFile(path)
+      try createGzipArray(file.id, "wide", shape: [wide.count], chunks: [100], values: wide, type: chdf5_native_int64())
+      try createGzipArray(file.id, "grid", shape: [30, 17], chunks: [8, 5], values: small, type: chdf5_native_uint16())
+    }
+    let file = try H5Group.openFile(path)
+    for (name, count) in [("wide", wide.count), ("grid", small.count)] {
+      let dataset = try file.dataset(name)
+      for type in [chdf5_native_float(), chdf5_native_double(), chdf5_native_int32(), chdf5_native_int64()] {
+        let chunks = try XCTUnwrap(CompressedChunks(dataset, memoryType: type, count: count), name)
+        var ours = [UInt8](repeating: 0xEE, count: count * H5Tget_size(type))
+        var theirs = [UInt8](repeating: 0x11, count: ours.count)
+        XCTAssertTrue(try ours.withUnsafeMutableBytes { try chunks.read(into: $0.baseAddress!, roundBytes: 1) }, name)
+        var fault: Int32 = 0
+        XCTAssertGreaterThanOrEqual(theirs.withUnsafeMutableBytes { chdf5_safe_dread(dataset.id, type, $0.baseAddress, &fault) }, 0)
+        XCTAssertEqual(ours, theirs, "\(name) as a \(H5Tget_size(type))-byte \(H5Tget_class(type) == H5T_FLOAT ? "float" : "integer")")
+      }
+    }
+    XCTAssertEqual(try file.dataset("wide").readIntegers(as: Int32.self)?.prefix(6), [0, 1, -1, Int32.max, Int32.max, Int32.min])
   }
 
   /// A chunk stored without gzip (its filter mask says so: an optional filter that failed when

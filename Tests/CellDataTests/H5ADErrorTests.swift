@@ -101,14 +101,15 @@ final class H5ADErrorTests: XCTestCase {
   /// found. Gzip level 0 stores the chunks' bytes verbatim, so the last chunk's zlib checksum
   /// (the 4 bytes after its data) can be located and broken. Read as stored (int32), the array's
   /// chunks are inflated by the caller's read, not the probe (CompressedChunks): the probe reads
-  /// them as stored, and the caller's read finds the damage.
+  /// them as stored, and the caller's read finds the damage. Read as uint64 (a conversion that
+  /// stays with libhdf5), the probe's slab reads find it.
   func testTheProbeReadsEverySlabOfAnArray() throws {
     let path = try Fixtures.temporaryDirectory(removedAfter: self) + "/slabs.h5"
     do {
       let dataset = try H5Group.createFile(path).createExtendable("x", type: .int32, chunkRows: 4, gzipLevel: 0)
       try dataset.append((0..<12).map { Int32($0 < 8 ? $0 : 0x5A5A_5A00 + $0) }, rows: 12)
     }
-    let converted = chdf5_native_int64()  // read through libhdf5, which converts
+    let converted = chdf5_native_uint64()  // a conversion CompressedChunks leaves to libhdf5
     XCTAssertNoThrow(try H5Group.openFile(path).dataset("x").readThrough(as: converted, slab: 4))
     var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
     let lastChunk = (8..<12).flatMap { withUnsafeBytes(of: Int32(0x5A5A_5A00 + $0).littleEndian, Array.init) }
