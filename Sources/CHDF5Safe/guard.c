@@ -139,23 +139,30 @@ herr_t chdf5_safe_dread_block(hid_t dataset, hid_t memory_type, int rank, const 
   GUARD(herr_t, -1, read_block(dataset, memory_type, rank, start, count, buffer));
 }
 
-static int compressed_chunks(hid_t dataset, int max_rank, hsize_t *chunk_dims, int *filter) {
+static int compressed_chunks(hid_t dataset, int max_rank, hsize_t *chunk_dims, int *filter, int *shuffled) {
   hid_t plist = H5Dget_create_plist(dataset);
   if (plist < 0) return 0;
   unsigned options = 1, flags = 0;
   size_t values = 0;
   int rank = H5Pget_layout(plist) == H5D_CHUNKED ? H5Pget_chunk(plist, max_rank, chunk_dims) : 0;
+  int filters = H5Pget_nfilters(plist);
   int eligible = rank >= 1 && rank <= max_rank && H5Pget_chunk_opts(plist, &options) >= 0 && options == 0 &&
-                 H5Pget_nfilters(plist) == 1;
-  if (eligible) *filter = H5Pget_filter2(plist, 0, &flags, &values, NULL, 0, NULL, NULL);
+                 (filters == 1 || filters == 2);
+  if (eligible) {
+    int first = H5Pget_filter2(plist, 0, &flags, &values, NULL, 0, NULL, NULL);
+    *shuffled = filters == 2 && first == H5Z_FILTER_SHUFFLE;
+    values = 0;  // no client data wanted (a count above 0 would have libhdf5 write into NULL)
+    *filter = filters == 1 ? first : *shuffled ? H5Pget_filter2(plist, 1, &flags, &values, NULL, 0, NULL, NULL) : -1;
+  }
   for (int d = 0; eligible && d < rank; d++) eligible = chunk_dims[d] > 0;
   H5Pclose(plist);
   H5Eclear2(H5E_DEFAULT);
   return eligible && *filter >= 0 ? rank : 0;
 }
 
-int chdf5_safe_compressed_chunks(hid_t dataset, int max_rank, hsize_t *chunk_dims, int *filter, int *fault) {
-  GUARD(int, 0, compressed_chunks(dataset, max_rank, chunk_dims, filter));
+int chdf5_safe_compressed_chunks(hid_t dataset, int max_rank, hsize_t *chunk_dims, int *filter, int *shuffled,
+                                 int *fault) {
+  GUARD(int, 0, compressed_chunks(dataset, max_rank, chunk_dims, filter, shuffled));
 }
 
 static long read_raw_chunks(hid_t dataset, int rank, const hsize_t *offsets, long count, unsigned char *buffer,

@@ -5,10 +5,11 @@ import Dispatch
 import Foundation
 
 /// A compressed array of numbers (what anndata writes with `compression="gzip"` or `"lzf"`: the
-/// data, indices and indptr of a sparse matrix, obs and var columns, a dense X, layers and obsm),
-/// read as its stored chunks (libhdf5's H5Dread_chunk) and decoded on every core, each chunk
-/// straight into its place in the result (through a chunk-sized buffer where the chunk's rows
-/// are not contiguous there). gzip is inflated by libdeflate (zlib where libdeflate is not in
+/// data, indices and indptr of a sparse matrix, obs and var columns, a dense X, layers and obsm;
+/// Cell Ranger's matrices, shuffled first), read as its stored chunks (libhdf5's H5Dread_chunk)
+/// and decoded on every core, each chunk straight into its place in the result (through a
+/// chunk-sized buffer where the chunk's rows are not contiguous there, or it is shuffled or
+/// converted). gzip is inflated by libdeflate (zlib where libdeflate is not in
 /// use: `hdf5GzipImplementation`), LZF by our decoder (`chdf5_lzf_decode`). libhdf5 decodes one
 /// chunk at a time into its chunk cache and then copies it out.
 ///
@@ -38,6 +39,9 @@ struct CompressedChunks {
 
   let dataset: H5Dataset
   let codec: Codec
+  /// The chunks went through HDF5's byte shuffle before the codec (Cell Ranger's and h5py's
+  /// `shuffle=True`): element bytes grouped by position, undone after decoding.
+  let shuffled: Bool
   /// Elements along each dimension, of the array and of a chunk (HDF5 stores edge chunks whole).
   let shape: [Int]
   let chunkShape: [Int]
@@ -63,9 +67,9 @@ struct CompressedChunks {
     let memoryClass = H5Tget_class(memoryType)
     var fault: Int32 = 0
     var dims = [hsize_t](repeating: 0, count: Self.maxRank)
-    var filter: Int32 = -1
+    var filter: Int32 = -1, shuffled: Int32 = 0
     guard memoryClass == H5T_INTEGER || memoryClass == H5T_FLOAT, count > 0 else { return nil }
-    let rank = Int(chdf5_safe_compressed_chunks(dataset.id, Int32(Self.maxRank), &dims, &filter, &fault))
+    let rank = Int(chdf5_safe_compressed_chunks(dataset.id, Int32(Self.maxRank), &dims, &filter, &shuffled, &fault))
     // `count` is the product of the checked shape (no overflow); the stored shape must give it.
     guard rank >= 1, let codec = Codec(rawValue: filter), let shape = try? dataset.shape, shape.count == rank,
           shape.reduce(1, *) == count
@@ -88,6 +92,7 @@ struct CompressedChunks {
     }
     self.dataset = dataset
     self.codec = codec
+    self.shuffled = shuffled != 0
     self.shape = shape
     self.chunkShape = dims.prefix(rank).map { Int($0) }
     self.elementSize = elementSize
@@ -177,22 +182,51 @@ struct CompressedChunks {
 
     func decode(_ j: Int) {
       let chunkBytes = array.chunkElements * array.storedSize
-      let input = source + starts[j]
+      let input = UnsafeRawPointer(source + starts[j])
       let origin = array.origin(ofChunk: first + j)
       let extent = (0..<origin.count).map { Swift.min(array.chunkShape[$0], array.shape[$0] - origin[$0]) }
-      // The chunk's rows lie back to back in the result when it spans every dimension but the first.
-      let contiguous = (1..<origin.count).allSatisfy { array.chunkShape[$0] == array.shape[$0] }
-      let rowBytes = array.shape.dropFirst().reduce(1, *) * array.elementSize
-      if masks[j] & 1 != 0 {  // stored as is (an optional filter that failed when written)
-        failed[j] = sizes[j] != chunkBytes
-        if !failed[j] { place(UnsafeRawPointer(input), origin: origin, extent: extent) }
-      } else if contiguous && extent[0] == array.chunkShape[0] && array.conversion == nil {
-        failed[j] = !array.codec.decode(input, sizes[j], into: destination + origin[0] * rowBytes, chunkBytes)
-      } else {  // an edge chunk (HDF5 stores it whole), rows that are not contiguous, or a conversion
-        let whole = UnsafeMutableRawPointer.allocate(byteCount: chunkBytes, alignment: 16)
-        defer { whole.deallocate() }
-        failed[j] = !array.codec.decode(input, sizes[j], into: whole, chunkBytes)
-        if !failed[j] { place(UnsafeRawPointer(whole), origin: origin, extent: extent) }
+      // The chunk lands as it is in the result when it is whole, needs no conversion, and spans
+      // every dimension but the first (its rows are then back to back there).
+      let inPlace = array.conversion == nil && extent[0] == array.chunkShape[0]
+        && (1..<origin.count).allSatisfy { array.chunkShape[$0] == array.shape[$0] }
+      let target = destination + origin[0] * array.shape.dropFirst().reduce(1, *) * array.elementSize
+      // Filter-mask bits: a filter the writer skipped (an optional one that failed) left the bytes as they were.
+      let decodes = masks[j] & (array.shuffled ? 2 : 1) == 0
+      let unshuffles = array.shuffled && masks[j] & 1 == 0
+      var buffers: [UnsafeMutableRawPointer] = []
+      defer { buffers.forEach { $0.deallocate() } }
+      func buffer() -> UnsafeMutableRawPointer {
+        buffers.append(.allocate(byteCount: chunkBytes, alignment: 16))
+        return buffers.last!
+      }
+      var bytes = input
+      if decodes {
+        let output = inPlace && !unshuffles ? target : buffer()
+        guard array.codec.decode(input, sizes[j], into: output, chunkBytes) else {
+          failed[j] = true
+          return
+        }
+        if output == target { return }
+        bytes = UnsafeRawPointer(output)
+      } else if sizes[j] != chunkBytes {
+        failed[j] = true
+        return
+      }
+      if unshuffles {
+        let output = inPlace ? target : buffer()
+        Self.unshuffle(bytes, into: output, elements: array.chunkElements, size: array.storedSize)
+        if output == target { return }
+        bytes = UnsafeRawPointer(output)
+      }
+      place(bytes, origin: origin, extent: extent)
+    }
+
+    /// Undoes HDF5's shuffle filter: byte b of element i was stored at b × elements + i.
+    static func unshuffle(_ source: UnsafeRawPointer, into destination: UnsafeMutableRawPointer, elements: Int, size: Int) {
+      let from = source.assumingMemoryBound(to: UInt8.self), to = destination.assumingMemoryBound(to: UInt8.self)
+      for b in 0..<size {
+        let plane = from + b * elements
+        for i in 0..<elements { to[i * size + b] = plane[i] }
       }
     }
 

@@ -158,11 +158,13 @@ final class GzipTests: XCTestCase {
   }
 
   /// Creates `name` in the file or group `location`: an array of `shape` stored in gzip chunks of `chunks`.
-  private func createGzipArray<T>(_ location: hid_t, _ name: String, shape: [Int], chunks: [Int], values: [T], type: hid_t) throws {
+  private func createGzipArray<T>(_ location: hid_t, _ name: String, shape: [Int], chunks: [Int], values: [T], type: hid_t,
+                                  shuffle: Bool = false) throws {
     let space = H5Screate_simple(Int32(shape.count), shape.map { hsize_t($0) }, nil)
     let create = H5Pcreate(chdf5_p_dataset_create())
     defer { _ = H5Sclose(space); _ = H5Pclose(create) }
     XCTAssertGreaterThanOrEqual(H5Pset_chunk(create, Int32(chunks.count), chunks.map { hsize_t($0) }), 0)
+    if shuffle { XCTAssertGreaterThanOrEqual(H5Pset_shuffle(create), 0) }
     XCTAssertGreaterThanOrEqual(H5Pset_deflate(create, 4), 0)
     let dataset = H5Dcreate2(location, name, type, space, hid_t(H5P_DEFAULT), create, hid_t(H5P_DEFAULT))
     XCTAssertGreaterThanOrEqual(dataset, 0)
@@ -197,6 +199,40 @@ final class GzipTests: XCTestCase {
       }
     }
     XCTAssertEqual(try file.dataset("wide").readIntegers(as: Int32.self)?.prefix(6), [0, 1, -1, Int32.max, Int32.max, Int32.min])
+  }
+
+  /// Chunks shuffled before gzip (Cell Ranger writes its matrices so: int32 counts, int64
+  /// indices) are unshuffled after inflating, in place or through a buffer, converted or not,
+  /// into what libhdf5 reads.
+  func testShuffledChunksReadAsLibhdf5ReadsThem() throws {
+    let path = try Fixtures.temporaryDirectory(removedAfter: self) + "/shuffled.h5"
+    var rng = SplitMixRandom(seed: 13)
+    let counts = (0..<5_003).map { _ in Int32(rng.below(300)) }
+    let indices = (0..<5_003).map { _ in Int64(rng.below(33_000)) }
+    let grid = (0..<(50 * 21)).map { _ in Float(rng.below(1_000)) / 7 }
+    do {
+      let file = try H5Group.createFile(path)
+      try createGzipArray(file.id, "data", shape: [counts.count], chunks: [1_000], values: counts, type: chdf5_native_int32(), shuffle: true)
+      try createGzipArray(file.id, "indices", shape: [indices.count], chunks: [1_000], values: indices, type: chdf5_native_int64(), shuffle: true)
+      try createGzipArray(file.id, "grid", shape: [50, 21], chunks: [16, 21], values: grid, type: chdf5_native_float(), shuffle: true)
+    }
+    let file = try H5Group.openFile(path)
+    for (name, type) in [("data", chdf5_native_int32()), ("data", chdf5_native_float()), ("indices", chdf5_native_int32()),
+                         ("indices", chdf5_native_int64()), ("grid", chdf5_native_float())] {
+      let dataset = try file.dataset(name)
+      let count = try dataset.checkedShape().reduce(1, *)
+      let chunks = try XCTUnwrap(CompressedChunks(dataset, memoryType: type, count: count), name)
+      XCTAssertTrue(chunks.shuffled, name)
+      var ours = [UInt8](repeating: 0xEE, count: count * H5Tget_size(type))
+      var theirs = [UInt8](repeating: 0x11, count: ours.count)
+      XCTAssertTrue(try ours.withUnsafeMutableBytes { try chunks.read(into: $0.baseAddress!) }, name)
+      var fault: Int32 = 0
+      XCTAssertGreaterThanOrEqual(theirs.withUnsafeMutableBytes { chdf5_safe_dread(dataset.id, type, $0.baseAddress, &fault) }, 0)
+      XCTAssertEqual(ours, theirs, "\(name) read as \(H5Tget_size(type)) bytes")
+    }
+    XCTAssertEqual(try file.dataset("data").readFloats(), counts.map(Float.init))
+    XCTAssertEqual(try file.dataset("indices").readIntegers(as: Int32.self), indices.map(Int32.init))
+    XCTAssertEqual(try file.dataset("grid").read(), .float32(grid))
   }
 
   /// A chunk stored without gzip (its filter mask says so: an optional filter that failed when

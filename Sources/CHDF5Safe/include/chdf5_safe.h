@@ -48,10 +48,12 @@ hid_t chdf5_safe_dopen_cached(hid_t location, const char *name, size_t slots, si
 /// `buffer`, converted to `memory_type`.
 herr_t chdf5_safe_dread_block(hid_t dataset, hid_t memory_type, int rank, const hsize_t *start, const hsize_t *count,
                               void *buffer, int *fault);
-/// The rank (1 to `max_rank`) when `dataset` is stored in chunks through one filter (what h5py
-/// writes for compression="gzip" or "lzf"), with the chunk's shape in `chunk_dims` and the
-/// filter's id in `filter`; 0 otherwise.
-int chdf5_safe_compressed_chunks(hid_t dataset, int max_rank, hsize_t *chunk_dims, int *filter, int *fault);
+/// The rank (1 to `max_rank`) when `dataset` is stored in chunks through one filter, or through
+/// the byte shuffle and then one filter (what h5py writes for compression="gzip" or "lzf",
+/// with shuffle=True), with the chunk's shape in `chunk_dims`, the filter's id in `filter`, and
+/// whether the shuffle comes first in `shuffled`; 0 otherwise.
+int chdf5_safe_compressed_chunks(hid_t dataset, int max_rank, hsize_t *chunk_dims, int *filter, int *shuffled,
+                                 int *fault);
 /// Reads the chunks at `offsets` (`count` × `rank` element coordinates) of such a dataset as
 /// stored (H5Dread_chunk: still compressed) back to back into `buffer`, each one's stored bytes
 /// in `sizes` and filter mask in `masks`, until the next does not fit in `capacity` bytes.
