@@ -5,9 +5,10 @@ import SingleCell
 /// `singlecell info FILE`: a summary of an .h5ad file.
 struct InfoCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "info", abstract: "Print the shape, X type, obs/var columns, layers and obsm keys of an .h5ad file.")
+    commandName: "info",
+    abstract: "Print the shape, X type, obs/var columns, layers and obsm keys of an .h5ad file (or a 10x Genomics matrix).")
 
-  @Argument(help: "An .h5ad file.") var file: String
+  @Argument(help: "An .h5ad file, a 10x Genomics .h5 file or a 10x Matrix Market directory.") var file: String
 
   @Option(help: ArgumentHelp("Time N reads of the file in this process and print the median (for bench/h5ad_read).", visibility: .hidden))
   var timeReads: Int?
@@ -17,14 +18,14 @@ struct InfoCommand: ParsableCommand {
       var seconds: [Double] = []
       for _ in 0..<max(n, 1) {
         let start = DispatchTime.now().uptimeNanoseconds
-        _ = try AnnData.read(h5ad: file)
+        _ = try AnnData.read(input: file)
         seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
       }
       seconds.sort()
       print("median_read_seconds \(seconds[seconds.count / 2])")
       return
     }
-    let adata = try AnnData.read(h5ad: file)
+    let adata = try AnnData.read(input: file)
     print("AnnData \(adata.nObs) obs × \(adata.nVars) vars  (\(file))")
     print("X: \(adata.X?.summary ?? "none")")
     printFrame("obs", adata.obs)

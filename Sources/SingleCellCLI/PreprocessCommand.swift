@@ -16,7 +16,8 @@ struct PreprocessCommand: ParsableCommand {
 
   @OptionGroup var global: GlobalOptions
 
-  @Argument(help: "Input .h5ad file with counts in X.") var input: String
+  @Argument(help: "Input: an .h5ad file with counts in X, a 10x Genomics .h5 file or a 10x Matrix Market directory.")
+  var input: String
   @Option(name: [.short, .customLong("output")], help: "Output .h5ad file.") var output: String
 
   @Option(help: "Keep cells with at least this many expressed genes.") var minGenes: Int?
@@ -48,7 +49,7 @@ struct PreprocessCommand: ParsableCommand {
 
   func run() throws {
     _ = try global.apply()
-    var adata = try AnnData.read(h5ad: input, requireX: true)
+    var adata = try AnnData.read(input: input, requireX: true)
     try adata.X!.requireCountsForPreprocessing(file: input)
     if minGenes != nil || minCounts != nil {
       try adata.filterCells(minCounts: minCounts, minGenes: minGenes)
