@@ -74,6 +74,10 @@ extension AnnData {
       try variables.set("gene_ids", .array(.string(try strings(group, "genes"))))
     }
     guard let matrix else { return nil }
-    return try AnnData(X: .sparse(matrix), obs: DataFrame(index: barcodes), var: variables)
+    do {
+      return try AnnData(X: .sparse(matrix), obs: DataFrame(index: barcodes), var: variables)
+    } catch let error as CellDataError {
+      throw CellDataError("\(path): \(error.message)")
+    }
   }
 }
