@@ -79,8 +79,8 @@ struct H5NumberKind: CustomStringConvertible {
     isFloat ? "float\(size * 8)" : isInteger ? "\(signed ? "int" : "uint")\(size * 8)" : "non-numeric"
   }
 
-  /// Bytes per element as `H5Dataset.read()` reads them (float16 as float32).
-  var readSize: Int { isFloat ? Swift.max(size, 4) : size }
+  /// Bytes per element as `H5Dataset.read()` reads them (`readMemoryType`'s: float16 as float32).
+  var readSize: Int { readMemoryType.map { H5Tget_size($0) } ?? size }
 
   /// The native type `H5Dataset.read()` converts this stored type to; nil where it has none.
   var readMemoryType: hid_t? {
@@ -130,30 +130,29 @@ extension H5Dataset {
     return shape
   }
 
-  /// The whole 1-D dataset of numbers as float32, converted as it is read (`readWhole`); nil
-  /// when it does not hold numbers.
+  /// The whole 1-D dataset of numbers as float32, converted as it is read; nil when it does not
+  /// hold numbers.
   func readFloats() throws -> [Float]? {
-    guard (try? numberKind()) != nil else { return nil }
+    guard let kind = try? numberKind() else { return nil }
     let shape = try checkedShape()
     guard shape.count == 1 else { throw error("expected a 1-D array, got shape \(shape)") }
-    var failed = false
-    let values = try [Float](unsafeUninitializedCapacity: shape[0]) { buffer, initialized in
-      if shape[0] > 0, try readWhole(count: shape[0], as: Float.h5MemoryType, into: buffer.baseAddress!) < 0 { failed = true }
-      initialized = shape[0]
-    }
-    if failed { throw CellDataError("\(file): \(path): cannot read: \(hdf5ErrorMessage())") }
-    return values
+    return try readAll(Float.self, count: shape[0], storedSize: kind.size)
   }
 
-  /// The whole dataset as `T` (`Int` by default), converted by libhdf5 from whichever integer
-  /// type is stored, straight into the result (no stored-type copy to convert: sparse indices
-  /// are the largest arrays of a file; a value beyond `T`'s range saturates); nil when it does
-  /// not hold integers.
+  /// The whole dataset as `T` (`Int` by default), converted from whichever integer type is
+  /// stored, straight into the result (no stored-type copy to convert: sparse indices are the
+  /// largest arrays of a file; a value beyond `T`'s range saturates); nil when it does not hold
+  /// integers.
   func readIntegers<T: H5NativeNumber & FixedWidthInteger>(as _: T.Type = Int.self) throws -> [T]? {
     guard let kind = try? numberKind(), kind.isInteger else { return nil }
-    let count = try checkedShape().reduce(1, *)
+    return try readAll(T.self, count: try checkedShape().reduce(1, *), storedSize: kind.size)
+  }
+
+  /// All `count` elements as `T`, read by `readWhole` (so converted there or by libhdf5); an
+  /// uncompressed array's buffer is advised for huge pages.
+  private func readAll<T: H5NativeNumber>(_: T.Type, count: Int, storedSize: Int) throws -> [T] {
     var fault: Int32 = 0
-    let raw = chdf5_safe_dataset_storage_size(id, &fault) >= hsize_t(count * kind.size)
+    let raw = chdf5_safe_dataset_storage_size(id, &fault) >= hsize_t(count * storedSize)
     var failed = false
     let values = try [T](unsafeUninitializedCapacity: count) { buffer, initialized in
       guard count > 0 else { return }

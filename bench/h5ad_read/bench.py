@@ -51,6 +51,26 @@ def make_file(path: pathlib.Path, compression, n_obs: int, n_vars: int, dense: b
     adata.write_h5ad(path, compression=compression)
 
 
+def swift_median(binary, path, repeats, environment=None) -> float:
+    """Median seconds of `repeats` whole reads of `path` in one `singlecell` process."""
+    out = subprocess.run(
+        [binary, "info", str(path), "--time-reads", str(repeats)],
+        check=True, capture_output=True, text=True, env={**os.environ, **(environment or {})},
+    ).stdout
+    return float(out.split("median_read_seconds")[1].split()[0])
+
+
+def python_median(read, path, repeats) -> float:
+    """Median seconds of `repeats` calls of `read(path)`, after one warm-up call."""
+    read(path)
+    seconds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        read(path)
+        seconds.append(time.perf_counter() - t0)
+    return statistics.median(seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=15)
@@ -63,13 +83,6 @@ def main() -> None:
     args = parser.parse_args()
     compression = None if args.compression == "none" else args.compression
 
-    def swift_median(path, environment):
-        out = subprocess.run(
-            [args.binary, "info", str(path), "--time-reads", str(args.repeats)],
-            check=True, capture_output=True, text=True, env={**os.environ, **environment},
-        ).stdout
-        return float(out.split("median_read_seconds")[1].split()[0])
-
     with tempfile.TemporaryDirectory() as tmp:
         if args.file:
             path = pathlib.Path(args.file)
@@ -77,17 +90,10 @@ def main() -> None:
             path = pathlib.Path(tmp) / f"bench_{args.cells}_{args.genes}.h5ad"
             make_file(path, compression, args.cells, args.genes, args.dense)
         subprocess.run([args.binary, "info", str(path)], check=True, capture_output=True)  # warm-up
-        ad.read_h5ad(path)
+        p = python_median(ad.read_h5ad, path, args.repeats)
+        s = swift_median(args.binary, path, args.repeats)
+        zlib = swift_median(args.binary, path, args.repeats, {"SINGLECELL_ZLIB": "1"}) if compression == "gzip" or args.file else None
 
-        python = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            ad.read_h5ad(path)
-            python.append(time.perf_counter() - t0)
-        s = swift_median(path, {})
-        zlib = swift_median(path, {"SINGLECELL_ZLIB": "1"}) if compression == "gzip" or args.file else None
-
-    p = statistics.median(python)
     if args.file:
         print(f"file: {path}; repeats {args.repeats}")
     else:

@@ -12,16 +12,15 @@ in bench.py; prints the medians and scanpy / Swift.
 """
 
 import argparse
-import os
 import pathlib
-import statistics
 import subprocess
 import tempfile
-import time
 
 import h5py
 import numpy as np
 import scanpy as sc
+
+from bench import python_median, swift_median  # bench/h5ad_read/bench.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -57,16 +56,8 @@ def main():
         path = pathlib.Path(tmp) / "filtered_feature_bc_matrix.h5"
         make_file(path, args.cells, args.genes, args.per_cell)
         subprocess.run([args.binary, "info", str(path)], check=True, capture_output=True)  # warm-up
-        sc.read_10x_h5(path)
-        python = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            sc.read_10x_h5(path)
-            python.append(time.perf_counter() - t0)
-        out = subprocess.run([args.binary, "info", str(path), "--time-reads", str(args.repeats)],
-                             check=True, capture_output=True, text=True, env=os.environ).stdout
-        s = float(out.split("median_read_seconds")[1].split()[0])
-    p = statistics.median(python)
+        p = python_median(sc.read_10x_h5, path, args.repeats)
+        s = swift_median(args.binary, path, args.repeats)
     print(f"file: {args.cells} cells x {args.genes} genes, {args.cells * args.per_cell} nonzeros, Cell Ranger layout; repeats {args.repeats}")
     print(f"swift read10xH5:     median {s * 1e3:.1f} ms")
     print(f"scanpy.read_10x_h5:  median {p * 1e3:.1f} ms")
