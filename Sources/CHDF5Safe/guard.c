@@ -139,6 +139,29 @@ herr_t chdf5_safe_dread_block(hid_t dataset, hid_t memory_type, int rank, const 
   GUARD(herr_t, -1, read_block(dataset, memory_type, rank, start, count, buffer));
 }
 
+static int chunk_layout_valid(hid_t dataset) {
+  hid_t plist = H5Dget_create_plist(dataset);
+  hid_t space = H5Dget_space(dataset);
+  int valid = 0;
+  if (plist >= 0 && space >= 0) {
+    H5D_layout_t layout = H5Pget_layout(plist);
+    int rank = H5Sget_simple_extent_ndims(space);
+    hsize_t chunk_dims[H5S_MAX_RANK];
+    if (layout != H5D_CHUNKED) {
+      valid = layout >= 0;
+    } else if (rank >= 1 && rank <= H5S_MAX_RANK && H5Pget_chunk(plist, H5S_MAX_RANK, chunk_dims) == rank) {
+      valid = 1;
+      for (int d = 0; d < rank; d++) valid = valid && chunk_dims[d] > 0;
+    }
+  }
+  if (space >= 0) H5Sclose(space);
+  if (plist >= 0) H5Pclose(plist);
+  H5Eclear2(H5E_DEFAULT);
+  return valid;
+}
+
+int chdf5_safe_chunk_layout_valid(hid_t dataset, int *fault) { GUARD(int, 0, chunk_layout_valid(dataset)); }
+
 static int compressed_chunks(hid_t dataset, int max_rank, hsize_t *chunk_dims, int *filter, int *shuffled) {
   hid_t plist = H5Dget_create_plist(dataset);
   if (plist < 0) return 0;

@@ -36,9 +36,7 @@ extension H5Group {
   /// smaller than many gzip chunks, which are then decompressed again on every partial read).
   func dataset(_ name: String, chunkCacheBytes: Int) throws -> H5Dataset {
     var fault: Int32 = 0
-    let did = chdf5_safe_dopen_cached(id, name, 10_007, Swift.max(chunkCacheBytes, 0), &fault)
-    guard did >= 0 else { throw error("cannot open dataset", childPath(name)) }
-    return H5Dataset(handle: H5Handle(did, close: chdf5_safe_close), file: file, path: childPath(name))
+    return try opened(dataset: chdf5_safe_dopen_cached(id, name, 10_007, Swift.max(chunkCacheBytes, 0), &fault), name)
   }
 
   /// Creates an empty dataset that `H5Dataset.append` grows along its first dimension:

@@ -151,8 +151,19 @@ final class H5Group {
   func dataset(_ name: String) throws -> H5Dataset {
     var fault: Int32 = 0
     let did = chdf5_safe_dopen(id, name, &fault)
+    return try opened(dataset: did, name)
+  }
+
+  /// Wraps a dataset `chdf5_safe_dopen*` returned; refuses one whose chunk layout is damaged
+  /// before libhdf5 reads it.
+  func opened(dataset did: hid_t, _ name: String) throws -> H5Dataset {
     guard did >= 0 else { throw error("cannot open dataset", childPath(name)) }
-    return H5Dataset(handle: H5Handle(did, close: chdf5_safe_close), file: file, path: childPath(name))
+    let dataset = H5Dataset(handle: H5Handle(did, close: chdf5_safe_close), file: file, path: childPath(name))
+    var fault: Int32 = 0
+    guard chdf5_safe_chunk_layout_valid(did, &fault) == 1 else {
+      throw CellDataError("\(file): \(childPath(name)): the dataset's chunk layout is damaged (its chunks do not match its dimensions)")
+    }
+    return dataset
   }
 
   func createGroup(_ name: String) throws -> H5Group {

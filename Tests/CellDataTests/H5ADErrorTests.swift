@@ -42,6 +42,15 @@ final class H5ADErrorTests: XCTestCase {
     XCTAssertThrowsMessage(try AnnData.read10xH5(path), containing: [path, "/matrix/features/genome", "width 0"])
   }
 
+  /// A fuzzed 10x file whose `/matrix/data` claims chunks of rank 0: libhdf5 1.10 read it by
+  /// allocating selections until the child's memory cap stopped it (6–9 s, then its allocation
+  /// error). The layout is now checked when the dataset is opened, for every reader.
+  func testADamagedChunkLayoutIsRefusedBeforeLibhdf5ReadsIt() {
+    let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().appendingPathComponent("tests/fixtures/fuzz/10x-h5/chunk-rank-zero.h5").path
+    XCTAssertThrowsMessage(try AnnData.read10xH5(path), containing: [path, "/matrix/data", "chunk layout is damaged"])
+  }
+
   /// The crash-isolation child reads sparse arrays through a small buffer, so the memory the real
   /// read will take is counted against the same bound instead (16 bytes a stored number).
   func testTheProbeReadCountsTheMemoryOfSparseArraysAgainstTheBound() throws {

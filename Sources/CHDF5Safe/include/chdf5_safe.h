@@ -48,6 +48,10 @@ hid_t chdf5_safe_dopen_cached(hid_t location, const char *name, size_t slots, si
 /// `buffer`, converted to `memory_type`.
 herr_t chdf5_safe_dread_block(hid_t dataset, hid_t memory_type, int rank, const hsize_t *start, const hsize_t *count,
                               void *buffer, int *fault);
+/// 1 when `dataset` is not chunked, or its chunks have the dataset's rank and no dimension of 0;
+/// 0 when its chunk layout is damaged (libhdf5 1.10 reads such a dataset by allocating
+/// selections until memory runs out; later versions refuse to open it).
+int chdf5_safe_chunk_layout_valid(hid_t dataset, int *fault);
 /// The rank (1 to `max_rank`) when `dataset` is stored in chunks through one filter, or through
 /// the byte shuffle and then one filter (what h5py writes for compression="gzip" or "lzf",
 /// with shuffle=True), with the chunk's shape in `chunk_dims`, the filter's id in `filter`, and
