@@ -99,7 +99,7 @@ struct VAEDifferentialExpression<K: VAEKind>: ParsableCommand {
 struct VAETrainArguments: ParsableArguments {
   static func configuration(_ kind: SCVIModel.Kind) -> CommandConfiguration {
     CommandConfiguration(
-      commandName: "train", abstract: "Train \(kind == .scvi ? "scVI" : "LDVAE") on the counts of an .h5ad file.",
+      commandName: "train", abstract: "Train \(kind == .scvi ? "scVI" : "LDVAE") on the counts of an .h5ad file or a 10x Genomics matrix.",
       discussion: """
         Writes OUTDIR/model.safetensors and model.json (the model), adata.h5ad (the input with \
         obsm['\(kind.latentKey)']\(kind == .ldvae ? " and varm['ldvae_loadings']" : "")), \
@@ -107,7 +107,7 @@ struct VAETrainArguments: ParsableArguments {
         """)
   }
 
-  @Argument(help: "Input .h5ad with raw counts in X or in --layer (with --backed, several files train as one collection, genes aligned by name to the first file's).")
+  @Argument(help: "Input .h5ad with raw counts in X or in --layer, or a 10x Genomics .h5 file or Matrix Market directory (with --backed, several files train as one collection, genes aligned by name to the first file's).")
   var inputs: [String]
   @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String
   @Option(help: "Layer holding the counts (default X).") var layer: String?
@@ -151,7 +151,7 @@ struct VAETrainArguments: ParsableArguments {
     if disk.backed {
       (adata, model) = try openStreaming(kind, architecture)
     } else {
-      adata = try AnnData.read(h5ad: inputs[0])
+      adata = try AnnData.read(input: inputs[0])
       let setup = try SCVISetup(adata, layer: layer, batchKey: batchKey, labelsKey: labelsKey)
       model = try SCVIModel(adata, setup: setup, kind: kind, architecture: architecture)
     }
