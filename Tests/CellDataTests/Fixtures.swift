@@ -12,6 +12,11 @@ enum Fixtures {
     repoRoot.appendingPathComponent("tests/fixtures/celldata/\(name)").path
   }
 
+  /// A file under tests/fixtures/fuzz (regression inputs and seeds), e.g. "10x-h5/x.h5".
+  static func fuzz(_ name: String) -> String {
+    repoRoot.appendingPathComponent("tests/fixtures/fuzz/\(name)").path
+  }
+
   static func data(_ name: String) -> String {
     repoRoot.appendingPathComponent("data/\(name)").path
   }

@@ -20,8 +20,7 @@ final class H5ADErrorTests: XCTestCase {
   /// either because the child runs out of its budget or because libhdf5, refused the memory,
   /// reports the links it was looking up as absent ("not an AnnData file").
   func testAFileThatMakesLibhdf5AllocateWithoutEndIsAnErrorInSeconds() {
-    let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-      .deletingLastPathComponent().appendingPathComponent("tests/fixtures/fuzz/h5ad/libhdf5-unbounded-allocation.h5ad").path
+    let path = Fixtures.fuzz("h5ad/libhdf5-unbounded-allocation.h5ad")
     let start = Date()
     XCTAssertThrowsError(try AnnData.read(h5ad: path)) { error in
       let message = "\(error)"
@@ -37,8 +36,7 @@ final class H5ADErrorTests: XCTestCase {
   /// memory type and wrote 30 bytes into an empty buffer (Swift's shared empty-array storage),
   /// which crashed the caller later, while releasing an unrelated array.
   func testAStringTypeOfWidthZeroIsAnError() {
-    let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-      .deletingLastPathComponent().appendingPathComponent("tests/fixtures/fuzz/10x-h5/string-width-zero.h5").path
+    let path = Fixtures.fuzz("10x-h5/string-width-zero.h5")
     XCTAssertThrowsMessage(try AnnData.read10xH5(path), containing: [path, "/matrix/features/genome", "width 0"])
   }
 
@@ -46,8 +44,7 @@ final class H5ADErrorTests: XCTestCase {
   /// allocating selections until the child's memory cap stopped it (6–9 s, then its allocation
   /// error). The layout is now checked when the dataset is opened, for every reader.
   func testADamagedChunkLayoutIsRefusedBeforeLibhdf5ReadsIt() {
-    let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-      .deletingLastPathComponent().appendingPathComponent("tests/fixtures/fuzz/10x-h5/chunk-rank-zero.h5").path
+    let path = Fixtures.fuzz("10x-h5/chunk-rank-zero.h5")
     XCTAssertThrowsMessage(try AnnData.read10xH5(path), containing: [path, "/matrix/data", "chunk layout is damaged"])
   }
 
@@ -71,8 +68,7 @@ final class H5ADErrorTests: XCTestCase {
   /// caller will read it as (4 bytes a float32), not at a sparse matrix's 16 bytes a number: a
   /// dense layer of zeros compresses far beyond what 16 bytes a number would let a file hold.
   func testTheProbeCountsDenseArraysAtTheirReadSize() throws {
-    let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-      .deletingLastPathComponent().appendingPathComponent("tests/fixtures/fuzz/seeds/dense-gzip-grid.h5ad").path
+    let path = Fixtures.fuzz("seeds/dense-gzip-grid.h5ad")
     let probe = CrashIsolation.Budget(file: path)
     let probed = try H5ADReader(warn: { _ in }, probe: probe).readAnnData(try H5Group.openFile(path), requireX: true)
     XCTAssertEqual(probe.bytes, (40 * 30 + 40 * 3) * 4)
