@@ -1,14 +1,23 @@
 /// Gene alignment of a query to a model's gene list.
 extension AnnData {
   /// This AnnData restricted and reordered to `genes`, absent genes as zero columns of the
-  /// counts (X or `layer`; other layers are dropped). Throws when no gene is shared.
+  /// counts (X or `layer`; other layers are dropped). Throws when no gene is shared. A name that
+  /// occurs several times (10x matrices read without making names unique have such) is matched
+  /// occurrence by occurrence: the model's second `RBP7` takes the query's second `RBP7`, and is
+  /// absent where the query has only one.
   public static func aligned(_ adata: AnnData, toGenes genes: [String], layer: String? = nil) throws
     -> (adata: AnnData, missing: Int)
   {
     if adata.varNames == genes { return (adata, 0) }
-    var position: [String: Int] = [:]
-    for (i, name) in adata.varNames.enumerated() where position[name] == nil { position[name] = i }
-    let sources = genes.map { position[$0] }
+    var positions: [String: [Int]] = [:]
+    for (i, name) in adata.varNames.enumerated() { positions[name, default: []].append(i) }
+    var occurrence: [String: Int] = [:]
+    let sources = genes.map { name -> Int? in
+      let k = occurrence[name, default: 0]
+      occurrence[name] = k + 1
+      guard let found = positions[name], k < found.count else { return nil }
+      return found[k]
+    }
     let shared = sources.compactMap { $0 }.count
     guard shared > 0 else {
       throw CellDataError(

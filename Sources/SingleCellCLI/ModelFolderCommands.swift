@@ -25,8 +25,11 @@ extension FolderModelKind {
   /// `data` read and aligned to the model's genes (reordered by name, missing genes zero,
   /// with a warning that counts them; no shared gene is an error).
   static func alignedData(_ model: Model, _ path: String) throws -> (original: AnnData, aligned: AnnData, missing: Int) {
-    let original = try AnnData.read(h5ad: path)
-    let (aligned, missing) = try AnnData.aligned(original, toGenes: genes(model), layer: layer(model))
+    let original = try AnnData.read(input: path)
+    var source = original
+    // A 10x matrix has its counts in X, whichever layer the model was trained on.
+    if AnnData.isTenXInput(path), let counts = layer(model) { source.layers[counts] = source.X }
+    let (aligned, missing) = try AnnData.aligned(source, toGenes: genes(model), layer: layer(model))
     if missing > 0 {
       warn("\(missing) of the model's \(genes(model).count) genes are missing from \(path) and were set to zero")
     }
@@ -47,7 +50,7 @@ struct EmbedCommand<K: FolderModelKind>: ParsableCommand {
 
   @OptionGroup var global: GlobalOptions
   @Argument(help: "Model folder.") var model: String
-  @Argument(help: ".h5ad with raw counts.") var data: String
+  @Argument(help: ".h5ad with raw counts, or a 10x matrix (.h5 or Matrix Market directory).") var data: String
   @Option(name: [.short, .customLong("output")], help: "Output .h5ad.") var output: String
   @Option(help: "Embed every cell as if from this batch of the model.") var batch: String?
 
@@ -71,7 +74,7 @@ struct LatentCommand<K: FolderModelKind>: ParsableCommand {
 
   @OptionGroup var global: GlobalOptions
   @Argument(help: "Model folder.") var model: String
-  @Argument(help: ".h5ad with raw counts (default: the model folder's adata.h5ad).") var data: String?
+  @Argument(help: ".h5ad with raw counts, or a 10x matrix (.h5 or Matrix Market directory) (default: the model folder's adata.h5ad).") var data: String?
   @Option(name: [.short, .customLong("output")], help: "Output .csv.") var output: String
   @Option(help: "Embed every cell as if from this batch of the model.") var batch: String?
 

@@ -26,13 +26,13 @@ struct ScGPTEmbedCommand: ParsableCommand {
 
   @OptionGroup var global: GlobalOptions
   @Argument(help: "scGPT model folder.") var model: String
-  @Argument(help: ".h5ad with raw counts.") var data: String
+  @Argument(help: ".h5ad with raw counts, or a 10x matrix (.h5 or Matrix Market directory).") var data: String
   @Option(name: [.short, .customLong("output")], help: "Output .h5ad.") var output: String
   @OptionGroup var embedding: ScGPTEmbeddingArguments
 
   func run() throws {
     let device = try global.apply()
-    var adata = try AnnData.read(h5ad: data)
+    var adata = try AnnData.read(input: data)
     let start = Date()
     let embeddings = try embedding.embed(adata, model: URL(fileURLWithPath: model), device: device, seed: global.seed)
     let seconds = Date().timeIntervalSince(start)
@@ -91,7 +91,7 @@ struct ScGPTMapCommand: ParsableCommand {
   @OptionGroup var global: GlobalOptions
   @Argument(help: "scGPT model folder.") var model: String
   @Argument(help: "Reference .h5ad (raw counts, labels in --label-key).") var reference: String
-  @Argument(help: "Query .h5ad (raw counts).") var query: String
+  @Argument(help: "Query .h5ad (raw counts, or a 10x matrix (.h5 or Matrix Market directory)).") var query: String
   @Option(name: [.short, .customLong("output")], help: "Output .h5ad (the query with its labels).") var output: String
   @Option(help: "obs column of the reference's labels.") var labelKey: String
   @Option(name: .short, help: "Neighbours that vote.") var k = 10
@@ -106,7 +106,7 @@ struct ScGPTMapCommand: ParsableCommand {
     let refLabels = try ref.obs.labels(labelKey)
     let labelled = refLabels.indices.filter { refLabels[$0] != nil }
     guard !labelled.isEmpty else { throw ValidationError("no reference cell has a label in '\(labelKey)'") }
-    var q = try AnnData.read(h5ad: query)
+    var q = try AnnData.read(input: query)
     let url = URL(fileURLWithPath: model)
     let refEmbedding = try embedding.embed(ref, model: url, device: device, seed: global.seed)
     let queryEmbedding = try embedding.embed(q, model: url, device: device, seed: global.seed)

@@ -334,7 +334,7 @@ struct ScGPTPredictCommand: ParsableCommand {
 
   @OptionGroup var global: GlobalOptions
   @Argument(help: "Model folder written by `scgpt annotate`.") var model: String
-  @Argument(help: ".h5ad with raw counts.") var data: String
+  @Argument(help: ".h5ad with raw counts, or a 10x matrix (.h5 or Matrix Market directory).") var data: String
   @Option(name: [.short, .customLong("output")], help: "Output .h5ad.") var output: String
   @Option(help: "obs column of known cell types, to score the predictions.") var labelKey: String?
   @Option(help: "Layer of raw counts (default X).") var layer: String?
@@ -345,7 +345,7 @@ struct ScGPTPredictCommand: ParsableCommand {
     let device = try global.apply()
     let folder = try ScGPTModelFolder.load(URL(fileURLWithPath: model))
     try withTorchErrors { folder.network.to(device) }
-    var adata = try AnnData.read(h5ad: data)
+    var adata = try AnnData.read(input: data)
     if let labelKey, adata.obs[labelKey] == nil {
       throw ValidationError("no obs column '\(labelKey)' in \(data) (obs has: \(adata.obs.columnNames.joined(separator: ", ")))")
     }

@@ -51,6 +51,19 @@ final class AnnDataTests: XCTestCase {
     XCTAssertEqual(makeUnique(["x", "y"], joiner: "-"), ["x", "y"])
   }
 
+  /// A gene name that occurs twice is matched occurrence by occurrence; a second occurrence the
+  /// query lacks is a missing (zero) gene, not a crash.
+  func testAlignmentMatchesRepeatedGeneNamesInOrder() throws {
+    let a = try small(genes: ["g0", "dup", "g2", "dup"])  // columns 1 and 3 both "dup"
+    let (same, none) = try AnnData.aligned(a, toGenes: ["dup", "g0", "dup"])
+    XCTAssertEqual(none, 0)
+    XCTAssertEqual(try same.X!.denseDoubles(), [0, 1, 0, 3, 0, 4, 0, 5, 6])
+    let unique = try small(genes: ["g0", "dup", "g2", "dup-1"])
+    let (partial, missing) = try AnnData.aligned(unique, toGenes: ["dup", "g0", "dup"])
+    XCTAssertEqual(missing, 1)
+    XCTAssertEqual(try partial.X!.denseDoubles(), [0, 1, 0, 3, 0, 0, 0, 5, 0])
+  }
+
   func testConcatenateWithBatchKey() throws {
     let a = try small(prefix: "a")
     let b = try small(prefix: "b", genes: ["g3", "g0", "g9", "g2"])
