@@ -206,7 +206,7 @@ struct AtlasMap: ParsableCommand {
 
   @OptionGroup var global: GlobalOptions
   @Argument(help: "Model folder written by atlas train (with its adata.h5ad).") var modelDir: String
-  @Argument(help: "Query .h5ad with raw counts, or a 10x matrix (.h5 or Matrix Market directory).") var query: String
+  @Argument(help: "Query: \(countsInputHelp).") var query: String
   @Option(name: [.short, .customLong("output")], help: "Output folder.") var output: String
   @Option(help: "The query's obs column of batches (default: the model's batch key).") var batchKey: String?
   @Option(help: "Fine-tune on the query for this many epochs (0: no training).") var fineTuneEpochs = 0
@@ -283,7 +283,7 @@ struct AtlasPredict: ParsableCommand {
 
   @OptionGroup var global: GlobalOptions
   @Argument(help: "Model folder written by atlas train.") var modelDir: String
-  @Argument(help: ".h5ad with raw counts, or a 10x matrix (.h5 or Matrix Market directory).") var data: String
+  @Argument(help: "\(countsInputHelp).") var data: String
   @Option(name: [.short, .customLong("output")], help: "Output .h5ad.") var output: String
 
   func run() throws {

@@ -52,3 +52,6 @@ struct PrecisionArguments: ParsableArguments {
 
   var dtype: DType { precision == .bf16 ? .bfloat16 : .float32 }
 }
+
+/// The help of a cells argument read through `AnnData.read(input:)`.
+let countsInputHelp = ".h5ad with raw counts, a 10x Genomics .h5 file or a Matrix Market directory"

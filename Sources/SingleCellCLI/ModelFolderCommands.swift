@@ -50,7 +50,7 @@ struct EmbedCommand<K: FolderModelKind>: ParsableCommand {
 
   @OptionGroup var global: GlobalOptions
   @Argument(help: "Model folder.") var model: String
-  @Argument(help: ".h5ad with raw counts, or a 10x matrix (.h5 or Matrix Market directory).") var data: String
+  @Argument(help: "\(countsInputHelp).") var data: String
   @Option(name: [.short, .customLong("output")], help: "Output .h5ad.") var output: String
   @Option(help: "Embed every cell as if from this batch of the model.") var batch: String?
 
@@ -74,7 +74,7 @@ struct LatentCommand<K: FolderModelKind>: ParsableCommand {
 
   @OptionGroup var global: GlobalOptions
   @Argument(help: "Model folder.") var model: String
-  @Argument(help: ".h5ad with raw counts, or a 10x matrix (.h5 or Matrix Market directory) (default: the model folder's adata.h5ad).") var data: String?
+  @Argument(help: "\(countsInputHelp) (default: the model folder's adata.h5ad).") var data: String?
   @Option(name: [.short, .customLong("output")], help: "Output .csv.") var output: String
   @Option(help: "Embed every cell as if from this batch of the model.") var batch: String?
 

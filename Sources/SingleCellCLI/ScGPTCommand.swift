@@ -26,7 +26,7 @@ struct ScGPTEmbedCommand: ParsableCommand {
 
   @OptionGroup var global: GlobalOptions
   @Argument(help: "scGPT model folder.") var model: String
-  @Argument(help: ".h5ad with raw counts, or a 10x matrix (.h5 or Matrix Market directory).") var data: String
+  @Argument(help: "\(countsInputHelp).") var data: String
   @Option(name: [.short, .customLong("output")], help: "Output .h5ad.") var output: String
   @OptionGroup var embedding: ScGPTEmbeddingArguments
 
@@ -91,7 +91,7 @@ struct ScGPTMapCommand: ParsableCommand {
   @OptionGroup var global: GlobalOptions
   @Argument(help: "scGPT model folder.") var model: String
   @Argument(help: "Reference .h5ad (raw counts, labels in --label-key).") var reference: String
-  @Argument(help: "Query .h5ad (raw counts, or a 10x matrix (.h5 or Matrix Market directory)).") var query: String
+  @Argument(help: "Query: \(countsInputHelp).") var query: String
   @Option(name: [.short, .customLong("output")], help: "Output .h5ad (the query with its labels).") var output: String
   @Option(help: "obs column of the reference's labels.") var labelKey: String
   @Option(name: .short, help: "Neighbours that vote.") var k = 10

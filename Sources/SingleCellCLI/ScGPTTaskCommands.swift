@@ -334,7 +334,7 @@ struct ScGPTPredictCommand: ParsableCommand {
 
   @OptionGroup var global: GlobalOptions
   @Argument(help: "Model folder written by `scgpt annotate`.") var model: String
-  @Argument(help: ".h5ad with raw counts, or a 10x matrix (.h5 or Matrix Market directory).") var data: String
+  @Argument(help: "\(countsInputHelp).") var data: String
   @Option(name: [.short, .customLong("output")], help: "Output .h5ad.") var output: String
   @Option(help: "obs column of known cell types, to score the predictions.") var labelKey: String?
   @Option(help: "Layer of raw counts (default X).") var layer: String?

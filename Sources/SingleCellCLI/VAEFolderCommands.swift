@@ -60,7 +60,7 @@ struct VAENormalize<K: VAEKind>: ParsableCommand {
 
   @OptionGroup var global: GlobalOptions
   @Argument(help: "Model folder.") var model: String
-  @Argument(help: ".h5ad with raw counts, or a 10x matrix (.h5 or Matrix Market directory).") var data: String
+  @Argument(help: "\(countsInputHelp).") var data: String
   @Option(name: [.short, .customLong("output")], help: "Output .h5ad.") var output: String
   @Option(help: "Scale each cell to this many counts (default: the normalized scale, rows summing to 1).")
   var librarySize: Double?
@@ -92,7 +92,7 @@ struct VAESample<K: VAEKind>: ParsableCommand {
 
   @OptionGroup var global: GlobalOptions
   @Argument(help: "Model folder.") var model: String
-  @Argument(help: ".h5ad with raw counts, or a 10x matrix (.h5 or Matrix Market directory).") var data: String
+  @Argument(help: "\(countsInputHelp).") var data: String
   @Option(name: [.short, .customLong("output")], help: "Output .h5ad.") var output: String
   @Option(help: "Samples: one layer each (NAME, or NAME_0, NAME_1, … for several).") var nSamples = 1
   @Option(help: "Encode every cell as if from this batch.") var batch: String?
