@@ -82,33 +82,37 @@ public enum ArrayData: Equatable, Sendable {
     }
   }
 
-  /// The position and value (as Double; bools as 0/1) of the first number for which `predicate`
-  /// holds; nil when none does, or for strings. Scans in place: a check over a large matrix's
-  /// values makes no Double copy of them (`doubles` would: 400 MB for 50 M float32 values).
-  public func firstNumber(where predicate: (Double) -> Bool) -> (index: Int, value: Double)? {
-    func scan<T>(_ values: [T], _ convert: (T) -> Double) -> (index: Int, value: Double)? {
-      values.withUnsafeBufferPointer { buffer in
-        for i in buffer.indices {
-          let value = convert(buffer[i])
-          if predicate(value) { return (i, value) }
-        }
-        return nil
-      }
+  /// Calls `body` with a reader of the value at a storage position, as Double (bools as 0/1),
+  /// read in place; nil for strings. Passes over a large matrix's values go through it:
+  /// `doubles` would copy them (400 MB for 50 M float32 values).
+  public func withNumberReader<R>(_ body: ((Int) -> Double) -> R) -> R? {
+    func read<T>(_ values: [T], _ convert: @escaping (T) -> Double) -> R {
+      values.withUnsafeBufferPointer { buffer in body { convert(buffer[$0]) } }
     }
     switch self {
-    case .bool(let a): return scan(a) { $0 ? 1 : 0 }
-    case .int8(let a): return scan(a, Double.init)
-    case .int16(let a): return scan(a, Double.init)
-    case .int32(let a): return scan(a, Double.init)
-    case .int64(let a): return scan(a, Double.init)
-    case .uint8(let a): return scan(a, Double.init)
-    case .uint16(let a): return scan(a, Double.init)
-    case .uint32(let a): return scan(a, Double.init)
-    case .uint64(let a): return scan(a, Double.init)
-    case .float32(let a): return scan(a, Double.init)
-    case .float64(let a): return scan(a) { $0 }
+    case .bool(let a): return read(a) { $0 ? 1 : 0 }
+    case .int8(let a): return read(a, Double.init)
+    case .int16(let a): return read(a, Double.init)
+    case .int32(let a): return read(a, Double.init)
+    case .int64(let a): return read(a, Double.init)
+    case .uint8(let a): return read(a, Double.init)
+    case .uint16(let a): return read(a, Double.init)
+    case .uint32(let a): return read(a, Double.init)
+    case .uint64(let a): return read(a, Double.init)
+    case .float32(let a): return read(a, Double.init)
+    case .float64(let a): return read(a) { $0 }
     case .string: return nil
     }
+  }
+
+  /// The position and value (as Double; bools as 0/1) of the first number for which `predicate`
+  /// holds; nil when none does, or for strings. Scans in place (`withNumberReader`).
+  public func firstNumber(where predicate: (Double) -> Bool) -> (index: Int, value: Double)? {
+    let n = count
+    return withNumberReader { value -> (index: Int, value: Double)? in
+      for i in 0..<n where predicate(value(i)) { return (i, value(i)) }
+      return nil
+    } ?? nil
   }
 
   /// The values as Int when the dtype is an integer or bool; nil otherwise.

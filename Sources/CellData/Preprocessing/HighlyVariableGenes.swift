@@ -65,7 +65,7 @@ extension AnnData {
       guard let n = options.nTopGenes else {
         throw CellDataError("highly_variable_genes: flavor seurat_v3 needs n_top_genes")
       }
-      if let values = m.data.doubles, values.contains(where: { $0 < 0 }) {
+      if m.data.firstNumber(where: { $0 < 0 }) != nil {
         throw CellDataError("highly_variable_genes: flavor seurat_v3 expects counts, found negative values")
       }
       result = try seuratV3HVG(m, nTopGenes: n, span: options.span, batches: batches, varNames: varNames)

@@ -6,18 +6,22 @@ import Foundation
 extension Matrix {
   /// Visits every stored value as (row, column, value); dense matrices visit every entry.
   func forEachStored(_ body: (Int, Int, Double) -> Void) throws {
+    let visited: Void? = data.withNumberReader { value in forEachPosition { k, i, j in body(i, j, value(k)) } }
+    guard visited != nil else { throw CellDataError("matrix holds strings, not numbers") }
+  }
+
+  /// Calls `body(k, row, column)` for each stored entry, k its position in storage order.
+  func forEachPosition(_ body: (Int, Int, Int) -> Void) {
     switch self {
-    case .dense(let d):
-      guard let values = d.data.doubles else { throw CellDataError("matrix holds strings, not numbers") }
+    case .dense:
       let cols = nCols
-      for i in 0..<nRows { for j in 0..<cols { body(i, j, values[i * cols + j]) } }
+      for i in 0..<nRows { for j in 0..<cols { body(i * cols + j, i, j) } }
     case .sparse(let s):
-      guard let values = s.data.doubles else { throw CellDataError("matrix holds strings, not numbers") }
       let major = s.format == .csr ? s.nRows : s.nCols
       for m in 0..<major {
         for k in s.indptr[m]..<s.indptr[m + 1] {
           let minor = Int(s.indices[k])
-          if s.format == .csr { body(m, minor, values[k]) } else { body(minor, m, values[k]) }
+          if s.format == .csr { body(k, m, minor) } else { body(k, minor, m) }
         }
       }
     }
@@ -74,25 +78,26 @@ extension Matrix {
   /// Float32 matrices stay float32: `f32` computes in Float; other dtypes become float64
   /// (integers too, as scanpy converts them).
   func mapValues(f32: (Float) -> Float, f64: (Double) -> Double) throws -> Matrix {
-    let mapped: ArrayData
-    switch data {
-    case .float32(let a): mapped = .float32(a.map(f32))
-    case .string: throw CellDataError("matrix holds strings, not numbers")
-    default: mapped = .float64(data.doubles!.map(f64))
-    }
-    return withData(mapped)
+    try mapValuesByRow(f32: { f32($1) }, f64: { f64($1) })
   }
 
   /// Maps values with knowledge of their row (for per-cell scaling).
   func mapValuesByRow(f32: (Int, Float) -> Float, f64: (Int, Double) -> Double) throws -> Matrix {
-    var rows = [Int]()
-    rows.reserveCapacity(data.count)
-    try forEachStored { i, _, _ in rows.append(i) }
     let mapped: ArrayData
     switch data {
-    case .float32(let a): mapped = .float32(zip(rows, a).map { f32($0, $1) })
+    case .float32(let a):
+      var out = [Float](repeating: 0, count: a.count)
+      out.withUnsafeMutableBufferPointer { o in
+        a.withUnsafeBufferPointer { values in forEachPosition { k, i, _ in o[k] = f32(i, values[k]) } }
+      }
+      mapped = .float32(out)
     case .string: throw CellDataError("matrix holds strings, not numbers")
-    default: mapped = .float64(zip(rows, data.doubles!).map { f64($0, $1) })
+    default:
+      var out = [Double](repeating: 0, count: data.count)
+      out.withUnsafeMutableBufferPointer { o in
+        _ = data.withNumberReader { value in forEachPosition { k, i, _ in o[k] = f64(i, value(k)) } }
+      }
+      mapped = .float64(out)
     }
     return withData(mapped)
   }

@@ -13,7 +13,8 @@ extension AnnData {
     var m = try matrix(layer: layer)
     try m.requireFinite(layer.map { "layer '\($0)'" } ?? "X")
     if m.data.isInteger || m.data.dtypeName == "bool" {
-      m = m.withData(.float32(m.data.doubles!.map { Float($0) }))
+      let n = m.data.count
+      m = m.withData(.float32(m.data.withNumberReader { value in (0..<n).map { Float(value($0)) } }!))
     }
     if let targetSum, !(targetSum > 0 && targetSum.isFinite) {
       throw CellDataError("normalize_total: target sum must be positive and finite, got \(targetSum)")
@@ -57,7 +58,7 @@ extension AnnData {
   public mutating func log1p(layer: String? = nil) throws {
     let m = try matrix(layer: layer)
     try m.requireFinite(layer.map { "layer '\($0)'" } ?? "X")
-    if let values = m.data.doubles, let bad = values.first(where: { $0 <= -1 }) {
+    if let (_, bad) = m.data.firstNumber(where: { $0 <= -1 }) {
       throw CellDataError("log1p: value \(bad) <= -1 has no logarithm")
     }
     setMatrix(try m.mapValues(f32: { Foundation.log1p($0) }, f64: { Foundation.log1p($0) }), layer: layer)

@@ -27,9 +27,8 @@ extension AnnData {
       result = .dense(try DenseArray(shape: [m.nRows, cols], data: ArrayData.floating(dense, like: m.data)))
     } else {
       guard case .sparse(var s) = m else { fatalError("unreachable") }
-      var columnOfValue = [Int]()
-      try m.forEachStored { _, j, _ in columnOfValue.append(j) }
-      let values = zip(columnOfValue, s.data.doubles!).map { transform($0, $1) }
+      var values = [Double](repeating: 0, count: s.data.count)
+      _ = s.data.withNumberReader { value in m.forEachPosition { k, _, j in values[k] = transform(j, value(k)) } }
       s.data = ArrayData.floating(values, like: s.data)
       result = .sparse(s)
     }

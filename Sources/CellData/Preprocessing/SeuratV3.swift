@@ -9,7 +9,7 @@ func seuratV3HVG(_ m: Matrix, nTopGenes: Int, span: Double, batches: [[Int]], va
   let (means, variances) = try m.columnMeanVariance()
   var normVars: [[Double]] = []
   for cells in batches {
-    let batch = m.rows(cells)
+    let batch = cells.elementsEqual(0..<m.nRows) ? m : m.rows(cells)  // no copy of a single batch
     let (mean, variance) = try batch.columnMeanVariance()
     let notConst = (0..<nGenes).filter { variance[$0] > 0 }
     var estimate = [Double](repeating: 0, count: nGenes)
