@@ -165,6 +165,12 @@ final class SCVIModelTests: XCTestCase {
     XCTAssertEqual(message { _ = try SCVIModel(empty, setup: SCVISetup(empty), kind: .ldvae) }, "no error",
                    "a latent library size handles empty cells")
     XCTAssertTrue(message { _ = try SCVISetup(nan, batchKey: "batch") }.contains("no obs column 'batch'"))
+    // A categorical batch column with a missing value (pandas' NaN, code -1) names the cell.
+    var obs = DataFrame(index: ["c0", "c1"])
+    try obs.set("batch", .categorical(try Categorical(codes: [0, -1], categories: .string(["a"]))))
+    let unbatched = try adata([1, 2, 2, 3, 4, 5], obs: obs)
+    let missing = message { _ = try SCVIModel(unbatched, setup: SCVISetup(unbatched, batchKey: "batch")) }
+    XCTAssertTrue(missing.contains("obs column 'batch' has a missing value at cell 1 ('c1')"), missing)
   }
 
   func testUnknownBatchOnNewDataIsRefused() throws {

@@ -69,9 +69,12 @@ public struct SCVISetup: Codable, Sendable, Equatable {
     }
     let lookup = try codeLookup(categories, what: what)
     return try adata.obs.labels(key).enumerated().map { cell, label in
-      guard let label, let code = lookup[label] else {
+      guard let label else {
+        throw SCVIModelError.setup("obs column '\(key)' has a missing value at cell \(cell) ('\(adata.obsNames[cell])'): every cell needs a \(what)")
+      }
+      guard let code = lookup[label] else {
         throw SCVIModelError.setup(
-          "cell '\(adata.obsNames[cell])' has \(what) '\(label ?? "missing")', which the model does not know (known: \(categories.prefix(20).joined(separator: ", ")))")
+          "cell '\(adata.obsNames[cell])' has \(what) '\(label)', which the model does not know (known: \(categories.prefix(20).joined(separator: ", ")))")
       }
       return code
     }
@@ -80,8 +83,8 @@ public struct SCVISetup: Codable, Sendable, Equatable {
   /// Checks that `adata` has this setup's genes in the same order.
   func checkGenes(_ adata: AnnData) throws {
     guard adata.varNames != geneNames else { return }
-    let known = Set(geneNames)
-    let missing = geneNames.filter { !Set(adata.varNames).contains($0) }
+    let known = Set(geneNames), present = Set(adata.varNames)
+    let missing = geneNames.filter { !present.contains($0) }
     let extra = adata.varNames.filter { !known.contains($0) }
     if missing.isEmpty && extra.isEmpty {
       throw SCVIModelError.genesMismatch("the data has the model's \(geneNames.count) genes but in another order; reorder var to the model's gene order")
