@@ -63,7 +63,7 @@ final class PreprocessingTests: XCTestCase {
     XCTAssertThrowsMessage(try strings.requireFinite("X"), containing: ["strings"])
   }
 
-  /// normalize_total, log1p and scale without centring give the same values from every storage:
+  /// normalize_total, log1p and scale (centred or not) give the same values from every storage:
   /// dense float64 and int32, CSR and CSC float32 (each is read in place, in its own order).
   func testEveryStorageGivesTheSameValues() throws {
     let values: [Double] = [1, 0, 2, 0, 3, 4, 0, 5, 0, 6, 0, 0]  // 4 cells × 3 genes
@@ -74,6 +74,7 @@ final class PreprocessingTests: XCTestCase {
       ((0..<4).reduce(0.0) { $0 + pow(normalized[$1 * 3 + j] - means[j], 2) } / 3).squareRoot()
     }
     let scaled = (0..<12).map { normalized[$0] / stds[$0 % 3] }
+    let centred = (0..<12).map { (normalized[$0] - means[$0 % 3]) / stds[$0 % 3] }
 
     let csr = try SparseMatrix.csr(from: try DenseArray(rows: 4, cols: 3, values: values))
     let csr32 = try SparseMatrix(format: .csr, nRows: 4, nCols: 3, data: .float32(values.filter { $0 != 0 }.map(Float.init)),
@@ -89,6 +90,10 @@ final class PreprocessingTests: XCTestCase {
       try a.normalizeTotal(targetSum: 10)
       try a.log1p()
       assertClose(try a.X!.denseDoubles(), normalized, relative: 1e-6, absolute: 1e-6)
+      var b = a
+      try b.scale()
+      assertClose(try b.X!.denseDoubles(), centred, relative: 1e-5, absolute: 1e-6)
+      XCTAssertEqual(b.X!.data.dtypeName, x.data.dtypeName == "float64" ? "float64" : "float32", name)
       try a.scale(zeroCenter: false)
       assertClose(try a.X!.denseDoubles(), scaled, relative: 1e-5, absolute: 1e-6)
       XCTAssertEqual(a.X!.nRows, 4, name)

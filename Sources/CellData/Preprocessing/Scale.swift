@@ -21,10 +21,17 @@ extension AnnData {
     }
     let result: Matrix
     if zeroCenter || { if case .dense = m { return true } else { return false } }() {
-      var dense = try m.denseDoubles()
+      // Written straight in the result's dtype: a float32 matrix needs no dense Double copy.
       let cols = m.nCols
-      for i in 0..<m.nRows { for j in 0..<cols { dense[i * cols + j] = transform(j, dense[i * cols + j]) } }
-      result = .dense(try DenseArray(shape: [m.nRows, cols], data: ArrayData.floating(dense, like: m.data)))
+      func scaled<T: BinaryFloatingPoint>(_: T.Type) throws -> [T] {
+        var out = [T](repeating: 0, count: m.nRows * cols)
+        try m.forEachStored { i, j, v in out[i * cols + j] = T(v) }
+        for k in out.indices { out[k] = T(transform(k % cols, Double(out[k]))) }
+        return out
+      }
+      let data: ArrayData
+      if case .float32 = m.data { data = .float32(try scaled(Float.self)) } else { data = .float64(try scaled(Double.self)) }
+      result = .dense(try DenseArray(shape: [m.nRows, cols], data: data))
     } else {
       guard case .sparse(var s) = m else { fatalError("unreachable") }
       var values = [Double](repeating: 0, count: s.data.count)
