@@ -30,8 +30,13 @@ final class PCATests: XCTestCase {
   }
 
   func testMatchesScanpyOnPBMC() throws {
+    // 700 cells × 765 genes: the exact solver takes the full SVD; the covariance path, forced, agrees.
+    for solver in [PCA.Solver.exact, .covarianceEigh] { try checkAgainstScanpy(solver) }
+  }
+
+  func checkAgainstScanpy(_ solver: PCA.Solver) throws {
     var adata = try preprocessedPBMC()
-    try adata.pca(nComponents: 30)
+    try adata.pca(nComponents: 30, solver: solver)
     let expected = try Safetensors.read(Self.root.appendingPathComponent("tests/fixtures/analysis/pca.safetensors")).tensors
     guard case .dense(let embedding)? = adata.obsm["X_pca"], case .dense(let pcs)? = adata.varm["PCs"],
       case .dict(let info)? = adata.uns["pca"], case .dense(let ratio)? = info["variance_ratio"]
@@ -58,6 +63,33 @@ final class PCATests: XCTestCase {
     for j in 0..<5 {
       assertMatchesUpToSign(column(randomized.embedding, j), column(exact.embedding, j), tolerance: 1e-3,
                             "randomized component \(j)")
+    }
+  }
+
+  /// With no more genes than cells the exact solver reads the matrix in row blocks through the
+  /// genes' covariance; it gives the full SVD's results from CSR, CSC and dense storage, centred
+  /// or not.
+  func testCovarianceSolverAgreesWithTheFullSVDFromEveryStorage() throws {
+    let adata = try preprocessedPBMC().subset(vars: Array(0..<300))  // 700 cells × 300 genes
+    guard case .sparse(let csr) = adata.X! else { return XCTFail("expected sparse X") }
+    let storages: [(String, Matrix)] = [
+      ("CSR", .sparse(csr)), ("CSC", .sparse(csr.switchedFormat())),
+      ("dense", .dense(try DenseArray(rows: 700, cols: 300, values: csr.denseDoubles()))),
+    ]
+    for zeroCenter in [true, false] {
+      let svd = try PCA.fit(storages[0].1, nComponents: 20, zeroCenter: zeroCenter, solver: .fullSVD)
+      for (name, matrix) in storages {
+        let fit = try PCA.fit(matrix, nComponents: 20, zeroCenter: zeroCenter)
+        let what = "\(name), zeroCenter \(zeroCenter)"
+        for j in 0..<20 {
+          // Signs are fixed by the loadings (svd_flip), so they match without a sign search.
+          let scale = column(svd.embedding, j).map(Swift.abs).max()!
+          let worst = zip(column(fit.embedding, j), column(svd.embedding, j)).map { Swift.abs($0 - $1) }.max()!
+          XCTAssertLessThan(worst / scale, 1e-8, "\(what): component \(j)")
+        }
+        for (a, e) in zip(fit.varianceRatio, svd.varianceRatio) { XCTAssertEqual(a, e, accuracy: 1e-10 * e, what) }
+        for (a, e) in zip(fit.variance, svd.variance) { XCTAssertEqual(a, e, accuracy: 1e-9 * e, what) }
+      }
     }
   }
 
