@@ -5,7 +5,8 @@ import Torch
 /// libtorch in float64.
 public enum PCA {
   public enum Solver: Sendable, Equatable {
-    /// Exact: `covarianceEigh` when there are no more variables than observations, else `fullSVD`.
+    /// Exact: `covarianceEigh` when there are no more variables than observations; otherwise the
+    /// eigendecomposition of the observations' n × n Gram matrix of the dense, centred values.
     case exact
     /// The eigendecomposition of the variables' d × d covariance (scanpy's "covariance_eigh"),
     /// accumulated in float64 from blocks of rows: no dense copy of the matrix, memory d² plus a
@@ -142,7 +143,16 @@ public enum PCA {
   /// The first k singular triplets (U [n,k], S [k], Vh [k,d]).
   private static func decompose(_ x: Tensor, k: Int, solver: Solver, seed: UInt64) throws -> (Tensor, Tensor, Tensor) {
     switch solver {
-    case .exact, .fullSVD, .covarianceEigh:
+    case .exact:
+      // X Xᵀ = U S² Uᵀ, so Vh = S⁻¹ Uᵀ X: n² memory, no d × n factor. Directions without variance
+      // (S ≈ 0, beyond the data's rank) get a floor so they stay finite; their loadings are arbitrary.
+      let (values, vectors) = x.matmul(x.T).eigh()  // ascending
+      let top = Tensor((0..<k).map { Int64(x.size(0) - 1 - $0) }, shape: [k])
+      let s = values.indexSelect(dim: 0, index: top).clamp(min: 0).sqrt()
+      let u = vectors.indexSelect(dim: 1, index: top)
+      let floor = Swift.max(s.max().item() * 1e-12, Double.leastNormalMagnitude)
+      return (u, s, u.T.matmul(x) / s.clamp(min: floor).unsqueeze(dim: 1))
+    case .fullSVD, .covarianceEigh:
       let (u, s, vh) = x.svd()
       return (u.narrow(dim: 1, start: 0, length: k), s.narrow(dim: 0, start: 0, length: k),
               vh.narrow(dim: 0, start: 0, length: k))

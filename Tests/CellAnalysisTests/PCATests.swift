@@ -30,8 +30,9 @@ final class PCATests: XCTestCase {
   }
 
   func testMatchesScanpyOnPBMC() throws {
-    // 700 cells × 765 genes: the exact solver takes the full SVD; the covariance path, forced, agrees.
-    for solver in [PCA.Solver.exact, .covarianceEigh] { try checkAgainstScanpy(solver) }
+    // 700 cells × 765 genes: the exact solver takes the cells' Gram matrix; the other exact paths,
+    // forced, agree.
+    for solver in [PCA.Solver.exact, .covarianceEigh, .fullSVD] { try checkAgainstScanpy(solver) }
   }
 
   func checkAgainstScanpy(_ solver: PCA.Solver) throws {
@@ -66,21 +67,25 @@ final class PCATests: XCTestCase {
     }
   }
 
-  /// With no more genes than cells the exact solver reads the matrix in row blocks through the
-  /// genes' covariance; it gives the full SVD's results from CSR, CSC and dense storage, centred
-  /// or not.
-  func testCovarianceSolverAgreesWithTheFullSVDFromEveryStorage() throws {
-    let adata = try preprocessedPBMC().subset(vars: Array(0..<300))  // 700 cells × 300 genes
+  /// The exact solver gives the full SVD's results from CSR, CSC and dense storage, centred or
+  /// not: through the genes' covariance read in row blocks (300 genes, fewer than the cells) and
+  /// through the cells' Gram matrix (all 765 genes, more than the cells).
+  func testExactSolverAgreesWithTheFullSVDFromEveryStorage() throws {
+    for genes in [300, 765] { try checkExactAgainstFullSVD(genes: genes) }
+  }
+
+  func checkExactAgainstFullSVD(genes: Int) throws {
+    let adata = try preprocessedPBMC().subset(vars: Array(0..<genes))
     guard case .sparse(let csr) = adata.X! else { return XCTFail("expected sparse X") }
     let storages: [(String, Matrix)] = [
       ("CSR", .sparse(csr)), ("CSC", .sparse(csr.switchedFormat())),
-      ("dense", .dense(try DenseArray(rows: 700, cols: 300, values: csr.denseDoubles()))),
+      ("dense", .dense(try DenseArray(rows: 700, cols: genes, values: csr.denseDoubles()))),
     ]
     for zeroCenter in [true, false] {
       let svd = try PCA.fit(storages[0].1, nComponents: 20, zeroCenter: zeroCenter, solver: .fullSVD)
       for (name, matrix) in storages {
         let fit = try PCA.fit(matrix, nComponents: 20, zeroCenter: zeroCenter)
-        let what = "\(name), zeroCenter \(zeroCenter)"
+        let what = "\(genes) genes, \(name), zeroCenter \(zeroCenter)"
         for j in 0..<20 {
           // Signs are fixed by the loadings (svd_flip), so they match without a sign search.
           let scale = column(svd.embedding, j).map(Swift.abs).max()!
