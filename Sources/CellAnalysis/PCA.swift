@@ -84,7 +84,7 @@ public enum PCA {
   /// The top k eigenvectors of XᵀX − n·μμᵀ (or XᵀX without centring), X read in row blocks.
   private static func covarianceFit(_ matrix: Matrix, k: Int, zeroCenter: Bool) throws -> Result {
     let n = matrix.nRows, d = matrix.nCols
-    var byRows = matrix
+    var byRows = matrix  // CSR once: row blocks of a CSC matrix would each scan all of it
     if case .sparse(let s) = matrix, s.format == .csc { byRows = .sparse(s.switchedFormat()) }
     let mean = Tensor(try byRows.columnSums().map { $0 / Double(n) }, shape: [1, d])
     var gram = Tensor.zeros([d, d], dtype: .float64), squares = Tensor.zeros([d], dtype: .float64)
@@ -122,21 +122,8 @@ public enum PCA {
     let n = matrix.nRows, d = matrix.nCols
     let blockRows = Swift.max(1, Swift.min(n, (8 << 20) / Swift.max(d, 1)))
     for start in stride(from: 0, to: n, by: blockRows) {
-      let count = Swift.min(blockRows, n - start)
-      var block = [Double](repeating: 0, count: count * d)
-      switch matrix {
-      case .dense(let dense):
-        _ = dense.data.withNumberReader { value in
-          for k in 0..<(count * d) { block[k] = value(start * d + k) }
-        }
-      case .sparse(let s):
-        _ = s.data.withNumberReader { value in
-          for r in 0..<count {
-            for p in s.indptr[start + r]..<s.indptr[start + r + 1] { block[r * d + Int(s.indices[p])] = value(p) }
-          }
-        }
-      }
-      try body(Tensor(block, shape: [count, d]))
+      let rows = Array(start..<Swift.min(start + blockRows, n))
+      try body(Tensor(try matrix.rows(rows).denseDoubles(), shape: [rows.count, d]))
     }
   }
 

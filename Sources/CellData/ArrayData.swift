@@ -86,21 +86,20 @@ public enum ArrayData: Equatable, Sendable {
   /// read in place; nil for strings. Passes over a large matrix's values go through it:
   /// `doubles` would copy them (400 MB for 50 M float32 values).
   public func withNumberReader<R>(_ body: ((Int) -> Double) -> R) -> R? {
-    func read<T>(_ values: [T], _ convert: @escaping (T) -> Double) -> R {
-      values.withUnsafeBufferPointer { buffer in body { convert(buffer[$0]) } }
-    }
+    func integers<T: BinaryInteger>(_ values: [T]) -> R { values.withUnsafeBufferPointer { b in body { Double(b[$0]) } } }
+    func floats<T: BinaryFloatingPoint>(_ values: [T]) -> R { values.withUnsafeBufferPointer { b in body { Double(b[$0]) } } }
     switch self {
-    case .bool(let a): return read(a) { $0 ? 1 : 0 }
-    case .int8(let a): return read(a, Double.init)
-    case .int16(let a): return read(a, Double.init)
-    case .int32(let a): return read(a, Double.init)
-    case .int64(let a): return read(a, Double.init)
-    case .uint8(let a): return read(a, Double.init)
-    case .uint16(let a): return read(a, Double.init)
-    case .uint32(let a): return read(a, Double.init)
-    case .uint64(let a): return read(a, Double.init)
-    case .float32(let a): return read(a, Double.init)
-    case .float64(let a): return read(a) { $0 }
+    case .bool(let a): return a.withUnsafeBufferPointer { b in body { b[$0] ? 1 : 0 } }
+    case .int8(let a): return integers(a)
+    case .int16(let a): return integers(a)
+    case .int32(let a): return integers(a)
+    case .int64(let a): return integers(a)
+    case .uint8(let a): return integers(a)
+    case .uint16(let a): return integers(a)
+    case .uint32(let a): return integers(a)
+    case .uint64(let a): return integers(a)
+    case .float32(let a): return floats(a)
+    case .float64(let a): return floats(a)
     case .string: return nil
     }
   }

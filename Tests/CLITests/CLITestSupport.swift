@@ -1,3 +1,4 @@
+import CellData
 import Foundation
 import XCTest
 
@@ -57,6 +58,14 @@ class CLITestCase: XCTestCase {
       throw CocoaError(.fileNoSuchFile)
     }
     return executable
+  }
+
+  /// The dense obsm array `key` of the .h5ad at `path`.
+  func denseObsm(_ path: String, _ key: String) throws -> DenseArray {
+    guard case .dense(let array) = try XCTUnwrap(try AnnData.read(h5ad: path).obsm[key], "no obsm['\(key)']") else {
+      throw CellDataError("obsm['\(key)'] of \(path) is not a dense array")
+    }
+    return array
   }
 
   func json(_ path: String) throws -> [String: Any] {

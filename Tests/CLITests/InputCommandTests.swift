@@ -83,9 +83,7 @@ final class InputCommandTests: CLITestCase {
       let embed = try singlecell(["scgpt", "embed", model, input, "-o", out])
       XCTAssertEqual(embed.status, 0, embed.stderr)
       XCTAssertTrue(embed.stderr.contains("200 of 765 genes are in the vocabulary"), embed.stderr)
-      guard case .dense(let array) = try XCTUnwrap(try AnnData.read(h5ad: out).obsm["X_scGPT"]) else {
-        return XCTFail("X_scGPT is not a dense array")
-      }
+      let array = try denseObsm(out, "X_scGPT")
       XCTAssertEqual(array.shape, [700, 64])
       embeddings.append(try XCTUnwrap(array.data.doubles))
     }

@@ -10,9 +10,7 @@ final class ScGPTCommandTests: CLITestCase {
     let run = try singlecell(["scgpt", "embed", model, counts, "-o", out, "--batch-size", "100"])
     XCTAssertEqual(run.status, 0, run.stderr)
     XCTAssertTrue(run.stderr.contains("200 of 765 genes are in the vocabulary; 565 are not"), run.stderr)
-    guard case .dense(let embedding) = try XCTUnwrap(try AnnData.read(h5ad: out).obsm["X_scGPT"]) else {
-      return XCTFail("X_scGPT is not a dense array")
-    }
+    let embedding = try denseObsm(out, "X_scGPT")
     XCTAssertEqual(embedding.shape, [700, 64])
     let values = try XCTUnwrap(embedding.data.doubles)
     let norm = values[0..<64].reduce(0) { $0 + $1 * $1 }.squareRoot()
@@ -42,9 +40,7 @@ final class ScGPTCommandTests: CLITestCase {
     let embedded = try singlecell(["scgpt", "embed", model, counts, "-o", out])
     XCTAssertEqual(embedded.status, 0, embedded.stderr)
     XCTAssertTrue(embedded.stderr.contains("embedded 700 cells in"), embedded.stderr)
-    guard case .dense(let embedding) = try XCTUnwrap(try AnnData.read(h5ad: out).obsm["X_scGPT"]) else {
-      return XCTFail("X_scGPT is not a dense array")
-    }
+    let embedding = try denseObsm(out, "X_scGPT")
     XCTAssertEqual(embedding.shape, [700, 32])
   }
 
@@ -85,9 +81,7 @@ final class ScGPTCommandTests: CLITestCase {
     let out = path("embedded.h5ad")
     let embedded = try singlecell(["scgpt", "embed", path("resumed"), counts, "-o", out])
     XCTAssertEqual(embedded.status, 0, embedded.stderr)
-    guard case .dense(let embedding) = try XCTUnwrap(try AnnData.read(h5ad: out).obsm["X_scGPT"]) else {
-      return XCTFail("X_scGPT is not a dense array")
-    }
+    let embedding = try denseObsm(out, "X_scGPT")
     XCTAssertEqual(embedding.shape, [700, 16])
 
     let otherSeed = try singlecell(["scgpt", "pretrain", counts, counts, "-o", path("other"), "--resume", path("run.safetensors"),

@@ -120,9 +120,7 @@ final class ScGPTTaskCommandTests: CLITestCase {
     XCTAssertNotNil(metrics["batch_correction"])
     let history = try String(contentsOfFile: out + "/history.csv", encoding: .utf8)
     XCTAssertTrue(history.hasPrefix("epoch,learning_rate,train_dab,train_ecs,train_gep,train_gep_zero,train_gepc,train_gepc_zero,train_loss"), history)
-    guard case .dense(let embedding) = try XCTUnwrap(try AnnData.read(h5ad: out + "/embedded.h5ad").obsm["X_scGPT"]) else {
-      return XCTFail("X_scGPT is not a dense array")
-    }
+    let embedding = try denseObsm(out + "/embedded.h5ad", "X_scGPT")
     XCTAssertEqual(embedding.shape, [600, 32])
     for key in ["batch", "cell_type"] { XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/umap_\(key).png"), key) }
     XCTAssertEqual(try json(out + "/args.json")["include_zero_gene"] as? Bool, true, "the integration tutorial's tokens")
@@ -154,9 +152,7 @@ final class ScGPTTaskCommandTests: CLITestCase {
     XCTAssertEqual((args["features"] as? [String])?.count, 134, "every antibody is a token")
     XCTAssertEqual(args["modalities"] as? [String], ["Protein", "RNA", "<pad>", "<cls>", "<eoc>"])
     XCTAssertEqual(args["use_mod"] as? Bool, true)
-    guard case .dense(let embedding) = try XCTUnwrap(try AnnData.read(h5ad: out + "/embedded.h5ad").obsm["X_scGPT"]) else {
-      return XCTFail("X_scGPT is not a dense array")
-    }
+    let embedding = try denseObsm(out + "/embedded.h5ad", "X_scGPT")
     XCTAssertEqual(embedding.shape, [600, 32])
 
     // Bad input: an absent feature table; new cells without their proteins.

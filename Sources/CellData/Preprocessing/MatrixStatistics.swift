@@ -78,7 +78,12 @@ extension Matrix {
   /// Float32 matrices stay float32: `f32` computes in Float; other dtypes become float64
   /// (integers too, as scanpy converts them).
   func mapValues(f32: (Float) -> Float, f64: (Double) -> Double) throws -> Matrix {
-    try mapValuesByRow(f32: { f32($1) }, f64: { f64($1) })
+    let n = data.count
+    switch data {
+    case .float32(let a): return withData(.float32(a.map(f32)))
+    case .string: throw CellDataError("matrix holds strings, not numbers")
+    default: return withData(.float64(data.withNumberReader { value in (0..<n).map { f64(value($0)) } }!))
+    }
   }
 
   /// Maps values with knowledge of their row (for per-cell scaling).
